@@ -1,0 +1,91 @@
+"""Casbin enforcement with the policy held in memory and reloaded on change.
+
+Checking a request must not cost a database round trip (the prompt fetch path is hot), so each
+process keeps a Casbin enforcer in memory. Writes go to Postgres and ``NOTIFY agiflow_policy`` in the
+same transaction; every process LISTENs and swaps in a freshly loaded enforcer, so a role revoked on
+one API replica is revoked on all of them within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import resources
+
+import casbin
+
+from agiflow_lab.authz import store
+from agiflow_lab.core.actor import Actor
+from agiflow_lab.db.database import Database
+from agiflow_lab.errors import Forbidden
+
+log = logging.getLogger(__name__)
+
+
+def _new_enforcer() -> casbin.Enforcer:
+    model_path = str(resources.files("agiflow_lab.authz") / "model.conf")
+    enforcer = casbin.Enforcer(model_path)
+    enforcer.logger.disabled = True
+    return enforcer
+
+
+class Authorizer:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._enforcer = _new_enforcer()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self.db.transaction() as conn:
+            await store.seed_role_permissions(conn)
+        await self.reload()
+        self._listener = asyncio.create_task(self._listen(), name="agiflow-policy-listener")
+
+    async def stop(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+
+    async def reload(self) -> None:
+        async with self.db.connection() as conn:
+            rules = await store.all_rules(conn)
+        enforcer = _new_enforcer()
+        policies = [values for ptype, values in rules if ptype == "p"]
+        groupings = [values for ptype, values in rules if ptype == "g"]
+        if policies:
+            enforcer.add_policies(policies)
+        if groupings:
+            enforcer.add_grouping_policies(groupings)
+        self._enforcer = enforcer
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                conn = await self.db.connect()
+                async with conn:
+                    await conn.execute(f"LISTEN {store.CHANNEL}")
+                    await self.reload()  # anything missed while we were not listening
+                    async for _ in conn.notifies():
+                        await self.reload()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database went away: keep the last policy, retry
+                log.warning("policy listener lost its connection; retrying", exc_info=True)
+                await asyncio.sleep(1)
+
+    def allowed(self, actor: Actor, project: str, resource: str, action: str) -> bool:
+        if actor.kind == "system":
+            return True
+        if actor.kind == "key" and actor.key_project != project:
+            return False
+        return bool(self._enforcer.enforce(actor.principal, project, resource, action))
+
+    def check(self, actor: Actor, project: str, resource: str, action: str) -> None:
+        if not self.allowed(actor, project, resource, action):
+            raise Forbidden(
+                f"{actor.principal} may not {action} {resource} in project {project!r}",
+                {"resource": resource, "action": action, "project": project},
+            )
+
+    def role(self, actor: Actor, project: str) -> str | None:
+        roles = self._enforcer.get_roles_for_user_in_domain(actor.principal, project)
+        return roles[0] if roles else None

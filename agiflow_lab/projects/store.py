@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from agiflow_lab.db.database import Conn
+
+
+async def insert(conn: Conn, slug: str, name: str, description: str, created_by: str) -> dict[str, Any] | None:
+    """Returns the new row, or None when the slug is taken."""
+    cur = await conn.execute(
+        """INSERT INTO control.projects (slug, name, description, created_by) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (slug) DO NOTHING
+           RETURNING id, slug, name, description, created_by, created_at""",
+        (slug, name, description, created_by),
+    )
+    return await cur.fetchone()
+
+
+async def by_slug(conn: Conn, slug: str) -> dict[str, Any] | None:
+    cur = await conn.execute(
+        """SELECT id, slug, name, description, created_by, created_at FROM control.projects
+            WHERE slug = %s AND archived_at IS NULL""",
+        (slug,),
+    )
+    return await cur.fetchone()
+
+
+async def by_slugs(conn: Conn, slugs: list[str]) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        """SELECT id, slug, name, description, created_by, created_at FROM control.projects
+            WHERE slug = ANY(%s) AND archived_at IS NULL ORDER BY slug""",
+        (slugs,),
+    )
+    return await cur.fetchall()

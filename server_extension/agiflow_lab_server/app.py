@@ -1,0 +1,89 @@
+"""The ``AgiflowLab`` extension: configuration (traitlets), routes and the platform's lifetime."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Unicode
+
+from agiflow_lab.config import Settings
+from agiflow_lab.platform import Platform
+from agiflow_lab_server.base import PlatformState
+from agiflow_lab_server.handlers import docs, projects, prompts
+from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
+
+P = "/projects/{project}"
+ROUTES: list[Route] = [
+    Route("/openapi.json", docs.OpenApiHandler),
+    Route("/docs", docs.DocsHandler),
+    Route("/projects", projects.ProjectsHandler),
+    Route(P, projects.ProjectHandler),
+    Route(P + "/members", projects.MembersHandler),
+    Route(P + "/members/{user}", projects.MemberHandler),
+    Route(P + "/keys", projects.KeysHandler),
+    Route(P + "/keys/{key_id}", projects.KeyHandler),
+    Route(P + "/audit", projects.AuditHandler),
+    Route(P + "/prompts", prompts.PromptsHandler),
+    Route(P + "/prompts/{name}", prompts.PromptHandler),
+    Route(P + "/prompts/{name}/summary", prompts.PromptSummaryHandler),
+    Route(P + "/prompts/{name}/versions", prompts.VersionsHandler),
+    Route(P + "/prompts/{name}/versions/{version}", prompts.VersionHandler),
+    Route(P + "/prompts/{name}/labels/{label}", prompts.LabelHandler),
+    Route(P + "/prompts/{name}/labels/{label}/history", prompts.LabelHistoryHandler),
+    Route(P + "/prompts/{name}/labels/{label}/rollback", prompts.LabelRollbackHandler),
+    Route(P + "/prompts/{name}/render", prompts.RenderHandler),
+    Route(P + "/prompts/{name}/diff", prompts.DiffHandler),
+    Route(P + "/prompts/{name}/archive", prompts.ArchiveHandler),
+]
+
+
+class AgiflowLab(ExtensionApp):  # type: ignore[misc]
+    name = "agiflow_lab"
+    load_other_extensions = True
+
+    database_url = Unicode(
+        None, allow_none=True, config=True,
+        help="Postgres URL. Unset: an embedded Postgres is started under data_dir. Env: AGIFLOW_DATABASE_URL.",
+    )  # fmt: skip
+    data_dir = Unicode("", config=True, help="Where AGIFlow keeps its embedded database. Env: AGIFLOW_DATA_DIR.")
+    owner = Unicode(
+        "", config=True,
+        help="The user who owns the default project; default: the OS user running the server. Env: AGIFLOW_OWNER.",
+    )  # fmt: skip
+    default_project = Unicode("default", config=True, help="Slug of the project created on first start.")
+
+    def settings_from_config(self) -> Settings:
+        base = Settings(database_url=self.database_url or None, default_project=self.default_project)
+        changes: dict[str, Any] = {}
+        if self.data_dir:
+            changes["data_dir"] = Path(self.data_dir)
+        if self.owner:
+            changes["owner"] = self.owner
+        return replace(base, **changes).with_env()
+
+    def initialize_settings(self) -> None:
+        self.state = PlatformState()
+        self.settings.update(agiflow=self.state, agiflow_routes=ROUTES)
+
+    def initialize_handlers(self) -> None:
+        for route in ROUTES:
+            self.handlers.append((f"/{API_PREFIX}{path_regex(route.template)}", route.handler))
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        settings = self.settings_from_config()
+        try:
+            self.state.platform = await Platform.open(settings)
+        except Exception as exc:
+            self.log.exception("AGIFlow could not start")
+            self.state.startup_error = str(exc)
+        else:
+            where = "configured" if settings.database_url else f"embedded under {settings.data_dir}"
+            self.log.info("AGIFlow Lab ready (database: %s)", where)
+        self.state.ready.set()
+
+    async def stop_extension(self) -> None:
+        if self.state.platform is not None:
+            await self.state.platform.close()

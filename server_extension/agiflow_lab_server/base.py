@@ -1,0 +1,202 @@
+"""The base handler: authentication, authorization, JSON in and out, and the one error mapping.
+
+Every handler inherits this and stays a few lines long. Domain errors raised anywhere below map to
+HTTP here (``write_error``), the way Elyra's ``HttpErrorMixin`` does it, instead of an except-chain
+in every method; pydantic errors become 422 with the field path; nothing a client sends can turn
+into a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http.client import responses
+from typing import Any, TypeVar
+
+from jupyter_server.auth import IdentityProvider
+from jupyter_server.auth.identity import PasswordIdentityProvider
+from jupyter_server.base.call_context import CallContext
+from jupyter_server.base.handlers import APIHandler
+from pydantic import BaseModel, ValidationError
+from tornado import web
+
+from agiflow_lab.authz.policy import READ, WRITE
+from agiflow_lab.core.actor import Actor
+from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, Unauthenticated, Unavailable
+from agiflow_lab.keys.secrets import PREFIX as KEY_PREFIX
+from agiflow_lab.platform import Platform
+
+M = TypeVar("M", bound=BaseModel)
+H = TypeVar("H", bound=Callable[..., Awaitable[None]])
+
+HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              409: "conflict", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable"}  # fmt: skip
+# Identity providers that only say "whoever holds the server's token": the person running the server.
+SHARED_SECRET_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
+
+
+def _error_location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def validation_details(exc: ValidationError) -> dict[str, Any]:
+    return {
+        "errors": [
+            {"field": _error_location(e["loc"]), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+    }
+
+
+def authorized(method: H) -> H:
+    """Check the caller's role (Casbin) for ``auth_resource`` in the path's project before running."""
+
+    @functools.wraps(method)
+    async def wrapper(self: AgiflowHandler, *args: Any, **kwargs: Any) -> None:
+        action = READ if self.request.method in ("GET", "HEAD") else WRITE
+        action = self.auth_actions.get(self.request.method or "", action)
+        actor = self.actor
+        if actor.kind == "user":
+            # Jupyter's own authorizer first (JupyterHub scopes, custom authorizers), then ours.
+            if not self.authorizer.is_authorized(self, self.current_user, action, "agiflow"):
+                raise Forbidden(f"the Jupyter server does not allow {action} on agiflow")
+        project = kwargs.get("project")
+        if project is None:
+            if action == WRITE and actor.kind != "user":
+                raise Forbidden("API keys may not act outside their project")
+        else:
+            self.platform.authz.check(actor, project, self.auth_resource, action)
+        await method(self, *args, **kwargs)
+
+    wrapper.__agiflow_authorized__ = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass
+class PlatformState:
+    """Shared by the extension and its handlers; the platform opens after the server starts listening."""
+
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    platform: Platform | None = None
+    startup_error: str | None = None
+
+
+class AgiflowHandler(APIHandler):  # type: ignore[misc]
+    auth_resource = "agiflow:none"
+    auth_actions: dict[str, str] = {}
+    _key_actor: Actor | None = None
+
+    @property
+    def platform(self) -> Platform:
+        platform = self.settings["agiflow"].platform
+        assert platform is not None
+        return platform
+
+    async def prepare(self) -> None:
+        state: PlatformState = self.settings["agiflow"]
+        await state.ready.wait()
+        if state.startup_error:
+            raise Unavailable("AGIFlow failed to start: " + state.startup_error)
+        token = self._bearer_key()
+        if token is None:
+            await super().prepare()
+            return
+        # Project API key: no cookie, so no XSRF check; Jupyter's token machinery is not involved.
+        CallContext.set(CallContext.JUPYTER_HANDLER, self)
+        if not self.check_host():
+            raise web.HTTPError(403)
+        self._key_actor = await self.platform.keys.authenticate(token)
+        self.current_user = self._jupyter_current_user = self._key_actor
+
+    def _bearer_key(self) -> str | None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value.startswith(KEY_PREFIX):
+            return value
+        return None
+
+    def get_login_url(self) -> str:
+        raise Unauthenticated("sign in to Jupyter or send 'Authorization: Bearer <project API key>'")
+
+    @property
+    def actor(self) -> Actor:
+        if self._key_actor is not None:
+            return self._key_actor
+        user = self.current_user
+        if user is None:
+            raise Unauthenticated("not signed in")
+        if type(self.identity_provider) in SHARED_SECRET_PROVIDERS:
+            return Actor(self.platform.settings.owner)
+        return Actor(user.username)
+
+    # --- input -------------------------------------------------------------------------------
+
+    def parse(self, model: type[M]) -> M:
+        if self.request.headers.get("Content-Type", "application/json").split(";")[0] not in (
+            "application/json",
+            "",
+        ):
+            raise InvalidInput("send the body as application/json", {"field": "body"})
+        try:
+            data = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}", {"field": "body"}) from exc
+        return model.model_validate(data)
+
+    def path_int(self, field: str, value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidInput(f"{field} must be a whole number", {"field": field, "value": value}) from None
+
+    def query(self, model: type[M]) -> M:
+        values = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
+        return model.model_validate(values)
+
+    # --- output ------------------------------------------------------------------------------
+
+    def finish_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        if isinstance(value, BaseModel):
+            self.finish(value.model_dump_json())
+        elif isinstance(value, list):
+            items = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            self.finish(json.dumps({"items": items}))
+        elif value is None:
+            self.finish()
+        else:
+            self.finish(json.dumps(value))
+
+    # --- errors: the one place exceptions become HTTP ----------------------------------------
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        code, message, details = (
+            HTTP_CODES.get(status_code, "internal_error"),
+            responses.get(status_code, ""),
+            {},
+        )
+        if isinstance(exc, AgiflowError):
+            status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
+        elif isinstance(exc, ValidationError):
+            status_code, code, details = 422, "validation_failed", validation_details(exc)
+            first = details["errors"][0]
+            message = f"{first['field']}: {first['message']}"
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or message
+        elif status_code >= 500:
+            message = "internal error; the server log has the details"
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}, default=str))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ValidationError) or (isinstance(value, AgiflowError) and value.status < 500):
+            self.log.info("%s %s: %s", self.request.method, self.request.uri, value)
+            return
+        super().log_exception(typ, value, tb)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from importlib import resources
+
+from tornado.web import authenticated
+
+from agiflow_lab_server.base import AgiflowHandler, authorized
+from agiflow_lab_server.openapi import build_document
+from agiflow_lab_server.routing import operation
+
+DOCS_HTML = (resources.files("agiflow_lab_server") / "static" / "docs.html").read_text()
+
+
+class OpenApiHandler(AgiflowHandler):
+    auth_resource = "agiflow:docs"
+
+    @operation("This OpenAPI 3.1 document", tags=("meta",))
+    @authenticated
+    @authorized
+    async def get(self) -> None:
+        if "agiflow_openapi" not in self.settings:
+            self.settings["agiflow_openapi"] = build_document(self.settings["agiflow_routes"], self.base_url)
+        self.finish_json(self.settings["agiflow_openapi"])
+
+
+class DocsHandler(AgiflowHandler):
+    """A readable API page rendered in the browser from openapi.json, with no CDN."""
+
+    auth_resource = "agiflow:docs"
+
+    @operation("Human-readable API reference", tags=("meta",), content_type="text/html")
+    @authenticated
+    @authorized
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(DOCS_HTML)

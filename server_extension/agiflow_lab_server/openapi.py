@@ -1,0 +1,118 @@
+"""The OpenAPI 3.1 document, generated from the route table and the handlers' pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from agiflow_lab import __version__
+from agiflow_lab_server.routing import API_PREFIX, Route, operations
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "examples": ["validation_failed"]},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+ERRORS = {
+    "400": "Invalid input (details name the field)",
+    "401": "Not authenticated",
+    "403": "Not allowed for the caller's role",
+    "404": "Not found",
+    "409": "Conflict with the current state",
+    "422": "Body or query does not match the schema (details list field paths)",
+}
+
+
+def _ref(model: Any) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
+    models: list[Any] = []
+    paths: dict[str, Any] = {}
+    for route in routes:
+        ops = operations(route.handler)
+        if not ops:
+            continue
+        names = re.findall(r"\{(\w+)\}", route.template)
+        item: dict[str, Any] = {}
+        for verb, op in ops.items():
+            entry: dict[str, Any] = {
+                "summary": op.summary,
+                "operationId": f"{verb}_{route.handler.__name__}",
+                "tags": list(op.tags),
+                "security": [{"jupyterToken": []}, {"apiKey": []}],
+                "parameters": [
+                    {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+                ],
+                "responses": {
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                    for code, text in ERRORS.items()
+                },
+            }
+            if op.query is not None:
+                entry["parameters"] += _query_parameters(op.query)
+            if op.body is not None:
+                models.append((op.body, "validation"))
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(op.body)}},
+                }
+            ok: dict[str, Any] = {"description": "OK" if op.status != 204 else "No content"}
+            if op.response is not None:
+                models.append((op.response, "serialization"))
+                ok["content"] = {op.content_type: {"schema": _ref(op.response)}}
+            entry["responses"][str(op.status)] = ok
+            item[verb] = entry
+        paths[f"/{API_PREFIX}{route.template}"] = item
+    _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
+    components = schemas.get("$defs", {})
+    components["Error"] = ERROR_SCHEMA
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "AGIFlow Lab API",
+            "version": __version__,
+            "description": "Prompts, evaluations, jobs and traces for LLM apps, served by the Jupyter server.",
+        },
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "jupyterToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`token <jupyter token>` or the Jupyter login cookie",
+                },
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "A project API key `agf_…`"},
+            },  # fmt: skip
+        },
+    }
