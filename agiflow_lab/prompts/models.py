@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PromptName = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$", description="Unique within the project"),
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$", description="Unique within the project"),
 ]
-LabelName = Annotated[str, Field(pattern=r"^[a-z0-9_.-]{1,36}$", examples=["production"])]
+LABEL_PATTERN = r"^[a-z0-9_.-]{1,36}$"
+LabelName = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["production"])]
 PromptType = Literal["text", "chat"]
 
 

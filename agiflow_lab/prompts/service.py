@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any
 
 from agiflow_lab.audit import store as audit
@@ -19,6 +20,7 @@ from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts import store
 from agiflow_lab.prompts.models import (
+    LABEL_PATTERN,
     ConfigChange,
     LabelMove,
     PromptCreate,
@@ -42,6 +44,9 @@ def _template_json(body: VersionCreate | PromptCreate) -> Any:
 
 
 def _check_labels(labels: list[str]) -> None:
+    for label in labels:
+        if not re.fullmatch(LABEL_PATTERN, label):
+            raise InvalidInput(f"label {label!r} must match {LABEL_PATTERN}", {"field": "label", "label": label})
     if AUTOMATIC_LABEL in labels:
         raise InvalidInput("'latest' is automatic and cannot be set", {"field": "labels", "label": AUTOMATIC_LABEL})
 
