@@ -51,13 +51,18 @@ def validation_details(exc: ValidationError) -> dict[str, Any]:
     }
 
 
+def action_for(handler: type[AgiflowHandler], method: str) -> str:
+    """The Casbin action a request needs: reads are GET, unless a handler says otherwise."""
+    method = method.upper()
+    return handler.auth_actions.get(method, READ if method in ("GET", "HEAD") else WRITE)
+
+
 def authorized(method: H) -> H:
     """Check the caller's role (Casbin) for ``auth_resource`` in the path's project before running."""
 
     @functools.wraps(method)
     async def wrapper(self: AgiflowHandler, *args: Any, **kwargs: Any) -> None:
-        action = READ if self.request.method in ("GET", "HEAD") else WRITE
-        action = self.auth_actions.get(self.request.method or "", action)
+        action = action_for(type(self), self.request.method or "GET")
         actor = self.actor
         if actor.kind == "user":
             # Jupyter's own authorizer first (JupyterHub scopes, custom authorizers), then ours.
@@ -102,7 +107,13 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
             raise Unavailable("AGIFlow failed to start: " + state.startup_error)
         token = self._bearer_key()
         if token is None:
-            await super().prepare()
+            try:
+                await super().prepare()
+            except web.HTTPError as exc:
+                # tornado's @authenticated answers 403 to a non-GET without a user; it means "who are you?"
+                if exc.status_code == 403 and self.current_user is None and self.check_host():
+                    raise Unauthenticated("sign in to Jupyter or send 'Authorization: Bearer <project API key>'") from None
+                raise
             return
         # Project API key: no cookie, so no XSRF check; Jupyter's token machinery is not involved.
         CallContext.set(CallContext.JUPYTER_HANDLER, self)
@@ -118,6 +129,13 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
         if scheme.lower() == "bearer" and value.startswith(KEY_PREFIX):
             return value
         return None
+
+    def check_xsrf_cookie(self) -> None:
+        # XSRF protects cookie sessions; a request with no user is refused as unauthenticated (401)
+        # right after this, which tells the client more than Jupyter's 403 "_xsrf missing" would.
+        if getattr(self, "_jupyter_current_user", None) is None:
+            return
+        super().check_xsrf_cookie()
 
     def get_login_url(self) -> str:
         raise Unauthenticated("sign in to Jupyter or send 'Authorization: Bearer <project API key>'")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from agiflow_lab import __version__
+from agiflow_lab_server.base import action_for
 from agiflow_lab_server.routing import API_PREFIX, Route, operations
 
 ERROR_SCHEMA = {
@@ -64,6 +65,8 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
                 "summary": op.summary,
                 "operationId": f"{verb}_{route.handler.__name__}",
                 "tags": list(op.tags),
+                "x-agiflow-resource": route.handler.auth_resource,
+                "x-agiflow-action": action_for(route.handler, verb),
                 "security": [{"jupyterToken": []}, {"apiKey": []}],
                 "parameters": [
                     {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names

@@ -64,7 +64,7 @@ class JupyterServer:
 
 
 def start_jupyter(
-    db_url: str, workdir: Path, *, extra_args: list[str] | None = None, extra_env: dict[str, str] | None = None,
+    db_url: str | None, workdir: Path, *, extra_args: list[str] | None = None, extra_env: dict[str, str] | None = None,
     named_users: bool = True, app: str = "server",
 ) -> JupyterServer:  # fmt: skip
     """Start ``jupyter server`` (or ``lab``) as a real process and wait until AGIFlow answers."""
@@ -83,8 +83,10 @@ def start_jupyter(
     args = [
         sys.executable, "-m", f"jupyter{'lab' if app == 'lab' else '_server'}", "--no-browser", "--allow-root",
         f"--port={port}", "--ip=127.0.0.1", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
-        "--ServerApp.allow_unauthenticated_access=False", f"--AgiflowLab.database_url={db_url}",
+        "--ServerApp.allow_unauthenticated_access=False",
     ]  # fmt: skip
+    if db_url is not None:
+        args.append(f"--AgiflowLab.database_url={db_url}")
     if named_users:
         args.append("--ServerApp.identity_provider_class=tests.support.identity.NamedTokenIdentityProvider")
     args += extra_args or []

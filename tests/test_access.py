@@ -1,0 +1,177 @@
+"""Access control as a specification: every route in the OpenAPI document, with every kind of caller.
+
+The expected answer comes from the table below (what each role may do), not from the server's own
+policy code, so a policy change that widens access makes this test fail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from tornado import web
+
+from agiflow_lab_server.app import ROUTES
+from agiflow_lab_server.routing import operations
+from tests.support.api import Api
+
+MAY: dict[str, set[tuple[str, str]]] = {
+    "owner": {("*", "*")},
+    "editor": {("agiflow:prompts", "read"), ("agiflow:prompts", "write"), ("agiflow:project", "read"),
+               ("agiflow:members", "read"), ("agiflow:audit", "read")},
+    "viewer": {("agiflow:prompts", "read"), ("agiflow:project", "read"), ("agiflow:members", "read")},
+}  # fmt: skip
+PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects"}
+
+
+def may(role: str, resource: str, action: str) -> bool:
+    allowed = MAY[role]
+    return ("*", "*") in allowed or (resource, action) in allowed
+
+
+def body_for(path: str, verb: str) -> Any:
+    if path.endswith("/projects") and verb == "post":
+        slug = f"m-{uuid.uuid4().hex[:8]}"
+        return {"slug": slug, "name": slug}
+    if path.endswith("/prompts") and verb == "post":
+        return {"name": f"n{uuid.uuid4().hex[:8]}", "template": "hi {{x}}"}
+    if path.endswith("/versions") and verb == "post":
+        return {"template": "hi again {{x}}"}
+    if "/labels/" in path and verb == "put":
+        return {"version": 1}
+    if path.endswith("/render"):
+        return {"variables": {"x": "1"}}
+    if path.endswith("/keys") and verb == "post":
+        return {"name": "k", "role": "viewer"}
+    if "/members/" in path and verb == "put":
+        return {"role": "viewer"}
+    return None
+
+
+def fill(path: str, project: str) -> str:
+    values = {"project": project, "name": "greet", "version": "1", "label": "production",
+              "user": "someone", "key_id": "000000000000"}  # fmt: skip
+    for key, value in values.items():
+        path = path.replace("{" + key + "}", value)
+    return path.removeprefix("/agiflow/api/v1")
+
+
+@pytest.fixture
+async def world(api: Api, project: str) -> dict[str, Any]:
+    """A project with a prompt, Jupyter users in each role, keys in each role, and a key of another project."""
+    r = await api.post(
+        f"/projects/{project}/prompts", {"name": "greet", "template": "hi {{x}}", "labels": ["production"]}
+    )
+    assert r.status_code == 201
+    callers: dict[str, dict[str, Any]] = {"owner user": {"role": "owner", "who": {}}}
+    for role in ("editor", "viewer"):
+        user = f"{role}-{uuid.uuid4().hex[:6]}"
+        assert (await api.put(f"/projects/{project}/members/{user}", {"role": role})).status_code == 200
+        callers[f"{role} user"] = {"role": role, "who": {"user": user}}
+    for role in ("owner", "editor", "viewer"):
+        callers[f"{role} key"] = {"role": role, "who": {"key": await api.new_key(project, role)}}
+    other = f"o-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/projects", {"slug": other, "name": other})).status_code == 201
+    return {"callers": callers, "foreign_key": await api.new_key(other, "owner")}
+
+
+async def test_every_route_with_every_role(api: Api, project: str, world: dict[str, Any]) -> None:
+    doc = (await api.get("/openapi.json")).json()
+    checked = 0
+    for path, item in doc["paths"].items():
+        for verb, op in item.items():
+            resource, action = op["x-agiflow-resource"], op["x-agiflow-action"]
+            url = fill(path, project)
+            project_scoped = "{project}" in path
+
+            r = await api.request(verb.upper(), url, body_for(path, verb), anonymous=True)
+            assert r.status_code == 401, (verb, path, r.status_code)
+            assert r.json()["error"]["code"] == "unauthenticated"
+
+            r = await api.request(verb.upper(), url, body_for(path, verb), user=f"stranger-{uuid.uuid4().hex[:4]}")
+            expect_stranger = not project_scoped
+            assert (r.status_code != 403) == expect_stranger, ("stranger", verb, path, r.status_code, r.text)
+
+            for name, caller in world["callers"].items():
+                if project_scoped:
+                    allowed = may(caller["role"], resource, action)
+                else:
+                    allowed = resource in PROJECTLESS_READS and (action == "read" or "key" not in caller["who"])
+                r = await api.request(verb.upper(), url, body_for(path, verb), **caller["who"])
+                assert r.status_code != 500, (name, verb, path, r.text)
+                denied = r.status_code in (401, 403)
+                assert denied != allowed, (name, verb, path, r.status_code, r.text)
+                checked += 1
+
+            if project_scoped:
+                r = await api.request(verb.upper(), url, body_for(path, verb), key=world["foreign_key"])
+                assert r.status_code == 403, ("foreign key", verb, path, r.status_code)
+    assert checked > 100
+
+
+def test_every_route_is_authenticated_and_authorized() -> None:
+    """A route added without the decorators fails here before it can ship."""
+    authenticated_code = web.authenticated(lambda self: None).__code__
+    for route in ROUTES:
+        ops = operations(route.handler)
+        assert ops, f"{route.template} has no documented operations"
+        for verb in ("get", "post", "put", "patch", "delete"):
+            method = route.handler.__dict__.get(verb)
+            if method is None:
+                continue
+            assert verb in ops, f"{route.handler.__name__}.{verb} is not in the OpenAPI document"
+            assert method.__code__ is authenticated_code, f"{route.handler.__name__}.{verb} lacks @authenticated"
+            assert getattr(method, "__agiflow_authorized__", False), (
+                f"{route.handler.__name__}.{verb} lacks @authorized"
+            )
+            assert route.handler.auth_resource.startswith("agiflow:") and route.handler.auth_resource != "agiflow:none"
+
+
+async def test_api_keys_are_shown_once_hashed_and_revocable(api: Api, project: str, db_url: str) -> None:
+    import psycopg
+
+    r = await api.post(f"/projects/{project}/keys", {"name": "ci", "role": "editor"})
+    created = r.json()
+    secret, key_id = created["secret"], created["id"]
+    listed = (await api.get(f"/projects/{project}/keys")).json()["items"]
+    assert [k["id"] for k in listed] == [key_id]
+    assert "secret" not in listed[0]
+    with psycopg.connect(db_url) as conn:
+        stored = conn.execute("SELECT secret_hash FROM control.api_keys WHERE id = %s", (key_id,)).fetchone()
+    assert stored is not None and secret not in stored[0] and secret.split("_", 2)[2] not in stored[0]
+
+    assert (await api.get(f"/projects/{project}/prompts", key=secret)).status_code == 200
+    assert (await api.delete(f"/projects/{project}/keys/{key_id}")).status_code == 200
+    r = await api.get(f"/projects/{project}/prompts", key=secret)
+    assert r.status_code in (401, 403)
+    r = await api.get(f"/projects/{project}/prompts", key=secret[:-2] + "xx")
+    assert r.status_code == 401
+    r = await api.get(f"/projects/{project}/prompts", key="agf_nonsense")
+    assert r.status_code == 401
+
+
+async def test_members_can_be_managed_and_the_last_owner_stays(api: Api, project: str) -> None:
+    assert (await api.put(f"/projects/{project}/members/ed", {"role": "editor"})).status_code == 200
+    members = (await api.get(f"/projects/{project}/members")).json()["items"]
+    assert {"user": "ed", "role": "editor"} in members
+    assert (await api.get(f"/projects/{project}/prompts", user="ed")).status_code == 200
+    r = await api.put(f"/projects/{project}/members/ed", {"role": "god"})
+    assert r.status_code == 422
+    r = await api.put(f"/projects/{project}/members/olivia", {"role": "viewer"})
+    assert r.status_code == 409
+    r = await api.delete(f"/projects/{project}/members/olivia")
+    assert r.status_code == 409
+    assert (await api.delete(f"/projects/{project}/members/ed")).status_code == 204
+    assert (await api.get(f"/projects/{project}/prompts", user="ed")).status_code == 403
+    actions = [a["action"] for a in (await api.get(f"/projects/{project}/audit")).json()["items"]]
+    assert actions[:2] == ["member.remove", "member.set"]
+
+
+async def test_projects_list_shows_only_the_callers_projects(api: Api, project: str) -> None:
+    mine = [p["slug"] for p in (await api.get("/projects")).json()["items"]]
+    assert project in mine and "default" in mine
+    theirs = (await api.get("/projects", user=f"new-{uuid.uuid4().hex[:6]}")).json()["items"]
+    assert theirs == []
+    key = await api.new_key(project, "viewer")
+    assert [p["slug"] for p in (await api.get("/projects", key=key)).json()["items"]] == [project]
