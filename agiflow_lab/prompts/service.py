@@ -137,7 +137,7 @@ class PromptService:
                 raise NotFound(f"prompt {name!r} has no {what}", {"prompt": name, "label": label, "version": version})
         return PromptVersion.model_validate(row)
 
-    async def list(
+    async def search(
         self,
         project: str,
         *,
@@ -280,15 +280,15 @@ class PromptService:
 def render_version(version: PromptVersion, variables: dict[str, Any]) -> Rendered:
     template = version.template if isinstance(version.template, str) else [m.model_dump() for m in version.template]
     filled = render(template, variables)
-    common = {
-        "name": version.name,
-        "version": version.version,
-        "type": version.type,
-        "config": version.config,
-    }
-    if isinstance(filled, str):
-        return Rendered(**common, text=filled)
-    return Rendered.model_validate({**common, "messages": filled})
+    return Rendered.model_validate(
+        {
+            "name": version.name,
+            "version": version.version,
+            "type": version.type,
+            "config": version.config,
+            "text" if isinstance(filled, str) else "messages": filled,
+        }
+    )
 
 
 def _template_lines(version: PromptVersion) -> list[str]:

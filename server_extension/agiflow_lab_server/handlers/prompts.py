@@ -68,7 +68,7 @@ class PromptsHandler(PromptBase):
     @authorized
     async def get(self, project: str) -> None:
         q = self.query(ListQuery)
-        page = await self.platform.prompts.list(
+        page = await self.platform.prompts.search(
             project,
             search=q.search,
             tag=q.tag,
