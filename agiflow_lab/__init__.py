@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 __all__ = ["Client", "__version__"]
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """For ``jupyter labextension develop``: the built extension lives in ``agiflow_lab/labextension``."""
+    return [{"src": "labextension", "dest": "agiflow-lab"}]
+
+
 def __getattr__(name: str) -> Any:
     if name == "Client":
         from agiflow_lab.sdk.client import Client

@@ -172,7 +172,8 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
             raise InvalidInput(f"{field} must be a whole number", {"field": field, "value": value}) from None
 
     def query(self, model: type[M]) -> M:
-        values = {k: v[-1].decode() for k, v in self.request.query_arguments.items()}
+        # JupyterLab's ServerConnection appends a bare cache-busting timestamp (``&1732740000000``).
+        values = {k: v[-1].decode() for k, v in self.request.query_arguments.items() if not k.isdigit()}
         return model.model_validate(values)
 
     # --- output ------------------------------------------------------------------------------

@@ -1,0 +1,174 @@
+/**
+ * The one place that talks to the AGIFlow REST API.
+ *
+ * Requests go through `ServerConnection.makeRequest`, so they carry the
+ * Jupyter token / XSRF cookie and honour the server's base URL.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import type {
+  ApiErrorBody,
+  Page,
+  Project,
+  PromptSummary,
+  PromptVersion
+} from './types';
+
+const API_PREFIX = 'agiflow/api/v1';
+
+/** An API failure whose `message` is fit to show to the user. */
+export class AgiflowApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+    readonly details?: unknown
+  ) {
+    super(message);
+    this.name = 'AgiflowApiError';
+  }
+}
+
+type Query = Record<string, string | number | undefined>;
+
+export interface ListPromptsOptions {
+  search?: string;
+  limit?: number;
+  cursor?: string | null;
+}
+
+export class AgiflowApi {
+  constructor(
+    private readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()
+  ) {}
+
+  listProjects(): Promise<Page<Project>> {
+    return this.get<Page<Project>>(['projects']);
+  }
+
+  listPrompts(
+    project: string,
+    { search = '', limit = 50, cursor }: ListPromptsOptions = {}
+  ): Promise<Page<PromptSummary>> {
+    return this.get<Page<PromptSummary>>(['projects', project, 'prompts'], {
+      search,
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  getPrompt(
+    project: string,
+    name: string,
+    label = 'latest'
+  ): Promise<PromptVersion> {
+    return this.get<PromptVersion>(['projects', project, 'prompts', name], {
+      label
+    });
+  }
+
+  /** The absolute URL of an API path; each segment is percent-encoded. */
+  url(segments: string[], query: Query = {}): string {
+    const path = URLExt.join(
+      this.settings.baseUrl,
+      API_PREFIX,
+      ...segments.map(encodeURIComponent)
+    );
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined && value !== '') {
+        params.set(key, String(value));
+      }
+    }
+    const search = params.toString();
+    return search ? `${path}?${search}` : path;
+  }
+
+  private async get<T>(segments: string[], query?: Query): Promise<T> {
+    const url = this.url(segments, query);
+    let response: Response;
+    try {
+      // `no-cache` (revalidate) rather than the default `no-store`, for which
+      // ServerConnection appends a bare `&<timestamp>` cache-buster parameter.
+      response = await ServerConnection.makeRequest(
+        url,
+        { method: 'GET', cache: 'no-cache' },
+        this.settings
+      );
+    } catch (reason) {
+      throw new AgiflowApiError(
+        `Cannot reach the Jupyter server: ${errorMessage(reason)}`,
+        'network_error',
+        0
+      );
+    }
+    const body = await readJson(response);
+    if (!response.ok) {
+      throw toApiError(response, body);
+    }
+    if (body === undefined) {
+      throw new AgiflowApiError(
+        `The server answered ${url} with something that is not JSON.`,
+        'bad_response',
+        response.status
+      );
+    }
+    return body as T;
+  }
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (!text) {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isApiErrorBody(body: unknown): body is ApiErrorBody {
+  if (typeof body !== 'object' || body === null || !('error' in body)) {
+    return false;
+  }
+  const error = (body as { error: unknown }).error;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as { message?: unknown }).message === 'string'
+  );
+}
+
+function toApiError(response: Response, body: unknown): AgiflowApiError {
+  if (isApiErrorBody(body)) {
+    const { code, message, details } = body.error;
+    return new AgiflowApiError(
+      message,
+      code || 'error',
+      response.status,
+      details
+    );
+  }
+  if (response.status === 404) {
+    // Jupyter's own 404 page: the server extension is not loaded.
+    return new AgiflowApiError(
+      'The AGIFlow server extension is not enabled on this Jupyter server ' +
+        '(HTTP 404 from /agiflow/api/v1).',
+      'not_found',
+      404
+    );
+  }
+  return new AgiflowApiError(
+    `The server answered HTTP ${response.status} ${response.statusText}`.trim(),
+    'http_error',
+    response.status
+  );
+}
+
+/** The message to show for anything a request may throw. */
+export function errorMessage(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
+}

@@ -1,0 +1,78 @@
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
+
+import { AgiflowApi } from './api';
+import { agiflowIcon } from './icon';
+import { PromptBrowserWidget } from './widget';
+
+namespace CommandIDs {
+  export const openPrompts = 'agiflow-lab:open-prompts';
+}
+
+const SIDEBAR_ID = 'agiflow-lab-sidebar';
+const CATEGORY = 'AGIFlow';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'agiflow-lab:plugin',
+  description: 'AGIFlow prompt browser: a left sidebar panel, plus a launcher and palette item.',
+  autoStart: true,
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    restorer: ILayoutRestorer | null
+  ): void => {
+    const api = new AgiflowApi(app.serviceManager.serverSettings);
+
+    const sidebar = new PromptBrowserWidget(api, 'sidebar');
+    sidebar.id = SIDEBAR_ID;
+    sidebar.title.icon = agiflowIcon;
+    sidebar.title.caption = 'AGIFlow';
+    app.shell.add(sidebar, 'left', { rank: 650 });
+    restorer?.add(sidebar, SIDEBAR_ID);
+
+    const tracker = new WidgetTracker<MainAreaWidget<PromptBrowserWidget>>({
+      namespace: 'agiflow-lab-prompts'
+    });
+
+    app.commands.addCommand(CommandIDs.openPrompts, {
+      label: 'AGIFlow Prompts',
+      caption: 'Browse the prompts of your AGIFlow projects',
+      icon: args => (args['isPalette'] ? undefined : agiflowIcon),
+      execute: () => {
+        let main = tracker.currentWidget;
+        if (!main || main.isDisposed) {
+          const content = new PromptBrowserWidget(api, 'main');
+          main = new MainAreaWidget({ content });
+          main.id = 'agiflow-lab-prompts';
+          main.title.label = 'AGIFlow Prompts';
+          main.title.icon = agiflowIcon;
+          main.title.closable = true;
+          void tracker.add(main);
+        }
+        if (!main.isAttached) {
+          app.shell.add(main, 'main');
+        }
+        app.shell.activateById(main.id);
+        return main;
+      }
+    });
+
+    palette?.addItem({ command: CommandIDs.openPrompts, category: CATEGORY });
+    launcher?.add({ command: CommandIDs.openPrompts, category: CATEGORY, rank: 1 });
+    if (restorer) {
+      void restorer.restore(tracker, {
+        command: CommandIDs.openPrompts,
+        name: () => 'agiflow-prompts'
+      });
+    }
+  }
+};
+
+export default plugin;

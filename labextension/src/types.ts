@@ -1,0 +1,75 @@
+/**
+ * Wire types of the AGIFlow REST API (`/agiflow/api/v1`), hand-mirrored from
+ * the server's pydantic models (`agiflow_lab/prompts/models.py`,
+ * `agiflow_lab/core/paging.py`; the served OpenAPI document is
+ * `/agiflow/api/v1/openapi.json`). Rename a field there, rename it here: the
+ * compiler then finds every use.
+ */
+
+/** A page of results. `next_cursor` is null on the last page. */
+export interface Page<T> {
+  items: T[];
+  next_cursor?: string | null;
+}
+
+/** GET /projects → Page<Project> */
+export interface Project {
+  slug: string;
+  name: string;
+  description?: string;
+  created_by?: string;
+  created_at?: string;
+  /** the caller's role in the project, e.g. "owner" */
+  role?: string;
+}
+
+export type PromptType = 'text' | 'chat';
+
+/** One message of a chat template. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'developer' | 'tool';
+  content: string;
+}
+
+/** A text prompt holds a string; a chat prompt holds a list of messages. */
+export type PromptTemplate = string | ChatMessage[];
+
+/** GET /projects/{slug}/prompts → Page<PromptSummary> */
+export interface PromptSummary {
+  name: string;
+  type: PromptType;
+  description: string;
+  tags: string[];
+  latest_version: number;
+  /** label name → version number it points at, e.g. `{"production": 3}` */
+  labels: Record<string, number>;
+  created_by?: string;
+  created_at?: string;
+  updated_at: string;
+  archived?: boolean;
+}
+
+/** GET /projects/{slug}/prompts/{name}?label=… → PromptVersion */
+export interface PromptVersion {
+  name: string;
+  type: PromptType;
+  version: number;
+  template: PromptTemplate;
+  variables: string[];
+  config: Record<string, unknown>;
+  commit_message: string;
+  /** labels pointing at this version, e.g. `["production"]` */
+  labels: string[];
+  created_by: string;
+  created_at: string;
+  archived?: boolean;
+}
+
+/** Body of every non-2xx answer of the API. */
+export interface ApiErrorBody {
+  error: {
+    code: string;
+    message: string;
+    details?: unknown;
+  };
+}

@@ -1,0 +1,189 @@
+// Browser test of the AGIFlow Lab JupyterLab extension.
+//
+// Needs a running JupyterLab with agiflow-lab installed and a prompt created
+// beforehand in the project under test:
+//   AGIFLOW_LAB_URL        base URL of the server, e.g. http://127.0.0.1:8888/
+//   AGIFLOW_LAB_TOKEN      its token
+//   AGIFLOW_EXPECT_PROMPT  name of a prompt that exists in the project
+//   AGIFLOW_PROJECT        project slug (default: "default")
+//   CHROMIUM_PATH          browser binary (default: /usr/bin/chromium)
+// Run: node --test tests/browser/
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run'
+];
+
+const env = {
+  url: withSlash(process.env.AGIFLOW_LAB_URL ?? ''),
+  token: process.env.AGIFLOW_LAB_TOKEN ?? '',
+  prompt: process.env.AGIFLOW_EXPECT_PROMPT ?? '',
+  project: process.env.AGIFLOW_PROJECT || 'default',
+  chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+};
+
+const skip =
+  env.url === '/' || !env.prompt
+    ? 'set AGIFLOW_LAB_URL and AGIFLOW_EXPECT_PROMPT (see the header of this file)'
+    : false;
+
+describe('AGIFlow prompts in JupyterLab', () => {
+  // Set up lazily inside the tests, so a failure there is a failed test, not a cancelled suite.
+  let browser;
+  let expected;
+
+  async function setUp() {
+    expected ??= await latestVersion(env.project, env.prompt);
+    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+    await mkdir(ARTIFACTS, { recursive: true });
+  }
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  test('the sidebar lists the prompt and shows the template of its latest version', { skip, timeout: 120_000 }, async t => {
+    await withPage(t, 'prompts', async page => {
+      // A restored layout may already show the panel: a second click would close it.
+      const panel = page.locator('#agiflow-lab-sidebar');
+      if (!(await panel.isVisible())) {
+        await page.locator('.jp-SideBar .lm-TabBar-tab[data-id="agiflow-lab-sidebar"]').click();
+      }
+      await panel.waitFor({ state: 'visible' });
+      await openPrompt(page, panel);
+      // The sidebar shows one thing at a time: the list gives way to the detail.
+      await checkDetail(panel.locator('.agiflow-prompt-detail'), expected);
+    });
+  });
+
+  test('the launcher item opens the same view in the main area', { skip, timeout: 120_000 }, async t => {
+    await withPage(t, 'prompts-main', async page => {
+      const card = page
+        .locator('.jp-LauncherCard')
+        .filter({ hasText: 'AGIFlow Prompts', visible: true })
+        .first();
+      if (!(await card.isVisible())) {
+        await page.locator('#jp-main-dock-panel .lm-TabBar-addButton').first().click();
+      }
+      await card.click();
+      const view = page.locator('#agiflow-lab-prompts');
+      await view.waitFor({ state: 'visible' });
+      await openPrompt(page, view);
+      // The main area shows the list and the detail side by side.
+      await view.locator('.agiflow-prompt-list').waitFor({ state: 'visible' });
+      await checkDetail(view.locator('.agiflow-prompt-detail'), expected);
+    });
+  });
+
+  /** Load JupyterLab in a fresh page, run `body`, save a screenshot either way. */
+  async function withPage(t, name, body) {
+    await setUp();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
+    try {
+      await page.goto(`${env.url}lab?token=${encodeURIComponent(env.token)}`);
+      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+      await body(page);
+      await hideToasts(page);
+      await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+    } catch (error) {
+      await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close();
+    }
+  }
+});
+
+/** Choose the project, find the prompt in `.agiflow-prompt-list` and click it. */
+async function openPrompt(page, scope) {
+  const select = scope.getByTestId('agiflow-project-select');
+  await firstOf(select, scope);
+  await select.selectOption(env.project);
+  const item = scope
+    .locator('.agiflow-prompt-list .agiflow-prompt-item')
+    .filter({ has: page.getByText(env.prompt, { exact: true }) });
+  await firstOf(item, scope);
+  assert.equal(await item.count(), 1, `one list item named ${env.prompt}`);
+  await item.click();
+}
+
+/** The detail shows the template, version and SDK snippet the API has. */
+async function checkDetail(detail, expected) {
+  const template = detail.getByTestId('agiflow-template');
+  await firstOf(template, detail);
+  const shown = normalize(await template.innerText());
+  for (const part of templateParts(expected.template)) {
+    assert.ok(
+      shown.includes(normalize(part)),
+      `the detail shows the template text ${JSON.stringify(part)}; it shows ${JSON.stringify(shown)}`
+    );
+  }
+  await detail.getByText(`v${expected.version}`, { exact: true }).waitFor();
+  assert.match(
+    await detail.getByTestId('agiflow-sdk-snippet').innerText(),
+    new RegExp(`^client\\.prompts\\.get\\(${escapeRegExp(JSON.stringify(env.prompt))}, label="[\\w.-]+"\\)$`)
+  );
+}
+
+/** JupyterLab's own toasts (e.g. the news question) hide part of the screenshot. */
+async function hideToasts(page) {
+  const close = page.locator('.jp-Notification-Toast-Close');
+  for (const button of await close.all()) {
+    await button.click().catch(() => {});
+  }
+  await close.first().waitFor({ state: 'detached', timeout: 5_000 }).catch(() => {});
+}
+
+/** The prompt as the REST API returns it: what the detail view must show. */
+async function latestVersion(project, name) {
+  const url =
+    `${env.url}agiflow/api/v1/projects/${encodeURIComponent(project)}` +
+    `/prompts/${encodeURIComponent(name)}?label=latest`;
+  const response = await fetch(url, { headers: { Authorization: `token ${env.token}` } });
+  const body = await response.text();
+  assert.equal(response.status, 200, `GET ${url} → ${response.status}: ${body}`);
+  return JSON.parse(body);
+}
+
+/**
+ * Wait until `locator` is visible, or fail at once with the message of an
+ * `.agiflow-error` shown inside `scope` instead.
+ */
+async function firstOf(locator, scope) {
+  const error = scope.locator('.agiflow-error');
+  await locator.or(error).first().waitFor({ timeout: 30_000 });
+  if (await error.first().isVisible()) {
+    assert.fail(`the panel shows an error: ${await error.first().innerText()}`);
+  }
+}
+
+function templateParts(template) {
+  return typeof template === 'string' ? [template] : template.map(message => message.content);
+}
+
+function normalize(text) {
+  return text.replace(/\s+/g, ' ').trim();
+}
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function withSlash(url) {
+  return url.endsWith('/') ? url : `${url}/`;
+}
