@@ -1,0 +1,1 @@
+"""AGIFlow Lab worker process: job runner (papermill + kernel pool) and the other consumers."""

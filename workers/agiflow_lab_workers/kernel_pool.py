@@ -1,0 +1,233 @@
+"""A small pool of pre-started, single-use Jupyter kernels.
+
+Starting an IPython kernel and waiting until it answers costs about a second; a job that runs a trivial
+notebook takes a tenth of that. The pool keeps ``size`` kernels started and *ready* (``wait_for_ready``
+has passed, so the IOPub subscription is live) and hands each one to exactly one job. The job's runner
+calls :meth:`KernelPool.discard` afterwards: kernels are never reused, so no state leaks between jobs.
+Every :meth:`KernelPool.acquire` immediately starts a replacement in the background. The kernel's
+ready client goes with it (:meth:`KernelPool.client`): ``wait_for_ready`` on a fresh client drains IOPub
+for at least 0.2 s, most of a trivial job's run time. ``discard`` SIGKILLs the kernel's process group.
+
+Kernels get CurveZMQ transport encryption when pyzmq supports it (``transport_encryption="auto"``).
+
+Environment: a kernel gets the worker's environment plus the pool's ``env`` when it starts. A pooled
+kernel starts before its job is known, so per-job variables (``AGIFLOW_JOB_ID``, an API key) cannot be
+passed at launch; the runner sets them with a silent set-up execution (``os.environ.update`` and
+``os.chdir``) before the first cell. See ``agiflow_lab_workers.runner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+import zmq
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+
+log = logging.getLogger(__name__)
+
+# jupyter_client >= 8.10 can give kernels CurveZMQ keys (and ipykernel warns about plain TCP without them).
+_HAS_TRANSPORT_ENCRYPTION = AsyncKernelManager.class_traits().get("transport_encryption") is not None
+
+
+@dataclass
+class _Kernel:
+    km: AsyncKernelManager
+    kc: AsyncKernelClient | None = None
+
+
+class KernelPool:
+    """Pre-started, single-use kernels. ``size=0`` starts every kernel on demand (no pool).
+
+    ``env`` is added to the worker's environment for every kernel; ``cwd`` is where kernels start
+    (the runner moves each one to its job's directory).
+    """
+
+    def __init__(
+        self,
+        size: int = 2,
+        kernel_name: str = "python3",
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 60.0,
+        extra_arguments: Sequence[str] = (),
+        transport_encryption: Literal["disabled", "auto", "required"] | None = None,
+    ) -> None:
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        self.size = size
+        self.kernel_name = kernel_name
+        self.startup_timeout = startup_timeout
+        # CurveZMQ on the kernel's sockets when pyzmq has it and the kernelspec declares support.
+        self.transport_encryption = transport_encryption or ("auto" if zmq.has("curve") else "disabled")
+        self._env = dict(env or {})
+        self._cwd = os.fspath(cwd) if cwd is not None else None
+        self._extra_arguments = list(extra_arguments)
+        self._slots: deque[asyncio.Task[_Kernel]] = deque()
+        self._leased: dict[AsyncKernelManager, _Kernel] = {}
+        # Remembered (weakly) so that a second discard of the same kernel is a no-op.
+        self._discards: weakref.WeakKeyDictionary[AsyncKernelManager, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+        self._background: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> KernelPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def idle(self) -> int:
+        """Kernels started, ready and waiting for a job."""
+        return sum(1 for t in self._slots if t.done() and not t.cancelled() and t.exception() is None)
+
+    async def start(self) -> None:
+        """Fill the pool and wait until every kernel is ready (start-up failures are raised)."""
+        if self._closed:
+            raise RuntimeError("kernel pool is closed")
+        while len(self._slots) < self.size:
+            self._slots.append(self._spawn_kernel())
+        results = await asyncio.gather(*(asyncio.shield(t) for t in self._slots), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    async def wait_idle(self) -> None:
+        """Wait until every slot has a ready kernel (benchmarks and tests use this)."""
+        await asyncio.gather(*(asyncio.shield(t) for t in list(self._slots)), return_exceptions=True)
+
+    async def acquire(self) -> AsyncKernelManager:
+        """A started kernel that has answered ``kernel_info``, for exactly one job.
+
+        Takes the oldest pooled kernel and starts its replacement at once. A kernel that died while
+        waiting in the pool is thrown away and the next one taken. Pass the result to :meth:`discard`
+        when the job ends; :meth:`client` gives its ready client.
+        """
+        if self._closed:
+            raise RuntimeError("kernel pool is closed")
+        for _ in range(self.size + 2):
+            if self.size == 0:
+                slot = self._spawn_kernel()
+            else:
+                if not self._slots:
+                    self._slots.append(self._spawn_kernel())
+                slot = self._slots.popleft()
+                self._slots.append(self._spawn_kernel())
+            try:
+                kernel = await asyncio.shield(slot)
+            except asyncio.CancelledError:
+                # The caller gave up; the kernel may still come up. Never leak it.
+                slot.add_done_callback(self._discard_when_started)
+                raise
+            try:
+                alive = await kernel.km.is_alive()
+            except BaseException:
+                self._shutdown_soon(kernel)
+                raise
+            if alive:
+                self._leased[kernel.km] = kernel
+                return kernel.km
+            log.warning("pooled kernel %s died while idle; taking another", kernel.km.kernel_id)
+            await self._shutdown(kernel)
+        raise RuntimeError(f"kernels for {self.kernel_name!r} keep dying before they can be used")
+
+    def client(self, km: AsyncKernelManager) -> AsyncKernelClient:
+        """The acquired kernel's client: channels started, ``wait_for_ready`` passed. Owned by the pool."""
+        kc = self._leased[km].kc
+        assert kc is not None
+        return kc
+
+    async def discard(self, km: AsyncKernelManager) -> None:
+        """Kill the kernel now (process group, SIGKILL) and release its ports and connection file.
+
+        Safe to call more than once and from several tasks at the same time.
+        """
+        task = self._discards.get(km)
+        if task is None:
+            kernel = self._leased.pop(km, None) or _Kernel(km)
+            task = self._discards[km] = asyncio.ensure_future(self._shutdown(kernel))
+        await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Shut down idle kernels, kernels still starting, and kernels still leased to jobs."""
+        self._closed = True
+        slots, self._slots = list(self._slots), deque()
+        for t in slots:
+            if not t.done():
+                t.cancel()  # _start_kernel kills what it had started
+        for r in await asyncio.gather(*slots, return_exceptions=True):
+            if isinstance(r, _Kernel):
+                await self._shutdown(r)
+        await asyncio.gather(*(self.discard(km) for km in list(self._leased)), return_exceptions=True)
+        await asyncio.gather(*self._background, *list(self._discards.values()), return_exceptions=True)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _spawn_kernel(self) -> asyncio.Task[_Kernel]:
+        task = asyncio.ensure_future(self._start_kernel())
+        # Failures surface in acquire()/start(); this only silences "exception never retrieved".
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def _start_kernel(self) -> _Kernel:
+        options = {"transport_encryption": self.transport_encryption} if _HAS_TRANSPORT_ENCRYPTION else {}
+        km = AsyncKernelManager(kernel_name=self.kernel_name, **options)
+        kc: AsyncKernelClient | None = None
+        try:
+            args = list(self._extra_arguments)
+            if km.ipykernel and not any(a.startswith("--HistoryManager.hist_file") for a in args):
+                args.append("--HistoryManager.hist_file=:memory:")  # no shared SQLite history file
+            await km.start_kernel(env={**os.environ, **self._env}, cwd=self._cwd, extra_arguments=args)
+            kc = km.client()
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=self.startup_timeout)
+            kc.allow_stdin = False
+            return _Kernel(km, kc)
+        except BaseException:
+            await asyncio.shield(self._shutdown(_Kernel(km, kc)))
+            raise
+
+    def _discard_when_started(self, slot: asyncio.Task[_Kernel]) -> None:
+        if not slot.cancelled() and slot.exception() is None:
+            self._shutdown_soon(slot.result())
+
+    def _shutdown_soon(self, kernel: _Kernel) -> None:
+        task = asyncio.ensure_future(self._shutdown(kernel))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _shutdown(kernel: _Kernel) -> None:
+        if kernel.kc is not None:
+            with contextlib.suppress(Exception):
+                kernel.kc.stop_channels()
+        km = kernel.km
+        try:
+            if km.has_kernel:
+                # SIGKILL the process group and watch it go at a finer grain than shutdown_kernel()'s
+                # 0.1 s poll, which then only reaps it and releases its ports and connection file.
+                with contextlib.suppress(Exception):
+                    await km.signal_kernel(signal.SIGKILL)
+                    for _ in range(100):
+                        if not await km.is_alive():
+                            break
+                        await asyncio.sleep(0.005)
+                await km.shutdown_kernel(now=True)
+            else:
+                await km.cleanup_resources()  # start-up failed half-way: connection file, ports
+        except Exception:
+            log.exception("could not shut down kernel %s", km.kernel_id)
