@@ -1,0 +1,65 @@
+"""``agiflow_lab.Client``: the synchronous SDK a notebook, a script or an app uses."""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+
+import httpx
+
+from agiflow_lab.sdk.cache import PromptCache
+from agiflow_lab.sdk.discovery import discover
+from agiflow_lab.sdk.keys import Keys
+from agiflow_lab.sdk.prompts import Prompt, Prompts
+from agiflow_lab.sdk.transport import Endpoint, Transport
+
+PROJECT_ENV = "AGIFLOW_PROJECT"
+
+
+class Client:
+    """Talk to AGIFlow Lab.
+
+    Inside a notebook ``Client()`` finds the Jupyter server that started the kernel and uses its
+    token; elsewhere set ``AGIFLOW_URL`` and ``AGIFLOW_API_KEY`` (or pass ``url`` and ``api_key``).
+
+    ``cache_ttl`` is how long a fetched prompt is served without asking the server again (0: ask
+    every time, but still serve the last copy if the server is down); ``cache=False`` turns the
+    cache off entirely.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        project: str | None = None,
+        *,
+        cache_ttl: float = 60.0,
+        cache: bool = True,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.endpoint: Endpoint = discover(url, api_key)
+        self.project = project or os.environ.get(PROJECT_ENV) or "default"
+        self._transport = Transport(self.endpoint, timeout=timeout, transport=transport)
+        self.cache: PromptCache[Prompt] | None = PromptCache(cache_ttl) if cache else None
+        self.prompts = Prompts(self._transport, self.project, self.cache)
+        self.keys = Keys(self._transport, self.project)
+
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying ``httpx.Client`` (for event hooks, proxies, ...)."""
+        return self._transport.http
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<agiflow_lab.Client {self.endpoint.api_url} project={self.project!r}>"

@@ -1,0 +1,98 @@
+"""One HTTP session against ``{server}/agiflow/api/v1``: auth header, JSON in and out, errors as ``ApiError``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from agiflow_lab import __version__
+from agiflow_lab.keys.secrets import PREFIX as KEY_PREFIX
+from agiflow_lab.sdk.errors import ApiError, ApiNotFound, ServerUnreachable, error_for
+
+API_PATH = "agiflow/api/v1"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the API is and how to authenticate; ``source`` says how it was found (for error messages)."""
+
+    url: str
+    secret: str
+    source: str = "arguments"
+    unix_socket: str | None = None
+
+    @property
+    def api_url(self) -> str:
+        return api_url(self.url)
+
+    @property
+    def authorization(self) -> str:
+        # Project API keys are bearer tokens; anything else is a Jupyter (or JupyterHub) token.
+        scheme = "Bearer" if self.secret.startswith(KEY_PREFIX) else "token"
+        return f"{scheme} {self.secret}"
+
+
+def api_url(url: str) -> str:
+    """Accept the server's URL (``http://host:8888/``, with any base URL) or the API's own URL."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/" + API_PATH):
+        return url
+    return f"{url}/{API_PATH}"
+
+
+def segment(value: str) -> str:
+    """Quote one path segment (prompt names may hold dots; nothing may smuggle in a slash)."""
+    return quote(value, safe="")
+
+
+class Transport:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        if transport is None and endpoint.unix_socket:
+            transport = httpx.HTTPTransport(uds=endpoint.unix_socket)
+        self.http = httpx.Client(
+            base_url=endpoint.api_url + "/",
+            headers={"Authorization": endpoint.authorization, "User-Agent": f"agiflow-lab-sdk/{__version__}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """Send one request; the decoded JSON body (None for 204), or an ``ApiError``."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.http.request(method, path.lstrip("/"), json=json, params=clean)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"cannot reach AGIFlow at {self.endpoint.api_url} ({self.endpoint.source}): {type(exc).__name__}: {exc}"
+            ) from exc
+        if response.status_code == 204:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            if body is None:
+                raise ApiError(
+                    f"{method} {path}: the server answered {response.status_code} without JSON",
+                    status=response.status_code,
+                    code="bad_response",
+                )
+            return body
+        error = error_for(response.status_code, body)
+        if isinstance(error, ApiNotFound) and body is None:
+            error.message = f"no AGIFlow API at {self.endpoint.api_url} (is the agiflow_lab server extension enabled?)"
+        raise error
+
+    def close(self) -> None:
+        self.http.close()
