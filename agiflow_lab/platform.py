@@ -15,6 +15,7 @@ from agiflow_lab.config import Settings
 from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
 from agiflow_lab.db.embedded import resolve_database_url
+from agiflow_lab.jobs.service import JobService
 from agiflow_lab.keys.service import KeyService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
@@ -31,6 +32,8 @@ class Platform:
     prompts: PromptService
     keys: KeyService
     audit: AuditService
+    jobs: JobService
+    url: str
 
     @classmethod
     async def open(cls, settings: Settings) -> Platform:
@@ -49,11 +52,20 @@ class Platform:
             prompts=PromptService(db, projects),
             keys=KeyService(db, authz, projects, settings.key_cache_seconds),
             audit=AuditService(db, projects),
+            jobs=JobService(
+                db,
+                projects,
+                max_running=settings.max_running_jobs,
+                max_running_per_project=settings.max_running_jobs_per_project,
+            ),  # fmt: skip
+            url=url,
         )
+        platform.prompts.cache.start()
         await projects.ensure(settings.default_project, "Default project", settings.owner)
         await authz.reload()
         return platform
 
     async def close(self) -> None:
+        await self.prompts.cache.stop()
         await self.authz.stop()
         await self.db.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -69,3 +72,42 @@ def test_second_server_on_the_same_data_dir_reuses_the_embedded_postgres(tmp_pat
         if second:
             second.stop()
         first.stop()
+
+
+def test_api_replicas_never_serve_a_stale_prompt_or_role(db_url: str, tmp_path: Path) -> None:
+    """Each process caches prompt lookups and Casbin decisions; a write on one replica reaches the other."""
+    a = start_jupyter(db_url, tmp_path / "a")
+    b = start_jupyter(db_url, tmp_path / "b")
+    try:
+        ha, hb = {"Authorization": f"token {a.token}"}, {"Authorization": f"token {b.token}"}
+        slug = f"rep-{uuid.uuid4().hex[:6]}"
+        assert httpx.post(a.api + "/projects", json={"slug": slug, "name": slug}, headers=ha).status_code == 201
+        base = f"/projects/{slug}/prompts"
+        body = {"name": "p", "template": "one", "labels": ["production"]}
+        assert httpx.post(a.api + base, json=body, headers=ha).status_code == 201
+        assert httpx.post(a.api + base + "/p/versions", json={"template": "two"}, headers=ha).status_code == 201
+        for _ in range(3):  # warm replica b's cache
+            assert httpx.get(b.api + base + "/p", headers=hb).json()["version"] == 1
+        assert httpx.put(a.api + base + "/p/labels/production", json={"version": 2}, headers=ha).status_code == 200
+        assert _eventually(lambda: httpx.get(b.api + base + "/p", headers=hb).json()["version"] == 2)
+
+        bob = {"Authorization": "token user-bob"}
+        assert (
+            httpx.put(a.api + f"/projects/{slug}/members/bob", json={"role": "viewer"}, headers=ha).status_code == 200
+        )
+        assert _eventually(lambda: httpx.get(b.api + base, headers=bob).status_code == 200)
+        assert httpx.delete(a.api + f"/projects/{slug}/members/bob", headers=ha).status_code == 204
+        assert _eventually(lambda: httpx.get(b.api + base, headers=bob).status_code == 403)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Replicas learn of writes by NOTIFY: milliseconds, not a request later. Poll briefly."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False

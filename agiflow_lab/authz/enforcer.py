@@ -34,6 +34,8 @@ class Authorizer:
         self.db = db
         self._enforcer = _new_enforcer()
         self._listener: asyncio.Task[None] | None = None
+        # Casbin walks every policy row per call; decisions are remembered until the policy changes.
+        self._decisions: dict[tuple[str, str, str, str], bool] = {}
 
     async def start(self) -> None:
         async with self.db.transaction() as conn:
@@ -56,6 +58,7 @@ class Authorizer:
         if groupings:
             enforcer.add_grouping_policies(groupings)
         self._enforcer = enforcer
+        self._decisions = {}
 
     async def _listen(self) -> None:
         while True:
@@ -77,7 +80,11 @@ class Authorizer:
             return True
         if actor.kind == "key" and actor.key_project != project:
             return False
-        return bool(self._enforcer.enforce(actor.principal, project, resource, action))
+        key = (actor.principal, project, resource, action)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decisions[key] = bool(self._enforcer.enforce(*key))
+        return decision
 
     def check(self, actor: Actor, project: str, resource: str, action: str) -> None:
         if not self.allowed(actor, project, resource, action):

@@ -19,6 +19,7 @@ from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts import store
+from agiflow_lab.prompts.cache import PromptCache
 from agiflow_lab.prompts.models import (
     LABEL_PATTERN,
     ConfigChange,
@@ -52,9 +53,10 @@ def _check_labels(labels: list[str]) -> None:
 
 
 class PromptService:
-    def __init__(self, db: Database, projects: ProjectService) -> None:
+    def __init__(self, db: Database, projects: ProjectService, cache: PromptCache | None = None) -> None:
         self.db = db
         self.projects = projects
+        self.cache = cache or PromptCache(db)
 
     async def create(self, actor: Actor, project: str, body: PromptCreate) -> PromptVersion:
         _check_labels(body.labels)
@@ -112,6 +114,7 @@ class PromptService:
             body.commit_message,
             actor.principal,
         )
+        await self._changed(conn, project_id, name)
         await audit.record(
             conn, project_id=project_id, actor=actor, action="prompt.version.create", resource_type="prompt",
             resource_id=f"{name}@{version}", after={"template": template, "config": config,
@@ -129,13 +132,19 @@ class PromptService:
         if label is None and version is None:
             label = DEFAULT_LABEL
         project_id = await self.projects.resolve_id(project)
+        key = (project_id, name, label, version)
+        if (cached := self.cache.get(key)) is not None:
+            return cached
+        generation = self.cache.generation((project_id, name))
         async with self.db.connection() as conn:
             row = await store.get_version(conn, project_id, name, version, label)
             if row is None:
                 await self._require_prompt(conn, project_id, name)
                 what = f"version {version}" if version is not None else f"label {label!r}"
                 raise NotFound(f"prompt {name!r} has no {what}", {"prompt": name, "label": label, "version": version})
-        return PromptVersion.model_validate(row)
+        found = PromptVersion.model_validate(row)
+        self.cache.put(key, generation, found)
+        return found
 
     async def search(
         self,
@@ -232,6 +241,7 @@ class PromptService:
         if version is not None and not await store.version_exists(conn, prompt_id, version):
             raise NotFound(f"prompt {name!r} has no version {version}", {"field": "version", "version": version})
         previous = await store.set_label(conn, prompt_id, label, version, actor.principal)
+        await self._changed(conn, project_id, name)
         await audit.record(
             conn, project_id=project_id, actor=actor,
             action="prompt.label.move" if version is not None else "prompt.label.remove",
@@ -262,12 +272,18 @@ class PromptService:
             if prompt is None:
                 raise NotFound(f"prompt {name!r} does not exist", {"prompt": name})
             await store.set_archived(conn, prompt["id"], archived)
+            await self._changed(conn, project_id, name)
             await audit.record(
                 conn, project_id=project_id, actor=actor,
                 action="prompt.archive" if archived else "prompt.unarchive", resource_type="prompt",
                 resource_id=name, before={"archived": prompt["archived"]}, after={"archived": archived},
             )  # fmt: skip
         return await self.summary(project, name)
+
+    async def _changed(self, conn: Conn, project_id: int, name: str) -> None:
+        """Drop cached versions of this prompt here now, and in every process when the write commits."""
+        self.cache.invalidate((project_id, name))
+        await PromptCache.announce(conn, (project_id, name))
 
     @staticmethod
     async def _require_prompt(conn: Conn, project_id: int, name: str) -> int:
