@@ -30,6 +30,12 @@ class Settings:
     db_pool_min: int = 2
     db_pool_max: int = 10
     key_cache_seconds: float = 5.0
+    bus: str = "postgres"
+    kafka_bootstrap: str | None = None
+    workers: int = 1
+    worker_concurrency: int = 2
+    max_running_jobs: int = 32
+    max_running_jobs_per_project: int = 8
 
     def with_env(self) -> Settings:
         """Apply ``AGIFLOW_*`` overrides on top of file configuration."""
@@ -41,4 +47,11 @@ class Settings:
             changes["data_dir"] = Path(data_dir)
         if owner := env.get(f"{ENV_PREFIX}OWNER"):
             changes["owner"] = owner
+        if bus := env.get(f"{ENV_PREFIX}BUS"):
+            changes["bus"] = bus
+        if bootstrap := env.get(f"{ENV_PREFIX}KAFKA_BOOTSTRAP"):
+            changes["kafka_bootstrap"] = bootstrap
+        for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project"):
+            if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
+                changes[name] = int(value)
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import psycopg
@@ -154,7 +155,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agiflow-lab", description="AGIFlow Lab command line")
     parser.add_argument("--version", action="version", version=f"agiflow-lab {__version__}")
-    commands = parser.add_subparsers(dest="group", required=True, metavar="{db,prompts,keys}")
+    commands = parser.add_subparsers(dest="group", required=True, metavar="{db,prompts,keys,worker}")
 
     api = argparse.ArgumentParser(add_help=False)
     api.add_argument("--url", help="server URL (default: $AGIFLOW_URL, else the local Jupyter server)")
@@ -192,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", help="the key's id (or the whole agf_... key)")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(run=cmd_keys_revoke)
+
+    # Commands contributed by other packages of the distribution (``agiflow-lab worker``) register
+    # through an entry point, so this package never imports them.
+    for entry in entry_points(group="agiflow_lab.cli"):
+        entry.load()(commands)
     return parser
 
 

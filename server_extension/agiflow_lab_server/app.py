@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
+from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.config import Settings
+from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
 from agiflow_lab_server.base import PlatformState
-from agiflow_lab_server.handlers import docs, projects, prompts
+from agiflow_lab_server.handlers import docs, events, jobs, projects, prompts
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
+from agiflow_lab_server.supervisor import WorkerSupervisor
 
 P = "/projects/{project}"
 ROUTES: list[Route] = [
@@ -37,6 +40,15 @@ ROUTES: list[Route] = [
     Route(P + "/prompts/{name}/render", prompts.RenderHandler),
     Route(P + "/prompts/{name}/diff", prompts.DiffHandler),
     Route(P + "/prompts/{name}/archive", prompts.ArchiveHandler),
+    Route(P + "/jobs", jobs.JobsHandler),
+    Route(P + "/jobs/{job_id}", jobs.JobHandler),
+    Route(P + "/jobs/{job_id}/cancel", jobs.JobCancelHandler),
+    Route(P + "/jobs/{job_id}/retry", jobs.JobRetryHandler),
+    Route(P + "/jobs/{job_id}/events", jobs.JobEventsHandler),
+    Route(P + "/jobs/{job_id}/notebook", jobs.JobNotebookHandler),
+    Route(P + "/jobs/{job_id}/notebook/open", jobs.JobNotebookOpenHandler),
+    Route("/status", jobs.StatusHandler),
+    Route("/events", events.EventsSocket),
 ]
 
 
@@ -54,9 +66,28 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         help="The user who owns the default project; default: the OS user running the server. Env: AGIFLOW_OWNER.",
     )  # fmt: skip
     default_project = Unicode("default", config=True, help="Slug of the project created on first start.")
+    bus = Unicode(
+        "postgres", config=True, help="Message bus: 'postgres' (embedded default) or 'kafka'. Env: AGIFLOW_BUS."
+    )
+    kafka_bootstrap = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Kafka bootstrap servers for bus='kafka'. Env: AGIFLOW_KAFKA_BOOTSTRAP.",
+    )
+    workers = Integer(
+        1, config=True, help="Worker processes this server supervises (0: run workers yourself). Env: AGIFLOW_WORKERS."
+    )
+    worker_concurrency = Integer(2, config=True, help="Jobs each supervised worker runs at once.")
+    max_running_jobs = Integer(32, config=True, help="Jobs running at once across the deployment.")
+    max_running_jobs_per_project = Integer(8, config=True, help="Jobs running at once in one project.")
 
     def settings_from_config(self) -> Settings:
-        base = Settings(database_url=self.database_url or None, default_project=self.default_project)
+        base = Settings(
+            database_url=self.database_url or None, default_project=self.default_project, bus=self.bus,
+            kafka_bootstrap=self.kafka_bootstrap, workers=self.workers, worker_concurrency=self.worker_concurrency,
+            max_running_jobs=self.max_running_jobs, max_running_jobs_per_project=self.max_running_jobs_per_project,
+        )  # fmt: skip
         changes: dict[str, Any] = {}
         if self.data_dir:
             changes["data_dir"] = Path(self.data_dir)
@@ -75,7 +106,18 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         settings = self.settings_from_config()
         try:
-            self.state.platform = await Platform.open(settings)
+            platform = await Platform.open(settings)
+            self.state.platform = platform
+            bus = make_bus(settings.bus, platform.db, kafka_bootstrap=settings.kafka_bootstrap)
+            self.state.backend = JobBackend(platform.db, bus, platform.jobs)
+            await self.state.backend.start()
+            self.supervisor = WorkerSupervisor(
+                settings.workers,
+                env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
+                     **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
+                args=["--concurrency", str(settings.worker_concurrency)],
+            )  # fmt: skip
+            self.supervisor.start()
         except Exception as exc:
             self.log.exception("AGIFlow could not start")
             self.state.startup_error = str(exc)
@@ -85,5 +127,9 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         self.state.ready.set()
 
     async def stop_extension(self) -> None:
+        if getattr(self, "supervisor", None) is not None:
+            await self.supervisor.stop()
+        if self.state.backend is not None:
+            await self.state.backend.stop()
         if self.state.platform is not None:
             await self.state.platform.close()

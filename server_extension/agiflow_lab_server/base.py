@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from jupyter_server.auth import IdentityProvider
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.call_context import CallContext
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
@@ -86,6 +86,7 @@ class PlatformState:
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     platform: Platform | None = None
+    backend: Any = None  # the JobBackend, once started
     startup_error: str | None = None
 
 
@@ -100,7 +101,7 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
         assert platform is not None
         return platform
 
-    async def prepare(self) -> None:
+    async def prepare(self, **kwargs: Any) -> None:
         state: PlatformState = self.settings["agiflow"]
         await state.ready.wait()
         if state.startup_error:
@@ -108,11 +109,16 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
         token = self._bearer_key()
         if token is None:
             try:
-                await super().prepare()
+                if kwargs:  # WebSocketMixin: no login redirect; the origin is checked by the upgrade
+                    await JupyterHandler.prepare(self, **kwargs)
+                else:
+                    await super().prepare()
             except web.HTTPError as exc:
                 # tornado's @authenticated answers 403 to a non-GET without a user; it means "who are you?"
                 if exc.status_code == 403 and self.current_user is None and self.check_host():
-                    raise Unauthenticated("sign in to Jupyter or send 'Authorization: Bearer <project API key>'") from None
+                    raise Unauthenticated(
+                        "sign in to Jupyter or send 'Authorization: Bearer <project API key>'"
+                    ) from None
                 raise
             return
         # Project API key: no cookie, so no XSRF check; Jupyter's token machinery is not involved.

@@ -67,6 +67,7 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
                 "tags": list(op.tags),
                 "x-agiflow-resource": route.handler.auth_resource,
                 "x-agiflow-action": action_for(route.handler, verb),
+                "x-agiflow-websocket": op.websocket,
                 "security": [{"jupyterToken": []}, {"apiKey": []}],
                 "parameters": [
                     {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names

@@ -29,6 +29,7 @@ class Operation:
     tags: tuple[str, ...] = ()
     description: str = ""
     content_type: str = "application/json"
+    websocket: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

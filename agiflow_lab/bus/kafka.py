@@ -1,0 +1,516 @@
+"""The Kafka backend (aiokafka), for a team that has outgrown one machine.
+
+Producing: an idempotent producer with ``acks=all``; the message key is the Kafka key, so one key (one
+job) always lands on one partition and stays in order. Topics are created at start with the
+configured partition count, never left to broker auto-creation and its defaults.
+
+Consuming: one ``AIOKafkaConsumer`` per ``consume()`` call, auto-commit off. A background task keeps
+calling ``getmany`` and fills a bounded buffer, pausing the assigned partitions while the buffer is
+full. Because polling never waits for a handler, a notebook job that runs for an hour does not trip
+``max_poll_interval_ms`` and get the member thrown out of its group; heartbeats run on aiokafka's own
+task. A partition's offset is committed only up to the first message not yet settled (acked or
+dead-lettered), so settlements may arrive in any order and a crash redelivers everything unsettled.
+
+Ordering and retries match the Postgres backend: a message is handed out only when no earlier message
+with the same key (hence the same partition) is unsettled, and ``retry`` redelivers the same record
+from memory after the backoff, holding back later messages of that key while other keys proceed.
+Re-publishing to the topic would not block anyone but would break per-key order, which job events
+need. The attempt count lives in the consumer, so a consumer crash restarts it. ``dead`` (and the
+last failed attempt) publishes to ``<topic>.dlq`` with the error in headers, then commits.
+
+On a rebalance, revoked partitions get ``revoke_grace`` seconds for in-flight work to settle and
+commit; anything still running after that is redelivered to the new owner (handlers are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from agiflow_lab.bus.base import Bus, Consumer, Delivery, Message, Outgoing, RetryPolicy
+from agiflow_lab.bus.topics import ALL_TOPICS
+from agiflow_lab.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+ID_HEADER = "agiflow-id"
+CREATED_HEADER = "agiflow-created-at"
+DLQ_SUFFIX = ".dlq"
+_SYSTEM_HEADERS = {ID_HEADER, CREATED_HEADER}
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+class KafkaBus(Bus):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        partitions: int = 4,
+        replication_factor: int = 1,
+        client_id: str = "agiflow-lab",
+        retry: RetryPolicy | None = None,
+        topics: Iterable[str] = ALL_TOPICS,
+        request_timeout_ms: int = 30_000,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        buffer_size: int = 500,
+        revoke_grace: float = 5.0,
+        join_timeout: float = 60.0,
+        commit_timeout: float = 30.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.client_id = client_id
+        self.retry = retry or RetryPolicy()
+        self.request_timeout_ms = request_timeout_ms
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.buffer_size = buffer_size
+        self.revoke_grace = revoke_grace
+        self.join_timeout = join_timeout
+        self.commit_timeout = commit_timeout
+        self._initial_topics = list(topics)
+        self._known_topics: set[str] = set()
+        self._topic_lock = asyncio.Lock()
+        self._producer: Any = None
+        self._producer_lock = asyncio.Lock()
+        self._consumers: set[_KafkaConsumer] = set()
+
+    async def start(self) -> None:
+        await self.ensure_topics(self._initial_topics + [dlq_topic(t) for t in self._initial_topics])
+        await self._ready_producer()
+
+    async def close(self) -> None:
+        for consumer in list(self._consumers):
+            await consumer.close()
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def _ready_producer(self) -> Any:
+        """The started producer; started lazily too, so a bus created during an outage recovers."""
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    enable_idempotence=True,
+                    acks="all",
+                    request_timeout_ms=self.request_timeout_ms,
+                )
+                try:
+                    await producer.start()
+                except KafkaError as exc:
+                    await producer.stop()
+                    raise Unavailable("Kafka is unreachable", {"reason": str(exc)}) from exc
+                self._producer = producer
+            return self._producer
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create missing topics with the configured partitions; existing ones are left as they are."""
+        missing = sorted(set(topics) - self._known_topics)
+        if not missing:
+            return
+        async with self._topic_lock:
+            missing = sorted(set(missing) - self._known_topics)
+            if not missing:
+                return
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                request_timeout_ms=self.request_timeout_ms,
+            )
+            try:
+                await admin.start()
+                response = await admin.create_topics(
+                    [NewTopic(t, num_partitions=self.partitions, replication_factor=self.replication_factor)
+                     for t in missing]
+                )  # fmt: skip
+            except KafkaError as exc:
+                raise Unavailable("Kafka is unreachable", {"reason": str(exc)}) from exc
+            finally:
+                await admin.close()
+            for topic, code, *rest in response.topic_errors:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    raise Unavailable(f"cannot create Kafka topic {topic!r}", {"code": code, "reason": rest})
+            self._known_topics.update(missing)
+
+    async def publish_batch(self, messages: Sequence[Outgoing]) -> list[str]:
+        """Queue the whole batch, then wait for every acknowledgement; per-partition order is kept."""
+        if not messages:
+            return []
+        await self.ensure_topics({m.topic for m in messages})
+        producer = await self._ready_producer()
+        now = datetime.now(UTC).isoformat()
+        futures = []
+        for m in messages:
+            headers = {**m.headers, ID_HEADER: m.message_id, CREATED_HEADER: now}
+            futures.append(await producer.send(m.topic, _encode(m.payload), key=m.key.encode(), headers=_h(headers)))
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise Unavailable("Kafka did not acknowledge a message", {"reason": str(result)}) from result
+        return [m.message_id for m in messages]
+
+    async def _dead_letter(self, record: Any, group: str, attempt: int, error: str) -> None:
+        topic = dlq_topic(record.topic)
+        await self.ensure_topics([topic])
+        producer = await self._ready_producer()
+        headers = list(record.headers or ()) + _h(
+            {
+                "agiflow-error": error,
+                "agiflow-attempts": str(attempt),
+                "agiflow-group": group,
+                "agiflow-source": f"{record.topic}/{record.partition}/{record.offset}",
+            }
+        )
+        await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
+
+    def consume(self, topics: Sequence[str], group: str, *, max_in_flight: int = 1) -> Consumer:
+        return _KafkaConsumer(self, topics, group, max_in_flight)
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+
+
+def _h(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in headers.items()]
+
+
+def _message(record: Any, attempt: int) -> Message:
+    """Raises ``ValueError`` for a value that is not a JSON object (a foreign producer's record)."""
+    headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+    payload = json.loads(record.value) if record.value is not None else None
+    if not isinstance(payload, dict):
+        raise ValueError("the message value is not a JSON object")
+    created = headers.get(CREATED_HEADER)
+    return Message(
+        id=headers.get(ID_HEADER) or f"{record.topic}/{record.partition}/{record.offset}",
+        topic=record.topic,
+        key=record.key.decode(errors="replace") if record.key is not None else "",
+        payload=payload,
+        headers={k: v for k, v in headers.items() if k not in _SYSTEM_HEADERS},
+        attempt=attempt,
+        created_at=datetime.fromisoformat(created) if created else datetime.fromtimestamp(record.timestamp / 1000, UTC),
+    )
+
+
+class _Partition:
+    """One assigned partition: unsettled offsets in fetch order, and which keys are busy."""
+
+    def __init__(self, tp: TopicPartition) -> None:
+        self.tp = tp
+        self.unsettled: deque[int] = deque()
+        self.settled: set[int] = set()
+        self.commit_target: int | None = None  # next offset to commit, once everything before is settled
+        self.committed: int | None = None
+        self.busy_keys: set[bytes] = set()
+        self.waiting: dict[bytes, deque[_KafkaDelivery]] = {}
+        self.timers: set[asyncio.TimerHandle] = set()
+        self.in_flight = 0
+        self.revoked = False
+
+    def settle(self, offset: int) -> None:
+        self.settled.add(offset)
+        while self.unsettled and self.unsettled[0] in self.settled:
+            done = self.unsettled.popleft()
+            self.settled.discard(done)
+            self.commit_target = done + 1
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(q) for q in self.waiting.values()) + len(self.timers)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: _KafkaConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._consumer._revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._consumer._assign(assigned)
+
+
+class _KafkaConsumer(Consumer):
+    def __init__(self, bus: KafkaBus, topics: Sequence[str], group: str, max_in_flight: int) -> None:
+        super().__init__(topics, group, max_in_flight)
+        self._bus = bus
+        self._kafka: Any = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._ready: deque[_KafkaDelivery] = deque()
+        self._in_flight = 0
+        self._wake = asyncio.Event()
+        self._assigned = asyncio.Event()
+        self._settlement = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise RuntimeError("this consumer is closed")
+            bus = self._bus
+            await bus.ensure_topics(self.topics)
+            self._kafka = AIOKafkaConsumer(
+                bootstrap_servers=bus.bootstrap_servers,
+                client_id=bus.client_id,
+                group_id=self.group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # a new group starts from the retained history, as on Postgres
+                request_timeout_ms=bus.request_timeout_ms,
+                session_timeout_ms=bus.session_timeout_ms,
+                heartbeat_interval_ms=bus.heartbeat_interval_ms,
+            )
+            self._kafka.subscribe(list(self.topics), listener=_Rebalance(self))
+            try:
+                await self._kafka.start()
+            except KafkaError as exc:
+                await self._kafka.stop()
+                raise Unavailable("Kafka is unreachable", {"reason": str(exc)}) from exc
+            bus._consumers.add(self)
+            self._pump_task = asyncio.create_task(self._pump(), name=f"agiflow-kafka-pump-{self.group}")
+            self._started = True
+        try:
+            await asyncio.wait_for(self._assigned.wait(), timeout=bus.join_timeout)
+        except TimeoutError:
+            await self.close()
+            raise Unavailable(f"could not join consumer group {self.group!r}") from None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+        for part in self._partitions.values():
+            self._drop(part)
+        self._partitions.clear()
+        self._ready.clear()
+        if self._kafka is not None:
+            await self._kafka.stop()  # leaves the group; nothing is committed for unsettled messages
+        self._bus._consumers.discard(self)
+
+    async def __anext__(self) -> Delivery:
+        await self.start()
+        while True:
+            if self._closed:
+                raise StopAsyncIteration
+            self._wake.clear()
+            if self._in_flight < self.max_in_flight and self._ready:
+                delivery = self._ready.popleft()
+                if delivery.partition.revoked:
+                    continue
+                self._in_flight += 1
+                delivery.partition.in_flight += 1
+                if delivery.undecodable is not None:
+                    await delivery.dead(f"undecodable message: {delivery.undecodable}")
+                    continue
+                return delivery
+            await self._wake.wait()
+
+    # -- fetching -------------------------------------------------------------------------------
+
+    def _buffered(self) -> int:
+        return len(self._ready) + sum(p.buffered for p in self._partitions.values())
+
+    async def _pump(self) -> None:
+        kafka = self._kafka
+        while not self._closed:
+            try:
+                room = self._bus.buffer_size - self._buffered()
+                assigned = kafka.assignment()
+                if room <= 0:
+                    kafka.pause(*assigned)
+                elif kafka.paused():
+                    kafka.resume(*kafka.paused())
+                # Called even while paused: it is what tells aiokafka this member is alive and polling.
+                batches = await kafka.getmany(timeout_ms=500, max_records=max(1, room))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("Kafka consumer in group %s failed to fetch; retrying", self.group, exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            for tp, records in batches.items():
+                part = self._partitions.get(tp)
+                if part is None:  # revoked since the fetch
+                    continue
+                for record in records:
+                    self._admit(part, record)
+            if batches:
+                self._wake.set()
+
+    def _admit(self, part: _Partition, record: ConsumerRecord[Any, Any]) -> None:
+        part.unsettled.append(record.offset)
+        delivery = _KafkaDelivery(self, part, record, 1)
+        key = record.key
+        if key is None:
+            self._ready.append(delivery)
+        elif key in part.busy_keys:
+            part.waiting.setdefault(key, deque()).append(delivery)
+        else:
+            part.busy_keys.add(key)
+            self._ready.append(delivery)
+
+    # -- settling -------------------------------------------------------------------------------
+
+    async def _settled(self, delivery: _KafkaDelivery, *, redeliver_after: float | None = None) -> None:
+        part = delivery.partition
+        self._in_flight -= 1
+        part.in_flight -= 1
+        self._wake.set()
+        self._settlement.set()
+        if part.revoked:
+            return
+        if redeliver_after is not None:  # the key stays busy, the offset unsettled
+            again = _KafkaDelivery(self, part, delivery.record, delivery.message_attempt + 1)
+            handle = asyncio.get_running_loop().call_later(redeliver_after, self._redeliver, again)
+            part.timers.add(handle)
+            again.timer = handle
+            return
+        key = delivery.record.key
+        if key is not None:
+            queue = part.waiting.get(key)
+            if queue:
+                self._ready.appendleft(queue.popleft())  # older than anything else ready
+                if not queue:
+                    del part.waiting[key]
+            else:
+                part.busy_keys.discard(key)
+        part.settle(delivery.record.offset)
+        await self._commit(part)
+
+    def _redeliver(self, delivery: _KafkaDelivery) -> None:
+        part = delivery.partition
+        if delivery.timer is not None:
+            part.timers.discard(delivery.timer)
+        if part.revoked or self._closed:
+            return
+        self._ready.appendleft(delivery)
+        self._wake.set()
+
+    async def _commit(self, part: _Partition) -> None:
+        async with self._commit_lock:  # one commit at a time, always the newest target: offsets never go back
+            target = part.commit_target
+            if part.revoked or target is None or (part.committed is not None and part.committed >= target):
+                return
+            try:
+                async with asyncio.timeout(self._bus.commit_timeout):
+                    await self._kafka.commit({part.tp: target})
+                part.committed = target
+            except Exception as exc:  # a later commit covers it; failing that, the message is redelivered
+                log.warning("commit of %s@%s in group %s failed: %r", part.tp, target, self.group, exc)
+
+    # -- rebalancing ----------------------------------------------------------------------------
+
+    def _assign(self, assigned: set[TopicPartition]) -> None:
+        for tp in assigned:
+            self._partitions[tp] = _Partition(tp)
+        self._assigned.set()
+        self._wake.set()
+
+    async def _revoke(self, revoked: set[TopicPartition]) -> None:
+        parts = [self._partitions[tp] for tp in revoked if tp in self._partitions]
+        deadline = time.monotonic() + self._bus.revoke_grace
+        # Let running handlers settle and commit while this member still owns their partitions.
+        while not self._closed and any(p.in_flight for p in parts):
+            self._settlement.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settlement.wait(), timeout=deadline - time.monotonic())
+            if time.monotonic() >= deadline:
+                break
+        for part in parts:
+            self._drop(part)
+            self._partitions.pop(part.tp, None)
+        self._ready = deque(d for d in self._ready if not d.partition.revoked)
+        self._wake.set()
+
+    def _drop(self, part: _Partition) -> None:
+        part.revoked = True
+        for handle in part.timers:
+            handle.cancel()
+        part.timers.clear()
+        part.waiting.clear()
+
+
+class _KafkaDelivery(Delivery):
+    def __init__(self, consumer: _KafkaConsumer, partition: _Partition, record: Any, attempt: int) -> None:
+        self.partition = partition
+        self.record = record
+        self.message_attempt = attempt
+        self.timer: asyncio.TimerHandle | None = None
+        self.undecodable: str | None = None
+        self._consumer = consumer
+        self._settled_flag = False
+        try:
+            self.message = _message(record, attempt)
+        except ValueError as exc:
+            self.undecodable = str(exc)
+            self.message = Message(
+                id=f"{record.topic}/{record.partition}/{record.offset}",
+                topic=record.topic,
+                key="",
+                payload={},
+                headers={},
+                attempt=attempt,
+                created_at=datetime.now(UTC),
+            )
+
+    @property
+    def settled(self) -> bool:
+        return self._settled_flag
+
+    def _claim_settlement(self) -> None:
+        if self._settled_flag:
+            raise RuntimeError(f"message {self.message.id} is already settled")
+        self._settled_flag = True
+
+    async def ack(self) -> None:
+        self._claim_settlement()
+        await self._consumer._settled(self)
+
+    async def retry(self, error: str) -> None:
+        policy = self._consumer._bus.retry
+        if policy.exhausted(self.message_attempt):
+            await self.dead(f"gave up after {self.message_attempt} attempts: {error}")
+            return
+        self._claim_settlement()
+        await self._consumer._settled(self, redeliver_after=policy.backoff(self.message_attempt))
+
+    async def dead(self, error: str) -> None:
+        if self._settled_flag:
+            raise RuntimeError(f"message {self.message.id} is already settled")
+        # Not settled if the DLQ write fails: the caller may try again, or the message is redelivered.
+        await self._consumer._bus._dead_letter(self.record, self._consumer.group, self.message_attempt, error)
+        self._claim_settlement()
+        await self._consumer._settled(self)
+
+    async def extend(self) -> None:
+        """Nothing to extend: membership is kept by the background poll, not by a per-message lease."""

@@ -1,0 +1,7 @@
+"""Topic names, in one place so that a producer and its consumers cannot drift apart."""
+
+JOBS = "jobs"  # a job to run; key: job id
+JOB_EVENTS = "job-events"  # progress, logs and results of a job, in order; key: job id
+SPANS = "spans"  # OpenTelemetry spans to store; key: trace id
+NOTIFICATIONS = "notifications"  # alerts and other user-facing notices; key: project
+ALL_TOPICS: tuple[str, ...] = (JOBS, JOB_EVENTS, SPANS, NOTIFICATIONS)

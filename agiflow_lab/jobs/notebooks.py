@@ -1,0 +1,37 @@
+"""Where built-in task notebooks live: inside the wheel (``agiflow_lab/_notebooks``) or, in a source
+checkout or editable install, the repository's ``notebooks/`` folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agiflow_lab.errors import InvalidInput
+from agiflow_lab.jobs.models import BUILTIN_PREFIX
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+CANDIDATES = (_PACKAGE / "_notebooks", _PACKAGE.parent / "notebooks")
+NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def builtin_dir() -> Path:
+    for folder in CANDIDATES:
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError("the built-in notebooks are not installed")
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.ipynb"))
+
+
+def builtin_path(notebook: str) -> Path:
+    """``builtin:hello`` → the notebook's path; an unknown name is a client error naming the choices."""
+    name = notebook.removeprefix(BUILTIN_PREFIX)
+    path = builtin_dir() / f"{name}.ipynb"
+    if not NAME.match(name) or not path.is_file():
+        raise InvalidInput(
+            f"unknown built-in notebook {name!r}; available: {', '.join(builtin_names())}",
+            {"field": "notebook", "available": builtin_names()},
+        )
+    return path

@@ -1,0 +1,254 @@
+"""Job rules: submission with idempotency keys, admission under concurrency limits, cancel, retry,
+and applying the events workers put on the bus.
+
+Ownership moves (claim, hand-back) are written by workers directly, under a row lock, because two
+workers must never both believe they own a job. Everything a worker learns while running (progress,
+logs, the result) travels back over the bus as ``job-events`` and is applied here, idempotently by
+bus message id and guarded by the attempt number, so a late or repeated event never rewrites a newer
+attempt's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agiflow_lab.audit import store as audit
+from agiflow_lab.bus import outbox
+from agiflow_lab.bus.base import Message
+from agiflow_lab.bus.topics import JOBS
+from agiflow_lab.core.actor import Actor
+from agiflow_lab.core.paging import Page, check_limit, decode_cursor, encode_cursor
+from agiflow_lab.db.database import Database
+from agiflow_lab.errors import Conflict, InvalidInput, NotFound
+from agiflow_lab.jobs import store
+from agiflow_lab.jobs.models import (
+    ACTIVE_STATES,
+    BUILTIN_PREFIX,
+    FINAL_STATES,
+    Job,
+    JobEvent,
+    JobSubmit,
+    QueueStatus,
+    WorkerStatus,
+)
+from agiflow_lab.jobs.notebooks import builtin_path
+from agiflow_lab.projects.service import ProjectService
+
+DISPATCH_LOCK = 0x4A6F_6244_6973  # one dispatcher at a time across API replicas
+WORKER_STALE_SECONDS = 15.0
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job.model_validate(row)
+
+
+class JobService:
+    def __init__(
+        self, db: Database, projects: ProjectService, *, max_running: int = 32, max_running_per_project: int = 8
+    ) -> None:
+        self.db = db
+        self.projects = projects
+        self.max_running = max_running
+        self.max_running_per_project = max_running_per_project
+        self.dispatch_wanted = asyncio.Event()
+
+    # --- client operations ---------------------------------------------------------------------
+
+    async def submit(
+        self, actor: Actor, project: str, body: JobSubmit, input_notebook: dict[str, Any] | None = None
+    ) -> tuple[Job, bool]:
+        """Returns (job, created); a repeated idempotency key returns the first job and False."""
+        if body.notebook.startswith(BUILTIN_PREFIX):
+            builtin_path(body.notebook)  # an unknown task is the client's mistake: 400 naming the choices
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.transaction() as conn:
+            job_id = await store.insert(
+                conn, project_id, body.notebook, input_notebook, body.parameters, body.idempotency_key,
+                actor.principal, body.timeout_seconds, body.max_attempts,
+            )  # fmt: skip
+            if job_id is None:
+                assert body.idempotency_key is not None
+                existing = await store.by_idempotency_key(conn, project_id, body.idempotency_key)
+                assert existing is not None
+                if existing["notebook"] != body.notebook or existing["parameters"] != body.parameters:
+                    raise Conflict(
+                        "this idempotency key was used for a different job",
+                        {"field": "idempotency_key", "job_id": existing["id"]},
+                    )
+                return _job(existing), False
+            await store.add_event(conn, job_id, project_id, "state", {"state": "queued", "by": actor.principal})
+            await audit.record(
+                conn, project_id=project_id, actor=actor, action="job.submit", resource_type="job",
+                resource_id=job_id, after={"notebook": body.notebook, "parameters": body.parameters},
+            )  # fmt: skip
+            row = await store.get(conn, job_id)
+        self.dispatch_wanted.set()
+        assert row is not None
+        return _job(row), True
+
+    async def get(self, project: str, job_id: str) -> Job:
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.connection() as conn:
+            row = await store.get(conn, job_id, project_id)
+        if row is None:
+            raise NotFound(f"job {job_id!r} does not exist in project {project!r}", {"job": job_id})
+        return _job(row)
+
+    async def search(
+        self, project: str, *, state: str | None, submitted_by: str | None, notebook: str | None,
+        cursor: str | None, limit: int,
+    ) -> Page[Job]:  # fmt: skip
+        check_limit(limit)
+        before = decode_cursor(cursor)
+        if before is not None and not (isinstance(before, list) and len(before) == 2):
+            raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.connection() as conn:
+            rows = await store.search(
+                conn, project_id, state=state, submitted_by=submitted_by, notebook=notebook,
+                before=tuple(before) if before else None, limit=limit + 1,
+            )  # fmt: skip
+        items = [_job(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor([items[-1].created_at.isoformat(), items[-1].id]) if more else None
+        return Page[Job](items=items, next_cursor=next_cursor)
+
+    async def cancel(self, actor: Actor, project: str, job_id: str) -> Job:
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.transaction() as conn:
+            row = await self._locked(conn, job_id, project_id)
+            if row["state"] in FINAL_STATES:
+                raise Conflict(f"job {job_id} has already {row['state']}", {"state": row["state"]})
+            if row["state"] in ("queued", "dispatched"):
+                # Not on a kernel yet: cancel here; a worker that later receives it sees a final state.
+                await store.set_state(conn, job_id, "cancelled", finished_at="now()", cancel_requested=True)
+                await store.add_event(conn, job_id, project_id, "state", {"state": "cancelled", "by": actor.principal})
+            else:
+                await store.set_state(conn, job_id, row["state"], cancel_requested=True)
+                await conn.execute("SELECT pg_notify(%s, %s)", (store.CANCEL_CHANNEL, job_id))
+            await audit.record(
+                conn, project_id=project_id, actor=actor, action="job.cancel", resource_type="job", resource_id=job_id
+            )
+            updated = await store.get(conn, job_id)
+        self.dispatch_wanted.set()
+        assert updated is not None
+        return _job(updated)
+
+    async def retry(self, actor: Actor, project: str, job_id: str) -> Job:
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.transaction() as conn:
+            row = await self._locked(conn, job_id, project_id)
+            if row["state"] not in ("failed", "cancelled"):
+                raise Conflict(f"only failed or cancelled jobs can be retried; this one is {row['state']}",
+                               {"state": row["state"]})  # fmt: skip
+            await conn.execute(
+                """UPDATE control.jobs SET state = 'queued', cancel_requested = false, error = NULL, result = NULL,
+                          finished_at = NULL, worker_id = NULL, cells_done = 0,
+                          max_attempts = greatest(max_attempts, attempts + 1), updated_at = now()
+                    WHERE id = %s""",
+                (job_id,),
+            )
+            await store.add_event(conn, job_id, project_id, "state", {"state": "queued", "by": actor.principal,
+                                                                       "retry": True})  # fmt: skip
+            await audit.record(
+                conn, project_id=project_id, actor=actor, action="job.retry", resource_type="job", resource_id=job_id
+            )
+            updated = await store.get(conn, job_id)
+        self.dispatch_wanted.set()
+        assert updated is not None
+        return _job(updated)
+
+    async def output(self, project: str, job_id: str) -> dict[str, Any]:
+        job = await self.get(project, job_id)
+        async with self.db.connection() as conn:
+            notebook = await store.output(conn, job.id)
+        if notebook is None:
+            raise NotFound(f"job {job_id} has no executed notebook yet", {"job": job_id, "state": job.state})
+        return notebook
+
+    async def events(self, project: str, job_id: str, *, after: int = 0, limit: int = 500) -> list[JobEvent]:
+        job = await self.get(project, job_id)
+        async with self.db.connection() as conn:
+            rows = await store.events_after(conn, after, job_id=job.id, limit=limit)
+        return [JobEvent.model_validate(r) for r in rows]
+
+    async def status(self) -> QueueStatus:
+        async with self.db.connection() as conn:
+            counts = await store.queue_counts(conn)
+            workers = await store.workers(conn, WORKER_STALE_SECONDS)
+        oldest = counts["oldest"]
+        return QueueStatus(
+            workers=[WorkerStatus.model_validate(w) for w in workers],
+            queued=counts["queued"],
+            dispatched=counts["dispatched"],
+            running=counts["running"],
+            oldest_queued_seconds=None if oldest is None else float(oldest),
+        )
+
+    # --- the backend's side of the pipeline ----------------------------------------------------
+
+    async def dispatch(self) -> int:
+        """Put queued jobs on the bus, oldest first, while the global and per-project limits allow."""
+        dispatched = 0
+        async with self.db.transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (DISPATCH_LOCK,))
+            active = await store.active_counts(conn)
+            total = sum(active.values())
+            for row in await store.queued_for_dispatch(conn, limit=500):
+                if total >= self.max_running:
+                    break
+                if active.get(row["project_id"], 0) >= self.max_running_per_project:
+                    continue
+                await store.set_state(conn, row["id"], "dispatched", dispatched_at="now()")
+                await outbox.enqueue(conn, JOBS, row["id"], {"job_id": row["id"]})
+                active[row["project_id"]] = active.get(row["project_id"], 0) + 1
+                total += 1
+                dispatched += 1
+        return dispatched
+
+    async def apply_event(self, message: Message) -> None:
+        """Apply one ``job-events`` message from a worker; safe to call again with the same message."""
+        payload = message.payload
+        job_id, attempt, kind = str(payload["job_id"]), int(payload["attempt"]), str(payload["type"])
+        data: dict[str, Any] = dict(payload.get("data") or {})
+        async with self.db.transaction() as conn:
+            row = await store.get(conn, job_id, lock=True)
+            if row is None:
+                return
+            current = row["attempts"] == attempt and row["state"] == "running"
+            if kind == "progress":
+                event = await store.add_event(conn, job_id, row["project_id"], "progress", data, attempt=attempt,
+                                              message_id=message.id)  # fmt: skip
+                if event is not None and current:
+                    await store.progress(conn, job_id, attempt, int(data["done"]), int(data["total"]))
+            elif kind == "log":
+                await store.add_event(
+                    conn, job_id, row["project_id"], "log", data, attempt=attempt, message_id=message.id
+                )
+            elif kind == "started":
+                await store.add_event(conn, job_id, row["project_id"], "state",
+                                      {"state": "running", "worker": payload.get("worker_id")}, attempt=attempt,
+                                      message_id=message.id)  # fmt: skip
+            elif kind == "finished":
+                status = str(data["status"])
+                state = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(status, "failed")
+                event = await store.add_event(conn, job_id, row["project_id"], "state",
+                                              {"state": state, "status": status, "error": data.get("error")},
+                                              attempt=attempt, message_id=message.id)  # fmt: skip
+                if event is not None and current:
+                    await store.set_state(
+                        conn, job_id, state, finished_at="now()", error=data.get("error"), result=data.get("result"),
+                        cells_done=int(data.get("cells_done", row["cells_done"])),
+                    )  # fmt: skip
+        if kind == "finished":
+            self.dispatch_wanted.set()
+
+    async def _locked(self, conn: Any, job_id: str, project_id: int) -> dict[str, Any]:
+        row = await store.get(conn, job_id, project_id, lock=True)
+        if row is None:
+            raise NotFound(f"job {job_id!r} does not exist", {"job": job_id})
+        return row
+
+
+__all__ = ["ACTIVE_STATES", "JobService"]

@@ -1,0 +1,84 @@
+"""``/events``: a WebSocket of one project's job events (state changes, progress, log lines).
+
+A client that reconnects passes ``after=<last event id it saw>`` and first receives everything it
+missed (read from the event table), then live events; ids only ever grow, so it can deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado.web import authenticated
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from agiflow_lab.errors import InvalidInput
+from agiflow_lab.jobs import store
+from agiflow_lab_server.base import AgiflowHandler
+from agiflow_lab_server.routing import operation
+
+REPLAY_PAGE = 1000
+
+
+class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: ignore[misc]
+    auth_resource = "agiflow:jobs"
+
+    @operation("WebSocket of a project's job events; query: project, after (resume from an event id)",
+               tags=("jobs",), websocket=True)  # fmt: skip
+    @authenticated
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        project = self.get_query_argument("project", "")
+        if not project:
+            raise InvalidInput("give the project to follow: ?project=<slug>", {"field": "project"})
+        try:
+            self.after = int(self.get_query_argument("after", "0"))
+        except ValueError:
+            raise InvalidInput("after must be an event id", {"field": "after"}) from None
+        self.platform.authz.check(self.actor, project, self.auth_resource, "read")
+        self.project = project
+        await super().get(*args, **kwargs)
+
+    get.__agiflow_authorized__ = True  # type: ignore[attr-defined]  # checked inline: the project is a query arg
+
+    async def open(self, *args: Any, **kwargs: Any) -> None:
+        backend = self.settings["agiflow"].backend
+        self.subscription = backend.hub.subscribe({self.project})
+        self.sender = asyncio.create_task(self._send_events())
+
+    async def _send_events(self) -> None:
+        last = self.after
+        project_id = await self.platform.projects.resolve_id(self.project)
+        try:
+            while True:  # catch up from the table
+                async with self.platform.db.connection() as conn:
+                    rows = await store.events_after(conn, last, project_ids=[project_id], limit=REPLAY_PAGE)
+                for row in rows:
+                    await self._send(row)
+                    last = row["id"]
+                if len(rows) < REPLAY_PAGE:
+                    break
+            while True:  # then live, skipping what the catch-up already sent
+                event = await self.subscription.queue.get()
+                if event is None:
+                    self.close(4000, "too far behind; reconnect with after=<last id>")
+                    return
+                if event.id > last:
+                    await self._send(event.model_dump(mode="json"))
+                    last = event.id
+        except WebSocketClosedError:
+            pass
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        payload = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in event.items()}
+        await self.write_message(payload)
+
+    def on_message(self, message: str | bytes) -> None:
+        """Clients only listen; anything they send is ignored."""
+
+    def on_close(self) -> None:
+        backend = self.settings["agiflow"].backend
+        if hasattr(self, "subscription"):
+            backend.hub.unsubscribe(self.subscription)
+        if hasattr(self, "sender"):
+            self.sender.cancel()

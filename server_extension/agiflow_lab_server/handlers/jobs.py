@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from tornado.web import authenticated
+
+from agiflow_lab.core.paging import Page
+from agiflow_lab.errors import InvalidInput, NotFound
+from agiflow_lab.jobs.models import CONTENTS_PREFIX, Job, JobEvent, JobState, JobSubmit, QueueStatus
+from agiflow_lab_server.base import AgiflowHandler, authorized
+from agiflow_lab_server.routing import operation
+
+TAGS = ("jobs",)
+OPEN_FOLDER = "agiflow-jobs"
+
+
+class JobQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: JobState | None = None
+    submitted_by: str | None = None
+    notebook: str | None = None
+    cursor: str | None = None
+    limit: int = Field(50, ge=1, le=200)
+
+
+class EventsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: int = Field(0, ge=0, description="Only events with a larger id (resume point)")
+    limit: int = Field(500, ge=1, le=5000)
+
+
+class EventList(BaseModel):
+    items: list[JobEvent]
+
+
+class OpenedNotebook(BaseModel):
+    path: str = Field(description="Path of the executed notebook in the Jupyter contents, ready to open")
+
+
+class JobBase(AgiflowHandler):
+    auth_resource = "agiflow:jobs"
+
+    @property
+    def jobs(self) -> Any:
+        return self.platform.jobs
+
+
+class JobsHandler(JobBase):
+    @operation("List jobs, newest first", query=JobQuery, response=Page[Job], tags=TAGS)
+    @authenticated
+    @authorized
+    async def get(self, project: str) -> None:
+        q = self.query(JobQuery)
+        page = await self.jobs.search(
+            project, state=q.state, submitted_by=q.submitted_by, notebook=q.notebook, cursor=q.cursor, limit=q.limit
+        )
+        self.finish_json(page)
+
+    @operation("Submit a notebook job (an idempotency key makes resubmission safe)", body=JobSubmit, response=Job,
+               status=201, tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def post(self, project: str) -> None:
+        body = self.parse(JobSubmit)
+        snapshot = await self._snapshot(body.notebook)
+        job, created = await self.jobs.submit(self.actor, project, body, snapshot)
+        self.finish_json(job, status=201 if created else 200)
+
+    async def _snapshot(self, notebook: str) -> dict[str, Any] | None:
+        """A contents notebook is copied into the job, so any worker can run it and the run is reproducible."""
+        if not notebook.startswith(CONTENTS_PREFIX):
+            return None
+        path = notebook.removeprefix(CONTENTS_PREFIX).lstrip("/")
+        try:
+            model = await self.contents_manager.get(path, content=True, type="notebook")
+        except Exception as exc:  # the contents manager raises tornado HTTPErrors of its own
+            raise InvalidInput(f"notebook {path!r} cannot be read: {exc}", {"field": "notebook"}) from None
+        content: dict[str, Any] = json.loads(json.dumps(model["content"]))
+        return content
+
+
+class JobHandler(JobBase):
+    @operation("Get a job", response=Job, tags=TAGS)
+    @authenticated
+    @authorized
+    async def get(self, project: str, job_id: str) -> None:
+        self.finish_json(await self.jobs.get(project, job_id))
+
+
+class JobCancelHandler(JobBase):
+    @operation("Cancel a job: a running kernel is stopped within seconds", response=Job, tags=TAGS)
+    @authenticated
+    @authorized
+    async def post(self, project: str, job_id: str) -> None:
+        self.finish_json(await self.jobs.cancel(self.actor, project, job_id))
+
+
+class JobRetryHandler(JobBase):
+    @operation("Run a failed or cancelled job again", response=Job, tags=TAGS)
+    @authenticated
+    @authorized
+    async def post(self, project: str, job_id: str) -> None:
+        self.finish_json(await self.jobs.retry(self.actor, project, job_id))
+
+
+class JobEventsHandler(JobBase):
+    @operation("A job's events (state, progress, log lines) after an event id", query=EventsQuery,
+               response=EventList, tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def get(self, project: str, job_id: str) -> None:
+        q = self.query(EventsQuery)
+        self.finish_json(await self.jobs.events(project, job_id, after=q.after, limit=q.limit))
+
+
+class JobNotebookHandler(JobBase):
+    @operation("Download the executed notebook (the job's report)", tags=TAGS, content_type="application/x-ipynb+json")
+    @authenticated
+    @authorized
+    async def get(self, project: str, job_id: str) -> None:
+        notebook = await self.jobs.output(project, job_id)
+        self.set_header("Content-Type", "application/x-ipynb+json")
+        self.set_header("Content-Disposition", f'attachment; filename="job-{job_id}.ipynb"')
+        self.finish(json.dumps(notebook))
+
+
+class JobNotebookOpenHandler(JobBase):
+    # Copying the report into the caller's own Jupyter files needs only read access to the job.
+    auth_actions = {"POST": "read"}
+
+    @operation("Copy the executed notebook into Jupyter's files so JupyterLab can open it", response=OpenedNotebook,
+               tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def post(self, project: str, job_id: str) -> None:
+        if self._key_actor is not None:
+            raise InvalidInput("API keys have no Jupyter files; download the notebook instead", {"field": "job_id"})
+        notebook = await self.jobs.output(project, job_id)
+        job = await self.jobs.get(project, job_id)
+        path = f"{OPEN_FOLDER}/{project}-{job.id}.ipynb"
+        cm = self.contents_manager
+        if not await _maybe_await(cm.dir_exists(OPEN_FOLDER)):
+            await _maybe_await(cm.new(model={"type": "directory"}, path=OPEN_FOLDER))
+        await _maybe_await(cm.save({"type": "notebook", "format": "json", "content": notebook}, path))
+        self.finish_json(OpenedNotebook(path=path))
+
+
+class StatusHandler(AgiflowHandler):
+    auth_resource = "agiflow:status"
+
+    @operation("Workers, queue depth and lag", response=QueueStatus, tags=TAGS)
+    @authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish_json(await self.platform.jobs.status())
+
+
+async def _maybe_await(value: Any) -> Any:
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+_ = NotFound

@@ -1,0 +1,41 @@
+"""Helpers for job tests: wait for a state, read events, follow the WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from tests.support.api import Api
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+async def submit(api: Api, project: str, body: dict[str, Any], **who: Any) -> dict[str, Any]:
+    r = await api.post(f"/projects/{project}/jobs", body, **who)
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+async def wait_for(
+    api: Api, project: str, job_id: str, states: set[str] = FINAL, timeout: float = 90.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = (await api.get(f"/projects/{project}/jobs/{job_id}")).json()
+        if job["state"] in states:
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {job.get('state')} after {timeout}s: {json.dumps(job)[:500]}")
+
+
+async def events(api: Api, project: str, job_id: str) -> list[dict[str, Any]]:
+    r = await api.get(f"/projects/{project}/jobs/{job_id}/events")
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+def states_of(evts: list[dict[str, Any]]) -> list[str]:
+    return [e["data"]["state"] for e in evts if e["type"] == "state"]

@@ -1,0 +1,60 @@
+"""``agiflow-lab worker``: registered into the CLI through the ``agiflow_lab.cli`` entry point group,
+so the core package never imports the worker package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import tempfile
+from pathlib import Path
+
+from agiflow_lab.bus.topics import JOBS
+from agiflow_lab.config import Settings
+from agiflow_lab.db.embedded import start_embedded_postgres
+from agiflow_lab_workers.worker import Worker, WorkerOptions
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("worker", help="run a worker that executes notebook jobs until SIGTERM")
+    p.add_argument("--database-url", help="Postgres URL (default: AGIFLOW_DATABASE_URL, else the embedded one)")
+    p.add_argument("--bus", choices=["postgres", "kafka"], help="message bus (default: AGIFLOW_BUS or postgres)")
+    p.add_argument("--kafka-bootstrap", help="Kafka bootstrap servers (default: AGIFLOW_KAFKA_BOOTSTRAP)")
+    p.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
+    p.add_argument("--pool-size", type=int, help="pre-started kernels (default: = concurrency; 0 disables)")
+    p.add_argument("--topics", default=JOBS, help="comma-separated topics to consume (default: jobs)")
+    p.add_argument("--drain-seconds", type=float, default=10.0, help="grace period on SIGTERM (default 10)")
+    p.add_argument("--work-dir", type=Path, help="scratch space for running notebooks")
+    p.add_argument("--worker-id", help="stable id (default: host-pid-random)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings().with_env()
+    url = args.database_url or settings.database_url or start_embedded_postgres(settings.data_dir)
+    if args.concurrency < 1:
+        raise SystemExit("--concurrency must be at least 1")
+    options = WorkerOptions(
+        database_url=url,
+        work_dir=args.work_dir or Path(tempfile.mkdtemp(prefix="agiflow-worker-")),
+        bus=args.bus,
+        kafka_bootstrap=args.kafka_bootstrap,
+        concurrency=args.concurrency,
+        pool_size=args.pool_size,
+        topics=tuple(t.strip() for t in args.topics.split(",") if t.strip()),
+        drain_seconds=args.drain_seconds,
+    )
+    if args.worker_id:
+        options.worker_id = args.worker_id
+    asyncio.run(_main(options))
+    return 0
+
+
+async def _main(options: WorkerOptions) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Worker(options).run(stop)

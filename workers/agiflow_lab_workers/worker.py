@@ -1,0 +1,257 @@
+"""The worker process: takes jobs from the bus and runs their notebooks.
+
+Scaling is horizontal: every worker joins the same consumer group, so starting another process adds
+capacity. A worker heartbeats (which also keeps its bus leases alive); on SIGTERM it stops taking
+work, gives running jobs ``drain_seconds`` to finish, and hands back the rest so another worker
+starts them at once instead of after a lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agiflow_lab.bus.base import Consumer, Delivery
+from agiflow_lab.bus.factory import make_bus
+from agiflow_lab.bus.outbox import OutboxRelay
+from agiflow_lab.bus.topics import JOBS
+from agiflow_lab.db.database import Database
+from agiflow_lab.jobs import ownership, store
+from agiflow_lab.jobs.models import BUILTIN_PREFIX
+from agiflow_lab.jobs.notebooks import builtin_path
+from agiflow_lab_workers.events import JobEventSender
+from agiflow_lab_workers.kernel_pool import KernelPool
+from agiflow_lab_workers.runner import NotebookRunner, RunRequest, RunResult
+
+log = logging.getLogger(__name__)
+
+GROUP = "agiflow-workers"
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@dataclass
+class WorkerOptions:
+    database_url: str
+    work_dir: Path
+    bus: str | None = None
+    kafka_bootstrap: str | None = None
+    concurrency: int = 2
+    pool_size: int | None = None
+    topics: tuple[str, ...] = (JOBS,)
+    group: str = GROUP
+    heartbeat_seconds: float = 2.0
+    drain_seconds: float = 10.0
+    worker_id: str = field(default_factory=default_worker_id)
+
+
+@dataclass(eq=False)
+class Running:
+    job_id: str
+    attempt: int
+    delivery: Delivery
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    handing_back: bool = False
+
+
+class Worker:
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.id = options.worker_id
+        self.db = Database(options.database_url, min_size=1, max_size=options.concurrency * 2 + 4)
+        self.running: dict[str, Running] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        opts = self.options
+        await self.db.open()
+        bus = make_bus(opts.bus, self.db, kafka_bootstrap=opts.kafka_bootstrap)
+        await bus.start()
+        relay = OutboxRelay(self.db, bus)
+        relay.start()
+        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size)
+        await pool.start()
+        self.runner = NotebookRunner(pool, autosave_seconds=2.0)
+        async with self.db.connection() as conn:
+            await store.register_worker(conn, self.id, socket.gethostname(), os.getpid(), list(opts.topics),
+                                        opts.concurrency)  # fmt: skip
+        consumer = bus.consume(opts.topics, opts.group, max_in_flight=opts.concurrency)
+        await consumer.start()
+        helpers = [
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._listen_for_cancels(), name="cancel-listener"),
+        ]
+        taking = asyncio.create_task(self._take_work(consumer), name="take-work")
+        log.info("worker %s ready: bus=%s topics=%s concurrency=%s", self.id, type(bus).__name__, opts.topics,
+                 opts.concurrency)  # fmt: skip
+        try:
+            await stop.wait()
+        finally:
+            taking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await taking
+            await self._drain()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                async with self.db.connection() as conn:
+                    await store.worker_stopped(conn, self.id)
+            await consumer.close()
+            await relay.stop()
+            await pool.close()
+            await bus.close()
+            await self.db.close()
+            log.info("worker %s stopped", self.id)
+
+    async def _take_work(self, consumer: Consumer) -> None:
+        async for delivery in consumer:
+            task = asyncio.create_task(self._handle(delivery))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _drain(self) -> None:
+        if not self.tasks:
+            return
+        log.info("worker %s finishing %d running job(s)", self.id, len(self.running))
+        _, pending = await asyncio.wait(set(self.tasks), timeout=self.options.drain_seconds)
+        if pending:
+            for run in self.running.values():
+                run.handing_back = True
+                run.cancel.set()
+            await asyncio.wait(pending, timeout=30)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        job_id = str(delivery.message.payload.get("job_id", ""))
+        try:
+            outcome = await ownership.claim(self.db, job_id, self.id)
+        except Exception as exc:
+            log.warning("cannot claim job %s: %r", job_id, exc)
+            await _settle(delivery.retry(f"claim failed: {exc}"))
+            return
+        if isinstance(outcome, str):
+            log.info("job %s not run here: %s", job_id, outcome)
+            await _settle(delivery.ack())
+            return
+        run = Running(job_id, outcome.attempt, delivery)
+        self.running[job_id] = run
+        try:
+            await self._execute(run, outcome)
+        except Exception as exc:  # our failure (database down, disk full), not the notebook's
+            log.exception("job %s attempt %s could not be completed", job_id, run.attempt)
+            await _settle(delivery.retry(f"worker error: {exc}"))
+        finally:
+            self.running.pop(job_id, None)
+
+    async def _execute(self, run: Running, claim: ownership.Claim) -> None:
+        job = claim.job
+        events = JobEventSender(self.db, run.job_id, run.attempt, self.id)
+        await events.send("started", {"worker_id": self.id})
+        folder = self.options.work_dir / run.job_id / str(run.attempt)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            input_path = await self._input_path(job, claim, folder)
+        except Exception as exc:
+            await events.send("finished", {"status": "failed", "error": {"ename": type(exc).__name__,
+                                                                       "evalue": str(exc), "traceback": []}})  # fmt: skip
+            await run.delivery.ack()
+            return
+        request = RunRequest(
+            input_path=input_path,
+            output_path=folder / "output.ipynb",
+            parameters=job["parameters"],
+            timeout=float(job["timeout_seconds"]),
+            cwd=folder,
+            env={"AGIFLOW_JOB_ID": run.job_id, "AGIFLOW_PROJECT": str(job["project"])},
+        )
+        result = await self.runner.run(request, events, run.cancel)
+        await events.close()
+        if run.handing_back:
+            await ownership.hand_back(self.db, run.job_id, self.id, run.attempt, f"worker {self.id} stopped")
+            await run.delivery.retry("worker stopped before the job finished")
+            return
+        notebook = await asyncio.to_thread(_read_json, request.output_path)
+        if notebook is not None:
+            async with self.db.connection() as conn:
+                await store.save_output(conn, run.job_id, run.attempt, notebook)
+        await events.send("finished", _finished(result))
+        await run.delivery.ack()
+        await asyncio.to_thread(shutil.rmtree, self.options.work_dir / run.job_id, True)
+
+    async def _input_path(self, job: dict[str, Any], claim: ownership.Claim, folder: Path) -> Path:
+        notebook: str = job["notebook"]
+        if notebook.startswith(BUILTIN_PREFIX):
+            return builtin_path(notebook)
+        if claim.input_notebook is None:
+            raise FileNotFoundError(f"job has no copy of {notebook}")
+        path = folder / "input.ipynb"
+        await asyncio.to_thread(path.write_text, json.dumps(claim.input_notebook))
+        return path
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_seconds)
+            try:
+                async with self.db.connection() as conn:
+                    await store.heartbeat(conn, self.id, len(self.running))
+                for run in list(self.running.values()):
+                    await run.delivery.extend()
+                if self.running:
+                    for job_id in await ownership.cancel_requested(self.db, list(self.running)):
+                        self.running[job_id].cancel.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+
+    async def _listen_for_cancels(self) -> None:
+        while True:
+            try:
+                async with await self.db.connect() as conn:
+                    await conn.execute(f"LISTEN {store.CANCEL_CHANNEL}")
+                    async for note in conn.notifies():
+                        run = self.running.get(note.payload)
+                        if run is not None:
+                            log.info("cancelling job %s", note.payload)
+                            run.cancel.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("cancel listener lost its connection; retrying", exc_info=True)
+                await asyncio.sleep(1)
+
+
+def _finished(result: RunResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "error": None if result.error is None else asdict(result.error),
+        "result": result.result,
+        "cells_done": result.cells_done,
+        "cells_total": result.cells_total,
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (OSError, ValueError):
+        return None
+
+
+async def _settle(action: Any) -> None:
+    try:
+        await action
+    except Exception:  # the message will be redelivered; the claim makes that safe
+        log.warning("could not settle a delivery", exc_info=True)
