@@ -30,7 +30,8 @@ def make_bus(
     if kind == "postgres":
         from agiflow_lab.bus.postgres import PostgresBus
 
-        return PostgresBus(db, retry=retry)
+        lease = float(os.environ.get("AGIFLOW_BUS_LEASE_SECONDS") or 30.0)
+        return PostgresBus(db, retry=retry, lease_seconds=lease)
     if kind == "kafka":
         from agiflow_lab.bus.kafka import KafkaBus
 
@@ -39,5 +40,9 @@ def make_bus(
             raise InvalidInput("the kafka bus needs bootstrap servers (AGIFLOW_KAFKA_BOOTSTRAP)", {"field": "bus"})
         if partitions is None:
             partitions = int(os.environ.get("AGIFLOW_KAFKA_PARTITIONS") or DEFAULT_PARTITIONS)
-        return KafkaBus(bootstrap, partitions=partitions, retry=retry)
+        session_ms = int(os.environ.get("AGIFLOW_KAFKA_SESSION_TIMEOUT_MS") or 10_000)
+        return KafkaBus(
+            bootstrap, partitions=partitions, retry=retry, session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(500, session_ms // 3),
+        )  # fmt: skip
     raise InvalidInput(f"unknown bus {kind!r}; expected one of {', '.join(KINDS)}", {"field": "bus"})

@@ -75,12 +75,16 @@ class OutboxRelay:
         self.leader = False
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="agiflow-outbox-relay")
 
     async def stop(self) -> None:
+        # The flag ends the loops even if the cancel is swallowed (Python 3.11 asyncio.wait_for in psycopg_pool).
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,7 +100,7 @@ class OutboxRelay:
         await self.stop()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 # The session advisory lock lives and dies with this connection, which also LISTENs.
                 async with await self.db.connect() as conn:
@@ -107,11 +111,12 @@ class OutboxRelay:
             except Exception:
                 log.warning("outbox relay lost its database connection; retrying", exc_info=True)
             self.leader = False
-            await asyncio.sleep(1)
+            if not self._stopping:
+                await asyncio.sleep(1)
 
     async def _serve(self, conn: Conn) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             if not self.leader:
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", _RELAY_LOCK)
                 row = await cur.fetchone()

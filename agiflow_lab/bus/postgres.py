@@ -196,11 +196,14 @@ class _Listener:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="agiflow-bus-listener")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -223,20 +226,22 @@ class _Listener:
                 event.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:  # checked as well as cancel(): see _PgConsumer._beat
             try:
                 async with await self._db.connect() as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
                     self._wake(None)  # whatever was published while we were not listening
-                    async for note in conn.notifies():
-                        self._wake(note.payload)
+                    while not self._stopping:
+                        async for note in conn.notifies(timeout=5):
+                            self._wake(note.payload)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.connected.clear()
-                log.warning("bus listener lost its connection; retrying", exc_info=True)
-                await asyncio.sleep(1)
+                if not self._stopping:
+                    log.warning("bus listener lost its connection; retrying", exc_info=True)
+                    await asyncio.sleep(1)
 
 
 @dataclass(frozen=True)
@@ -430,9 +435,11 @@ class _PgConsumer(Consumer):
         return self._bus.poll_interval if due is None else max(0.01, min(self._bus.poll_interval, due))
 
     async def _beat(self) -> None:
-        while True:
+        # The flag, not only cancel(), ends the loop: on Python 3.11 a cancel that lands while psycopg_pool
+        # waits for a connection (asyncio.wait_for inside) can be swallowed.
+        while not self._closed:
             await asyncio.sleep(self._bus.lease_seconds / 3)
-            if not self._held:
+            if not self._held or self._closed:
                 continue
             try:
                 await self._extend(list(self._held.values()))

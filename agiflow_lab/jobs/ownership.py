@@ -9,6 +9,7 @@ rebalance). The claim decides, atomically, whether this delivery runs the job:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +17,9 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import FINAL_STATES
 
-STALE_AFTER_SECONDS = 15.0
+# A worker heartbeats every few seconds; one silent this long is presumed dead and its jobs are taken
+# over. Lower it (AGIFLOW_WORKER_STALE_SECONDS) for faster recovery at the risk of false alarms.
+STALE_AFTER_SECONDS = float(os.environ.get("AGIFLOW_WORKER_STALE_SECONDS", "15"))
 
 
 @dataclass(frozen=True)

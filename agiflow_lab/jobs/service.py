@@ -33,10 +33,10 @@ from agiflow_lab.jobs.models import (
     WorkerStatus,
 )
 from agiflow_lab.jobs.notebooks import builtin_path
+from agiflow_lab.jobs.ownership import STALE_AFTER_SECONDS
 from agiflow_lab.projects.service import ProjectService
 
 DISPATCH_LOCK = 0x4A6F_6244_6973  # one dispatcher at a time across API replicas
-WORKER_STALE_SECONDS = 15.0
 
 
 def _job(row: dict[str, Any]) -> Job:
@@ -176,7 +176,7 @@ class JobService:
     async def status(self) -> QueueStatus:
         async with self.db.connection() as conn:
             counts = await store.queue_counts(conn)
-            workers = await store.workers(conn, WORKER_STALE_SECONDS)
+            workers = await store.workers(conn, STALE_AFTER_SECONDS)
         oldest = counts["oldest"]
         return QueueStatus(
             workers=[WorkerStatus.model_validate(w) for w in workers],

