@@ -22,6 +22,7 @@ from agiflow_lab.jobs.service import JobService
 log = logging.getLogger(__name__)
 
 BACKEND_GROUP = "agiflow-backend"
+EVENTS_IN_FLIGHT = 16
 DISPATCH_TICK = 1.0  # catches work freed by another replica, whose in-process kick we never see
 
 
@@ -38,7 +39,8 @@ class JobBackend:
         await self.bus.start()
         self.relay.start()
         await self.hub.start()
-        consumer = self.bus.consume([JOB_EVENTS], BACKEND_GROUP, max_in_flight=1)
+        # Per-key order holds on both buses, so events of different jobs are applied concurrently.
+        consumer = self.bus.consume([JOB_EVENTS], BACKEND_GROUP, max_in_flight=EVENTS_IN_FLIGHT)
         await consumer.start()
         self._consumer = consumer
         self._tasks = [
@@ -64,11 +66,12 @@ class JobBackend:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Close the consumer first: a cancel can be swallowed by a pool wait (psycopg_pool on 3.11).
         with contextlib.suppress(Exception):
             await self._consumer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.wait(self._tasks, timeout=10)
         await self.hub.stop()
         await self.relay.stop()
         await self.bus.close()

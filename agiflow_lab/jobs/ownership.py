@@ -62,6 +62,9 @@ async def claim(db: Database, job_id: str, worker_id: str) -> Claim | Skip:
             conn, job_id, "running", worker_id=worker_id, attempts=attempt, started_at="now()", cells_done=0,
             error=None, result=None,
         )  # fmt: skip
+        # Recorded here, with the claim, rather than sent over the bus: the claim is already the fact.
+        await store.add_event(conn, job_id, job["project_id"], "state", {"state": "running", "worker": worker_id},
+                              attempt=attempt)  # fmt: skip
         notebook = await store.input_notebook(conn, job_id)
     return Claim(job=job, attempt=attempt, input_notebook=notebook)
 

@@ -226,10 +226,6 @@ class JobService:
                 await store.add_event(
                     conn, job_id, row["project_id"], "log", data, attempt=attempt, message_id=message.id
                 )
-            elif kind == "started":
-                await store.add_event(conn, job_id, row["project_id"], "state",
-                                      {"state": "running", "worker": payload.get("worker_id")}, attempt=attempt,
-                                      message_id=message.id)  # fmt: skip
             elif kind == "finished":
                 status = str(data["status"])
                 state = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(status, "failed")

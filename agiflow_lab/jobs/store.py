@@ -90,15 +90,14 @@ async def add_event(
 ) -> int | None:  # fmt: skip
     """Record an event and wake every live view; None if this bus message was recorded before."""
     cur = await conn.execute(
-        """INSERT INTO control.job_events (job_id, project_id, message_id, attempt, type, data)
-           VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING RETURNING id""",
-        (job_id, project_id, message_id, attempt, type_, Jsonb(data)),
+        """WITH row AS (
+               INSERT INTO control.job_events (job_id, project_id, message_id, attempt, type, data)
+               VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING RETURNING id)
+           SELECT id, pg_notify(%s, id::text) FROM row""",
+        (job_id, project_id, message_id, attempt, type_, Jsonb(data), EVENTS_CHANNEL),
     )
     row = await cur.fetchone()
-    if row is None:
-        return None
-    await conn.execute("SELECT pg_notify(%s, %s)", (EVENTS_CHANNEL, str(row["id"])))
-    return int(row["id"])
+    return None if row is None else int(row["id"])
 
 
 async def events_after(

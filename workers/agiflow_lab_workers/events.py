@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from agiflow_lab.bus import outbox
@@ -20,6 +21,7 @@ from agiflow_lab.db.database import Database
 log = logging.getLogger(__name__)
 
 LOG_BATCH_SECONDS = 0.1
+PROGRESS_EVERY_SECONDS = 0.25  # a notebook of many quick cells reports a few times a second, and its end
 MAX_LOG_CHARS = 64_000
 
 
@@ -32,6 +34,8 @@ class JobEventSender:
         self._pending: list[tuple[str, str]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._progress_sent_at = 0.0
+        self._unsent_progress: tuple[int, int] | None = None
 
     async def send(self, kind: str, data: dict[str, Any]) -> None:
         payload = {"job_id": self.job_id, "attempt": self.attempt, "worker_id": self.worker_id, "type": kind,
@@ -50,7 +54,16 @@ class JobEventSender:
     # RunEvents protocol -------------------------------------------------------------------------
 
     async def on_progress(self, cells_done: int, cells_total: int) -> None:
+        now = time.monotonic()
+        if cells_done < cells_total and now - self._progress_sent_at < PROGRESS_EVERY_SECONDS:
+            self._unsent_progress = (cells_done, cells_total)
+            return
+        await self._send_progress(cells_done, cells_total, now)
+
+    async def _send_progress(self, cells_done: int, cells_total: int, now: float) -> None:
         await self.flush()  # log lines before the progress they led up to
+        self._unsent_progress = None
+        self._progress_sent_at = now
         await self.send("progress", {"done": cells_done, "total": cells_total})
 
     async def on_log(self, stream: str, text: str) -> None:
@@ -84,3 +97,5 @@ class JobEventSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
+        if self._unsent_progress is not None:  # a run that stopped early: report how far it got
+            await self._send_progress(*self._unsent_progress, time.monotonic())

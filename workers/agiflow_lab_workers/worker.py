@@ -99,8 +99,7 @@ class Worker:
             await stop.wait()
         finally:
             taking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await taking
+            await asyncio.wait({taking}, timeout=10)
             await self._drain()
             for task in helpers:
                 task.cancel()
@@ -157,7 +156,6 @@ class Worker:
     async def _execute(self, run: Running, claim: ownership.Claim) -> None:
         job = claim.job
         events = JobEventSender(self.db, run.job_id, run.attempt, self.id)
-        await events.send("started", {"worker_id": self.id})
         folder = self.options.work_dir / run.job_id / str(run.attempt)
         folder.mkdir(parents=True, exist_ok=True)
         try:
