@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from agiflow_lab.audit.service import AuditService
 from agiflow_lab.authz.enforcer import Authorizer
+from agiflow_lab.bus.admin import BusAdmin
 from agiflow_lab.config import Settings
 from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
@@ -33,6 +34,7 @@ class Platform:
     keys: KeyService
     audit: AuditService
     jobs: JobService
+    bus_admin: BusAdmin
     url: str
 
     @classmethod
@@ -58,6 +60,7 @@ class Platform:
                 max_running=settings.max_running_jobs,
                 max_running_per_project=settings.max_running_jobs_per_project,
             ),  # fmt: skip
+            bus_admin=BusAdmin(db, authz, settings.bus, settings.default_project),
             url=url,
         )
         platform.prompts.cache.start()

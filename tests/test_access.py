@@ -25,6 +25,7 @@ MAY: dict[str, set[tuple[str, str]]] = {
                ("agiflow:members", "read")},
 }  # fmt: skip
 PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects", "agiflow:status"}
+ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only owners of the default project
 
 
 def may(role: str, resource: str, action: str) -> bool:
@@ -48,6 +49,8 @@ def body_for(path: str, verb: str) -> Any:
         return {"variables": {"x": "1"}}
     if path.endswith("/keys") and verb == "post":
         return {"name": "k", "role": "viewer"}
+    if path.endswith("/requeue"):
+        return {"group": "agiflow-workers"}
     if "/members/" in path and verb == "put":
         return {"role": "viewer"}
     return None
@@ -55,7 +58,8 @@ def body_for(path: str, verb: str) -> Any:
 
 def fill(path: str, project: str) -> str:
     values = {"project": project, "name": "greet", "version": "1", "label": "production",
-              "user": "someone", "key_id": "000000000000", "job_id": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+              "user": "someone", "key_id": "000000000000", "job_id": "00000000-0000-0000-0000-000000000000",
+              "message_id": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     return path.removeprefix("/agiflow/api/v1")
@@ -96,12 +100,14 @@ async def test_every_route_with_every_role(api: Api, project: str, world: dict[s
             assert r.json()["error"]["code"] == "unauthenticated"
 
             r = await api.request(verb.upper(), url, body_for(path, verb), user=f"stranger-{uuid.uuid4().hex[:4]}")
-            expect_stranger = not project_scoped
+            expect_stranger = not project_scoped and resource not in ADMIN_ONLY
             assert (r.status_code != 403) == expect_stranger, ("stranger", verb, path, r.status_code, r.text)
 
             for name, caller in world["callers"].items():
                 if project_scoped:
                     allowed = may(caller["role"], resource, action)
+                elif resource in ADMIN_ONLY:
+                    allowed = name == "owner user"
                 else:
                     allowed = resource in PROJECTLESS_READS and (action == "read" or "key" not in caller["who"])
                 r = await api.request(verb.upper(), url, body_for(path, verb), **caller["who"])

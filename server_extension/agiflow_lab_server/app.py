@@ -14,7 +14,7 @@ from agiflow_lab.config import Settings
 from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
 from agiflow_lab_server.base import PlatformState
-from agiflow_lab_server.handlers import docs, events, jobs, projects, prompts
+from agiflow_lab_server.handlers import bus, docs, events, jobs, projects, prompts
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
 from agiflow_lab_server.supervisor import WorkerSupervisor
 
@@ -48,6 +48,8 @@ ROUTES: list[Route] = [
     Route(P + "/jobs/{job_id}/notebook", jobs.JobNotebookHandler),
     Route(P + "/jobs/{job_id}/notebook/open", jobs.JobNotebookOpenHandler),
     Route("/status", jobs.StatusHandler),
+    Route("/bus/dead-letters", bus.DeadLettersHandler),
+    Route("/bus/dead-letters/{message_id}/requeue", bus.RequeueHandler),
     Route("/events", events.EventsSocket),
 ]
 
