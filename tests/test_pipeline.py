@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -111,17 +112,27 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_succeeds_once(sta
     assert output.status_code == 200 and "awake" in output.text
 
 
+async def sleep_job_and_its_worker(
+    stack: Stack, seconds: int
+) -> tuple[dict[str, Any], dict[str, Any], subprocess.Popen[bytes]]:
+    """A sleeping job once it runs, the worker running it, and that worker's process; a spare worker is
+    started so the deployment keeps two after the test stops this one."""
+    assert stack.api is not None
+    await wait_for_workers(stack.api, 2)
+    job = await submit(stack.api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": seconds}})
+    running = await wait_for(stack.api, "default", job["id"], {"running"})
+    victim = next(w for w in await alive_workers(stack.api) if w["id"] == running["worker_id"])
+    proc = next(p for p in stack.workers if p.pid == victim["pid"])
+    stack.start_worker()
+    return job, victim, proc
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_worker_stopped_with_sigterm_hands_its_job_back(stacks: Stacks, backend: str) -> None:
     stack = stacks.get(backend)
     api = stack.api
     assert api is not None
-    await wait_for_workers(api, 2)
-    job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 2}})
-    running = await wait_for(api, "default", job["id"], {"running"})
-    victim = next(w for w in await alive_workers(api) if w["id"] == running["worker_id"])
-    proc = next(p for p in stack.workers if p.pid == victim["pid"])
-    stack.start_worker()
+    job, victim, proc = await sleep_job_and_its_worker(stack, seconds=2)
     proc.send_signal(signal.SIGTERM)  # workers here drain for 3 s: enough to finish this job
     done = await wait_for(api, "default", job["id"], timeout=120)
     assert done["state"] == "succeeded", (done, stack.worker_logs())
@@ -134,12 +145,7 @@ async def test_sigterm_hands_back_a_job_that_cannot_finish_in_time(stacks: Stack
     stack = stacks.get(backend)
     api = stack.api
     assert api is not None
-    await wait_for_workers(api, 2)
-    job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 30}})
-    running = await wait_for(api, "default", job["id"], {"running"})
-    victim = next(w for w in await alive_workers(api) if w["id"] == running["worker_id"])
-    proc = next(p for p in stack.workers if p.pid == victim["pid"])
-    stack.start_worker()
+    job, victim, proc = await sleep_job_and_its_worker(stack, seconds=30)
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 60) == 0  # gave up after drain_seconds, handed the job back
     async with asyncio.timeout(60):
