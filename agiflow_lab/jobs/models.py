@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 JobState = Literal["queued", "dispatched", "running", "retrying", "succeeded", "failed", "cancelled"]
 FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-ACTIVE_STATES: frozenset[str] = frozenset({"dispatched", "running", "retrying"})
 BUILTIN_PREFIX = "builtin:"
 CONTENTS_PREFIX = "contents:"
 

@@ -23,7 +23,6 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import (
-    ACTIVE_STATES,
     BUILTIN_PREFIX,
     FINAL_STATES,
     Job,
@@ -246,5 +245,3 @@ class JobService:
             raise NotFound(f"job {job_id!r} does not exist", {"job": job_id})
         return row
 
-
-__all__ = ["ACTIVE_STATES", "JobService"]

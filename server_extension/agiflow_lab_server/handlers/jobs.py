@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
-from agiflow_lab.errors import InvalidInput, NotFound
+from agiflow_lab.errors import InvalidInput
 from agiflow_lab.jobs.models import CONTENTS_PREFIX, Job, JobEvent, JobState, JobSubmit, QueueStatus
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
@@ -162,5 +162,3 @@ async def _maybe_await(value: Any) -> Any:
         return await value
     return value
 
-
-_ = NotFound
