@@ -9,6 +9,9 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type {
   ApiErrorBody,
+  Job,
+  JobSubmit,
+  OpenedNotebook,
   Page,
   Project,
   PromptSummary,
@@ -68,6 +71,56 @@ export class AgiflowApi {
     });
   }
 
+  listJobs(project: string, limit = 50): Promise<Page<Job>> {
+    return this.get<Page<Job>>(['projects', project, 'jobs'], { limit });
+  }
+
+  getJob(project: string, id: string): Promise<Job> {
+    return this.get<Job>(['projects', project, 'jobs', id]);
+  }
+
+  submitJob(project: string, body: JobSubmit): Promise<Job> {
+    return this.send<Job>('POST', ['projects', project, 'jobs'], body);
+  }
+
+  cancelJob(project: string, id: string): Promise<Job> {
+    return this.send<Job>('POST', ['projects', project, 'jobs', id, 'cancel']);
+  }
+
+  retryJob(project: string, id: string): Promise<Job> {
+    return this.send<Job>('POST', ['projects', project, 'jobs', id, 'retry']);
+  }
+
+  /** Copy the executed notebook into the Jupyter files; answers its path. */
+  openJobNotebook(project: string, id: string): Promise<OpenedNotebook> {
+    return this.send<OpenedNotebook>('POST', [
+      'projects',
+      project,
+      'jobs',
+      id,
+      'notebook',
+      'open'
+    ]);
+  }
+
+  /**
+   * The URL of the project's job-event WebSocket, resuming after event `after`.
+   * Authenticated like JupyterLab's own sockets: the token as a query
+   * parameter when there is one, else the session cookie (same origin).
+   */
+  eventsUrl(project: string, after: number): string {
+    const params = new URLSearchParams({ project, after: String(after) });
+    if (this.settings.token) {
+      params.set('token', this.settings.token);
+    }
+    return `${URLExt.join(this.settings.wsUrl, API_PREFIX, 'events')}?${params}`;
+  }
+
+  /** A WebSocket constructor that fits the server settings. */
+  get WebSocket(): typeof WebSocket {
+    return this.settings.WebSocket;
+  }
+
   /** The absolute URL of an API path; each segment is percent-encoded. */
   url(segments: string[], query: Query = {}): string {
     const path = URLExt.join(
@@ -85,17 +138,28 @@ export class AgiflowApi {
     return search ? `${path}?${search}` : path;
   }
 
-  private async get<T>(segments: string[], query?: Query): Promise<T> {
-    const url = this.url(segments, query);
+  private get<T>(segments: string[], query?: Query): Promise<T> {
+    // `no-cache` (revalidate) rather than the default `no-store`, for which
+    // ServerConnection appends a bare `&<timestamp>` cache-buster parameter.
+    return this.request<T>(this.url(segments, query), {
+      method: 'GET',
+      cache: 'no-cache'
+    });
+  }
+
+  private send<T>(method: 'POST', segments: string[], body?: unknown): Promise<T> {
+    return this.request<T>(this.url(segments), {
+      method,
+      cache: 'no-cache',
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined ? undefined : { 'Content-Type': 'application/json' }
+    });
+  }
+
+  private async request<T>(url: string, init: RequestInit): Promise<T> {
     let response: Response;
     try {
-      // `no-cache` (revalidate) rather than the default `no-store`, for which
-      // ServerConnection appends a bare `&<timestamp>` cache-buster parameter.
-      response = await ServerConnection.makeRequest(
-        url,
-        { method: 'GET', cache: 'no-cache' },
-        this.settings
-      );
+      response = await ServerConnection.makeRequest(url, init, this.settings);
     } catch (reason) {
       throw new AgiflowApiError(
         `Cannot reach the Jupyter server: ${errorMessage(reason)}`,

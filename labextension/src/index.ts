@@ -8,10 +8,12 @@ import { ILauncher } from '@jupyterlab/launcher';
 
 import { AgiflowApi } from './api';
 import { agiflowIcon } from './icon';
+import { JobsWidget } from './jobsWidget';
 import { PromptBrowserWidget } from './widget';
 
 namespace CommandIDs {
   export const openPrompts = 'agiflow-lab:open-prompts';
+  export const openJobs = 'agiflow-lab:open-jobs';
 }
 
 const SIDEBAR_ID = 'agiflow-lab-sidebar';
@@ -19,7 +21,8 @@ const CATEGORY = 'AGIFlow';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'agiflow-lab:plugin',
-  description: 'AGIFlow prompt browser: a left sidebar panel, plus a launcher and palette item.',
+  description:
+    'AGIFlow prompt browser (a left sidebar panel, plus a launcher and palette item) and live jobs view.',
   autoStart: true,
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
   activate: (
@@ -70,6 +73,44 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void restorer.restore(tracker, {
         command: CommandIDs.openPrompts,
         name: () => 'agiflow-prompts'
+      });
+    }
+
+    const jobsTracker = new WidgetTracker<MainAreaWidget<JobsWidget>>({
+      namespace: 'agiflow-lab-jobs'
+    });
+    const openPath = (path: string): Promise<unknown> =>
+      app.commands.execute('docmanager:open', { path });
+
+    app.commands.addCommand(CommandIDs.openJobs, {
+      label: 'AGIFlow Jobs',
+      caption: 'Run notebook jobs and follow them live',
+      icon: args => (args['isPalette'] ? undefined : agiflowIcon),
+      execute: () => {
+        let main = jobsTracker.currentWidget;
+        if (!main || main.isDisposed) {
+          const content = new JobsWidget(api, openPath);
+          main = new MainAreaWidget({ content });
+          main.id = 'agiflow-lab-jobs';
+          main.title.label = 'AGIFlow Jobs';
+          main.title.icon = agiflowIcon;
+          main.title.closable = true;
+          void jobsTracker.add(main);
+        }
+        if (!main.isAttached) {
+          app.shell.add(main, 'main');
+        }
+        app.shell.activateById(main.id);
+        return main;
+      }
+    });
+
+    palette?.addItem({ command: CommandIDs.openJobs, category: CATEGORY });
+    launcher?.add({ command: CommandIDs.openJobs, category: CATEGORY, rank: 2 });
+    if (restorer) {
+      void restorer.restore(jobsTracker, {
+        command: CommandIDs.openJobs,
+        name: () => 'agiflow-jobs'
       });
     }
   }

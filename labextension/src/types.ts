@@ -73,3 +73,74 @@ export interface ApiErrorBody {
     details?: unknown;
   };
 }
+
+/** `agiflow_lab/jobs/models.py` JobState. */
+export type JobState =
+  | 'queued'
+  | 'dispatched'
+  | 'running'
+  | 'retrying'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled';
+
+export const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set<JobState>([
+  'succeeded',
+  'failed',
+  'cancelled'
+]);
+
+/** Where and why a notebook job failed. */
+export interface JobError {
+  cell_index: number | null;
+  ename: string;
+  evalue: string;
+  traceback: string[];
+}
+
+/** GET /projects/{slug}/jobs → Page<Job>; POST …/jobs → Job */
+export interface Job {
+  id: string;
+  project: string;
+  notebook: string;
+  parameters: Record<string, unknown>;
+  state: JobState;
+  idempotency_key?: string | null;
+  submitted_by: string;
+  worker_id: string | null;
+  attempts: number;
+  max_attempts?: number;
+  timeout_seconds?: number;
+  cells_done: number;
+  cells_total: number | null;
+  error: JobError | null;
+  result?: unknown;
+  cancel_requested?: boolean;
+  created_at: string;
+  dispatched_at?: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at?: string;
+}
+
+/** POST /projects/{slug}/jobs */
+export interface JobSubmit {
+  notebook: string;
+  parameters: Record<string, unknown>;
+}
+
+/** POST …/jobs/{id}/notebook/open */
+export interface OpenedNotebook {
+  path: string;
+}
+
+/** One message of the `/events` WebSocket (and of GET …/jobs/{id}/events). */
+export interface JobEvent {
+  id: number;
+  job_id: string;
+  project: string;
+  attempt: number;
+  type: 'state' | 'progress' | 'log';
+  data: Record<string, unknown>;
+  at: string;
+}

@@ -1,0 +1,352 @@
+import { refreshIcon } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import { AgiflowApi, errorMessage } from './api';
+import { ErrorNotice } from './ErrorNotice';
+import { JobEventSocket, SocketStatus } from './events';
+import { JobStateBadge, Progress } from './JobBadges';
+import { JobDetail } from './JobDetail';
+import { EMPTY, isNewer, jobsReducer } from './jobState';
+import type { Job, JobEvent, Project } from './types';
+import { useRequest } from './useRequest';
+
+export interface JobsViewProps {
+  api: AgiflowApi;
+  /** Opens a file of the Jupyter contents (the executed notebook). */
+  openPath: (path: string) => Promise<unknown>;
+}
+
+const PAGE_SIZE = 50;
+const DEFAULT_PROJECT = 'default';
+export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
+
+/**
+ * The project's jobs, newest first, kept live by the job-event WebSocket: one
+ * list fetch, then a refetch of a job only when an event says its state moved.
+ */
+export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
+  const projects = useRequest(() => api.listProjects(), [api]);
+  const [project, setProject] = React.useState<string | null>(null);
+  const [generation, setGeneration] = React.useState(0);
+  const [data, dispatch] = React.useReducer(jobsReducer, EMPTY);
+  const [listError, setListError] = React.useState<string | undefined>();
+  const [status, setStatus] = React.useState<SocketStatus>('closed');
+  const [selected, setSelected] = React.useState<string | null>(null);
+
+  const items = projects.data?.items;
+  React.useEffect(() => {
+    if (items && !items.some(p => p.slug === project)) {
+      setProject(pickProject(items));
+    }
+  }, [items, project]);
+
+  // The jobs as last rendered, to tell which events are news (see jobState.ts).
+  const jobsRef = React.useRef<Job[] | undefined>(undefined);
+  jobsRef.current = data.jobs;
+
+  React.useEffect(() => {
+    if (project === null) {
+      return;
+    }
+    let live = true;
+    let socket: JobEventSocket | null = null;
+    const fetching = new Map<string, boolean>(); // job id → refetch again when done
+    dispatch({ type: 'reset' });
+    setListError(undefined);
+
+    const refetch = (id: string): void => {
+      if (fetching.has(id)) {
+        fetching.set(id, true);
+        return;
+      }
+      fetching.set(id, false);
+      api
+        .getJob(project, id)
+        .then(job => live && dispatch({ type: 'upsert', job }))
+        .catch(() => undefined) // a job deleted meanwhile: nothing to show
+        .finally(() => {
+          const again = fetching.get(id);
+          fetching.delete(id);
+          if (again && live) {
+            refetch(id);
+          }
+        });
+    };
+
+    const onEvents = (events: JobEvent[]): void => {
+      if (!live) {
+        return;
+      }
+      const jobs = new Map((jobsRef.current ?? []).map(job => [job.id, job]));
+      const stale = new Set<string>();
+      for (const event of events) {
+        if (event.type === 'state' && isNewer(event, jobs.get(event.job_id))) {
+          stale.add(event.job_id);
+        }
+      }
+      dispatch({ type: 'events', events });
+      stale.forEach(refetch);
+    };
+
+    api.listJobs(project, PAGE_SIZE).then(
+      page => {
+        if (!live) {
+          return;
+        }
+        dispatch({ type: 'loaded', jobs: page.items });
+        // Replays the project's events (the logs of the listed jobs), then live.
+        socket = new JobEventSocket(api, project, {
+          onEvents,
+          onStatus: s => live && setStatus(s)
+        });
+      },
+      (reason: unknown) => live && setListError(errorMessage(reason))
+    );
+    return () => {
+      live = false;
+      socket?.dispose();
+    };
+  }, [api, project, generation]);
+
+  const upsert = React.useCallback((job: Job) => dispatch({ type: 'upsert', job }), []);
+  const jobs = data.jobs;
+  const current = jobs?.find(job => job.id === selected) ?? null;
+
+  return (
+    <div className="agiflow-browser agiflow-jobs" data-testid="agiflow-jobs">
+      <div className="agiflow-toolbar">
+        <span className="agiflow-title">AGIFlow Jobs</span>
+        <span className="agiflow-toolbar-end">
+          <span
+            className={`agiflow-live agiflow-live-${status}`}
+            data-testid="agiflow-live"
+            title="Job events WebSocket"
+          >
+            {status === 'live' ? '● live' : status}
+          </span>
+          <button
+            type="button"
+            className="agiflow-icon-button"
+            title="Reload"
+            aria-label="Reload"
+            onClick={() => {
+              projects.reload();
+              setGeneration(g => g + 1);
+            }}
+          >
+            <refreshIcon.react tag="span" />
+          </button>
+        </span>
+      </div>
+      {projects.error !== undefined ? (
+        <ErrorNotice message={projects.error} onRetry={projects.reload} />
+      ) : items === undefined ? (
+        <div className="agiflow-status">Loading projects…</div>
+      ) : items.length === 0 || project === null ? (
+        <div className="agiflow-status">No projects yet.</div>
+      ) : (
+        <>
+          <div className="agiflow-filters">
+            <label className="agiflow-field">
+              <span>Project</span>
+              <select
+                className="agiflow-project-select"
+                data-testid="agiflow-project-select"
+                value={project}
+                onChange={event => {
+                  setSelected(null);
+                  setProject(event.target.value);
+                }}
+              >
+                {items.map(p => (
+                  <option key={p.slug} value={p.slug}>
+                    {p.name || p.slug}
+                  </option>
+                ))}
+              </select>
+            </label>
+          </div>
+          <JobSubmitForm
+            api={api}
+            project={project}
+            onSubmitted={job => {
+              upsert(job);
+              setSelected(job.id);
+            }}
+          />
+          <div className="agiflow-body">
+            <div className="agiflow-list-pane">
+              {listError !== undefined ? (
+                <ErrorNotice message={listError} onRetry={() => setGeneration(g => g + 1)} />
+              ) : jobs === undefined ? (
+                <div className="agiflow-status">Loading jobs…</div>
+              ) : jobs.length === 0 ? (
+                <div className="agiflow-status">No jobs in this project yet: run one above.</div>
+              ) : (
+                <JobList jobs={jobs} selected={selected} onSelect={setSelected} />
+              )}
+            </div>
+            <div className="agiflow-detail-pane">
+              {current ? (
+                <JobDetail
+                  api={api}
+                  job={current}
+                  log={data.logs[current.id] ?? []}
+                  onChanged={upsert}
+                  openPath={openPath}
+                />
+              ) : (
+                <div className="agiflow-status">Select a job to see its log.</div>
+              )}
+            </div>
+          </div>
+        </>
+      )}
+    </div>
+  );
+}
+
+interface JobSubmitFormProps {
+  api: AgiflowApi;
+  project: string;
+  onSubmitted: (job: Job) => void;
+}
+
+function JobSubmitForm({ api, project, onSubmitted }: JobSubmitFormProps): JSX.Element {
+  const [notebook, setNotebook] = React.useState(NOTEBOOKS[0]);
+  const [parameters, setParameters] = React.useState('{"name": "world"}');
+  const [busy, setBusy] = React.useState(false);
+  const [error, setError] = React.useState<string | undefined>();
+
+  const submit = async (event: React.FormEvent): Promise<void> => {
+    event.preventDefault();
+    let parsed: unknown;
+    try {
+      parsed = parameters.trim() ? JSON.parse(parameters) : {};
+    } catch (reason) {
+      setError(`Parameters are not valid JSON: ${errorMessage(reason)}`);
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      setError('Parameters must be a JSON object, e.g. {"name": "world"}.');
+      return;
+    }
+    setBusy(true);
+    setError(undefined);
+    try {
+      onSubmitted(
+        await api.submitJob(project, {
+          notebook,
+          parameters: parsed as Record<string, unknown>
+        })
+      );
+    } catch (reason) {
+      setError(errorMessage(reason));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form
+      className="agiflow-job-submit"
+      data-testid="agiflow-job-submit"
+      onSubmit={event => void submit(event)}
+    >
+      <label className="agiflow-field">
+        <span>Notebook</span>
+        <select
+          className="agiflow-project-select agiflow-job-notebook"
+          data-testid="agiflow-job-notebook"
+          value={notebook}
+          onChange={event => setNotebook(event.target.value)}
+        >
+          {NOTEBOOKS.map(name => (
+            <option key={name} value={name}>
+              {name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="agiflow-field agiflow-job-parameters-field">
+        <span>Parameters</span>
+        <textarea
+          className="agiflow-job-parameters"
+          data-testid="agiflow-job-parameters"
+          rows={2}
+          spellCheck={false}
+          value={parameters}
+          onChange={event => setParameters(event.target.value)}
+        />
+      </label>
+      <button
+        type="submit"
+        className="jp-mod-styled jp-mod-accept agiflow-job-run"
+        data-testid="agiflow-job-run"
+        disabled={busy}
+      >
+        {busy ? 'Submitting…' : 'Run'}
+      </button>
+      {error !== undefined && <ErrorNotice message={error} />}
+    </form>
+  );
+}
+
+interface JobListProps {
+  jobs: Job[];
+  selected: string | null;
+  onSelect: (id: string) => void;
+}
+
+function JobList({ jobs, selected, onSelect }: JobListProps): JSX.Element {
+  return (
+    <ul className="agiflow-prompt-list agiflow-job-list" data-testid="agiflow-job-list">
+      {jobs.map(job => (
+        <li key={job.id}>
+          <button
+            type="button"
+            className={
+              'agiflow-prompt-item agiflow-job-item' +
+              (job.id === selected ? ' agiflow-mod-selected' : '')
+            }
+            data-testid="agiflow-job-item"
+            data-job-id={job.id}
+            aria-current={job.id === selected ? 'true' : undefined}
+            onClick={() => onSelect(job.id)}
+          >
+            <span className="agiflow-prompt-item-head">
+              <span className="agiflow-prompt-name">{job.notebook}</span>
+              <JobStateBadge state={job.state} />
+            </span>
+            <span className="agiflow-prompt-item-meta agiflow-muted">
+              <Progress job={job} />
+              <span title={job.created_at}>{timeAgo(job.created_at)}</span>
+              <span className="agiflow-job-id">{job.id.slice(0, 8)}</span>
+            </span>
+          </button>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function pickProject(projects: Project[]): string | null {
+  if (projects.length === 0) {
+    return null;
+  }
+  return projects.some(p => p.slug === DEFAULT_PROJECT) ? DEFAULT_PROJECT : projects[0].slug;
+}
+
+function timeAgo(iso: string): string {
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (seconds < 60) {
+    return `${seconds}s ago`;
+  }
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)}m ago`;
+  }
+  if (seconds < 86400) {
+    return `${Math.floor(seconds / 3600)}h ago`;
+  }
+  return new Date(iso).toLocaleDateString();
+}

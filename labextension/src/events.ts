@@ -1,0 +1,132 @@
+/**
+ * A resumable subscription to one project's job events (`/events` WebSocket).
+ *
+ * Event ids only grow: the socket remembers the last one it delivered, drops
+ * anything not newer (the server may resend around a reconnect), and on any
+ * close reconnects with `after=<last id>` so nothing is missed.
+ */
+import type { AgiflowApi } from './api';
+import type { JobEvent } from './types';
+
+export type SocketStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+export interface JobEventSocketOptions {
+  /** Receives events in id order, batched (a replay can be thousands). */
+  onEvents: (events: JobEvent[]) => void;
+  onStatus?: (status: SocketStatus) => void;
+  /** Resume point; 0 replays the project's history. */
+  after?: number;
+}
+
+const BATCH_MS = 50;
+const MIN_DELAY_MS = 500;
+const MAX_DELAY_MS = 10_000;
+
+export class JobEventSocket {
+  private socket: WebSocket | null = null;
+  private lastId: number;
+  private delay = MIN_DELAY_MS;
+  private retryTimer: number | undefined;
+  private flushTimer: number | undefined;
+  private pending: JobEvent[] = [];
+  private disposed = false;
+
+  constructor(
+    private readonly api: AgiflowApi,
+    private readonly project: string,
+    private readonly options: JobEventSocketOptions
+  ) {
+    this.lastId = options.after ?? 0;
+    this.connect('connecting');
+  }
+
+  /** The id of the newest event delivered so far. */
+  get lastEventId(): number {
+    return this.lastId;
+  }
+
+  dispose(): void {
+    if (this.disposed) {
+      return;
+    }
+    this.disposed = true;
+    window.clearTimeout(this.retryTimer);
+    window.clearTimeout(this.flushTimer);
+    this.pending = [];
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      socket.close();
+    }
+    this.options.onStatus?.('closed');
+  }
+
+  private connect(status: SocketStatus): void {
+    this.options.onStatus?.(status);
+    const Socket = this.api.WebSocket;
+    const socket = new Socket(this.api.eventsUrl(this.project, this.lastId));
+    this.socket = socket;
+    socket.onopen = () => {
+      this.delay = MIN_DELAY_MS;
+      this.options.onStatus?.('live');
+    };
+    socket.onmessage = message => this.receive(message.data);
+    socket.onclose = () => {
+      if (this.disposed || this.socket !== socket) {
+        return;
+      }
+      this.socket = null;
+      this.flush();
+      this.options.onStatus?.('reconnecting');
+      this.retryTimer = window.setTimeout(() => this.connect('reconnecting'), this.delay);
+      this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
+    };
+  }
+
+  private receive(data: unknown): void {
+    if (typeof data !== 'string') {
+      return;
+    }
+    let event: unknown;
+    try {
+      event = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!isJobEvent(event) || event.id <= this.lastId) {
+      return;
+    }
+    this.lastId = event.id;
+    this.pending.push(event);
+    if (this.flushTimer === undefined) {
+      this.flushTimer = window.setTimeout(() => this.flush(), BATCH_MS);
+    }
+  }
+
+  private flush(): void {
+    window.clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.length === 0 || this.disposed) {
+      return;
+    }
+    const events = this.pending;
+    this.pending = [];
+    this.options.onEvents(events);
+  }
+}
+
+function isJobEvent(value: unknown): value is JobEvent {
+  if (typeof value !== 'object' || value === null) {
+    return false;
+  }
+  const v = value as Partial<Record<keyof JobEvent, unknown>>;
+  return (
+    typeof v.id === 'number' &&
+    typeof v.job_id === 'string' &&
+    typeof v.type === 'string' &&
+    typeof v.at === 'string' &&
+    typeof v.data === 'object' &&
+    v.data !== null
+  );
+}

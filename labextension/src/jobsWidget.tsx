@@ -1,0 +1,21 @@
+import { ReactWidget } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import type { AgiflowApi } from './api';
+import { JobsView } from './JobsView';
+
+/** The Lumino widget that hosts the React jobs view. */
+export class JobsWidget extends ReactWidget {
+  constructor(
+    private readonly api: AgiflowApi,
+    private readonly openPath: (path: string) => Promise<unknown>
+  ) {
+    super();
+    this.addClass('agiflow-browser-widget');
+    this.addClass('agiflow-jobs-widget');
+  }
+
+  protected render(): JSX.Element {
+    return <JobsView api={this.api} openPath={this.openPath} />;
+  }
+}
