@@ -74,7 +74,7 @@ class JobsHandler(JobBase):
             return None
         path = notebook.removeprefix(CONTENTS_PREFIX).lstrip("/")
         try:
-            model = await self.contents_manager.get(path, content=True, type="notebook")
+            model = await _maybe_await(self.contents_manager.get(path, content=True, type="notebook"))
         except Exception as exc:  # the contents manager raises tornado HTTPErrors of its own
             raise InvalidInput(f"notebook {path!r} cannot be read: {exc}", {"field": "notebook"}) from None
         content: dict[str, Any] = json.loads(json.dumps(model["content"]))
