@@ -494,7 +494,7 @@ def report(
     print(f"  {'papermill.execute_notebook x' + str(args.batch) + ', one after another':<44}{pm_wall:>7.2f} s")
 
     print("\nmedian breakdown, ms. created/dispatched/started: the job row (API, dispatcher, worker's claim);")
-    print("running ev: the API applied the worker's 'started' bus message; output saved: the worker's run ended;")
+    print("running ev: the 'running' event the worker's claim recorded; output saved: the worker's run ended;")
     print("succeeded ev: the API applied the worker's 'finished' message; WS: this client received the event.")
     print(f"{'configuration':<34}" + "".join(f"{h[0]:>{len(h[0]) + 2}}" for h in HOPS))
     for on, off, b in results.values():
