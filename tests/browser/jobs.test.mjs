@@ -9,29 +9,12 @@
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run'
-];
-
-const env = {
-  url: withSlash(process.env.AGIFLOW_LAB_URL ?? ''),
-  token: process.env.AGIFLOW_LAB_TOKEN ?? '',
-  project: process.env.AGIFLOW_PROJECT || 'default',
-  chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium'
-};
+import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of this file)' : false;
 
@@ -136,27 +119,3 @@ async function openJobsView(page) {
   return view;
 }
 
-/** JupyterLab's own toasts (e.g. the news question) hide part of the screenshot. */
-async function hideToasts(page) {
-  const close = page.locator('.jp-Notification-Toast-Close');
-  for (const button of await close.all()) {
-    await button.click().catch(() => {});
-  }
-  await close.first().waitFor({ state: 'detached', timeout: 5_000 }).catch(() => {});
-}
-
-/**
- * Wait until `locator` is visible, or fail at once with the message of an
- * `.agiflow-error` shown inside `scope` instead.
- */
-async function firstOf(locator, scope) {
-  const error = scope.locator('.agiflow-error');
-  await locator.or(error).first().waitFor({ timeout: 30_000 });
-  if (await error.first().isVisible()) {
-    assert.fail(`the view shows an error: ${await error.first().innerText()}`);
-  }
-}
-
-function withSlash(url) {
-  return url.endsWith('/') ? url : `${url}/`;
-}

@@ -1,0 +1,51 @@
+// What every browser scenario shares: where JupyterLab runs, how Chromium starts, and small waits.
+// (Not a test file: `node --test` only runs *.test.mjs.)
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
+
+// Debian's Chromium as root, with no network beyond the machine.
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run'
+];
+
+export const env = {
+  url: withSlash(process.env.AGIFLOW_LAB_URL ?? ''),
+  token: process.env.AGIFLOW_LAB_TOKEN ?? '',
+  prompt: process.env.AGIFLOW_EXPECT_PROMPT ?? '',
+  project: process.env.AGIFLOW_PROJECT || 'default',
+  chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+};
+
+/** JupyterLab's own toasts (e.g. the news question) hide part of the screenshot. */
+export async function hideToasts(page) {
+  const close = page.locator('.jp-Notification-Toast-Close');
+  for (const button of await close.all()) {
+    await button.click().catch(() => {});
+  }
+  await close.first().waitFor({ state: 'detached', timeout: 5_000 }).catch(() => {});
+}
+
+/**
+ * Wait until `locator` is visible, or fail at once with the message of an
+ * `.agiflow-error` shown inside `scope` instead.
+ */
+export async function firstOf(locator, scope) {
+  const error = scope.locator('.agiflow-error');
+  await locator.or(error).first().waitFor({ timeout: 30_000 });
+  if (await error.first().isVisible()) {
+    assert.fail(`the view shows an error: ${await error.first().innerText()}`);
+  }
+}
+
+function withSlash(url) {
+  return url.endsWith('/') ? url : `${url}/`;
+}
