@@ -7,8 +7,8 @@ import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge, Progress } from './JobBadges';
 import { JobDetail } from './JobDetail';
 import { EMPTY, isNewer, jobsReducer } from './jobState';
-import type { Job, JobEvent, Project } from './types';
-import { useRequest } from './useRequest';
+import type { Job, JobEvent } from './types';
+import { useProjectChoice } from './useProjectChoice';
 
 export interface JobsViewProps {
   api: AgiflowApi;
@@ -17,7 +17,6 @@ export interface JobsViewProps {
 }
 
 const PAGE_SIZE = 50;
-const DEFAULT_PROJECT = 'default';
 export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
 
 /**
@@ -25,20 +24,13 @@ export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
  * list fetch, then a refetch of a job only when an event says its state moved.
  */
 export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
-  const projects = useRequest(() => api.listProjects(), [api]);
-  const [project, setProject] = React.useState<string | null>(null);
+  const { projects, project, setProject } = useProjectChoice(api);
+  const items = projects.data?.items;
   const [generation, setGeneration] = React.useState(0);
   const [data, dispatch] = React.useReducer(jobsReducer, EMPTY);
   const [listError, setListError] = React.useState<string | undefined>();
   const [status, setStatus] = React.useState<SocketStatus>('closed');
   const [selected, setSelected] = React.useState<string | null>(null);
-
-  const items = projects.data?.items;
-  React.useEffect(() => {
-    if (items && !items.some(p => p.slug === project)) {
-      setProject(pickProject(items));
-    }
-  }, [items, project]);
 
   // The jobs as last rendered, to tell which events are news (see jobState.ts).
   const jobsRef = React.useRef<Job[] | undefined>(undefined);
@@ -328,13 +320,6 @@ function JobList({ jobs, selected, onSelect }: JobListProps): JSX.Element {
       ))}
     </ul>
   );
-}
-
-function pickProject(projects: Project[]): string | null {
-  if (projects.length === 0) {
-    return null;
-  }
-  return projects.some(p => p.slug === DEFAULT_PROJECT) ? DEFAULT_PROJECT : projects[0].slug;
 }
 
 function timeAgo(iso: string): string {

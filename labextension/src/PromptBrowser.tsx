@@ -5,7 +5,8 @@ import type { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
 import { PromptDetail } from './PromptDetail';
 import { PromptList } from './PromptList';
-import type { Page, Project, PromptSummary } from './types';
+import type { Page, PromptSummary } from './types';
+import { useProjectChoice } from './useProjectChoice';
 import { RequestState, useRequest } from './useRequest';
 
 /** `sidebar`: list or detail, one at a time. `main`: list and detail side by side. */
@@ -18,22 +19,13 @@ export interface PromptBrowserProps {
 
 const PAGE_SIZE = 50;
 const SEARCH_DELAY_MS = 250;
-const DEFAULT_PROJECT = 'default';
 
 export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
-  const projects = useRequest(() => api.listProjects(), [api]);
-  const [project, setProject] = React.useState<string | null>(null);
+  const { projects, project, setProject } = useProjectChoice(api);
+  const items = projects.data?.items;
   const [search, setSearch] = React.useState('');
   const query = useDebounced(search.trim(), SEARCH_DELAY_MS);
   const [selected, setSelected] = React.useState<PromptSummary | null>(null);
-
-  // Keep the chosen project valid: prefer `default`, else the first one.
-  const items = projects.data?.items;
-  React.useEffect(() => {
-    if (items && !items.some(p => p.slug === project)) {
-      setProject(pickProject(items));
-    }
-  }, [items, project]);
 
   const prompts = useRequest(
     project === null
@@ -182,13 +174,6 @@ function PromptListSection({ state, query, selected, onSelect }: PromptListSecti
       )}
     </>
   );
-}
-
-function pickProject(projects: Project[]): string | null {
-  if (projects.length === 0) {
-    return null;
-  }
-  return projects.some(p => p.slug === DEFAULT_PROJECT) ? DEFAULT_PROJECT : projects[0].slug;
 }
 
 function useDebounced<T>(value: T, delayMs: number): T {
