@@ -1,0 +1,48 @@
+"""The contract every model provider client meets, so runs and judges never see a vendor SDK.
+
+A client turns one chat request into one completion. Retries, pricing and credentials live around it
+(``retry.py``, ``prices.py``, ``service.py``), not inside each vendor's adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    messages: list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": "..."}]
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, top_p, stop, seed
+    json_output: bool = False  # ask for a JSON object (judges); adapters map it to the vendor's switch
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_ms: float  # of the successful attempt
+    attempts: int = 1
+
+
+class ProviderError(Exception):
+    """A call that failed; ``retryable`` says whether waiting and trying again may help (429, 5xx, timeouts)."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ProviderClient(Protocol):
+    kind: str
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
+    async def close(self) -> None: ...
