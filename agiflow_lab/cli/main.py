@@ -2,7 +2,7 @@
 
 Exit codes scripts can rely on: 0 ok; 1 API or server error (unreachable, conflict, 5xx); 2 usage or
 bad input (bad arguments, bad prompt files, no server configured); 3 authentication or permission;
-4 not found.
+4 not found; ``eval run`` adds 5 (pass rate below ``--min-pass-rate``) and 6 (the run failed or was cancelled).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 
 from agiflow_lab import __version__
-from agiflow_lab.cli import db, prompt_files, sync
+from agiflow_lab.cli import db, evals, prompt_files, sync
 from agiflow_lab.db.migrate import MigrationError
 from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, NotFound, Unauthenticated, ValidationFailed
 from agiflow_lab.sdk.client import Client
@@ -155,7 +155,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agiflow-lab", description="AGIFlow Lab command line")
     parser.add_argument("--version", action="version", version=f"agiflow-lab {__version__}")
-    commands = parser.add_subparsers(dest="group", required=True, metavar="{db,prompts,keys,worker}")
+    commands = parser.add_subparsers(dest="group", required=True, metavar="{db,prompts,keys,eval,worker}")
 
     api = argparse.ArgumentParser(add_help=False)
     api.add_argument("--url", help="server URL (default: $AGIFLOW_URL, else the local Jupyter server)")
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id", help="the key's id (or the whole agf_... key)")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(run=cmd_keys_revoke)
+
+    evals.register(commands, api, lambda command: lambda args: command(args, client(args), out, err))
 
     # Commands contributed by other packages of the distribution (``agiflow-lab worker``) register
     # through an entry point, so this package never imports them.

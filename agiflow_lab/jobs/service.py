@@ -19,7 +19,7 @@ from agiflow_lab.bus.base import Message
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Page, check_limit, decode_cursor, encode_cursor
-from agiflow_lab.db.database import Database
+from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import (
@@ -58,31 +58,40 @@ class JobService:
         self, actor: Actor, project: str, body: JobSubmit, input_notebook: dict[str, Any] | None = None
     ) -> tuple[Job, bool]:
         """Returns (job, created); a repeated idempotency key returns the first job and False."""
-        if body.notebook.startswith(BUILTIN_PREFIX):
-            builtin_path(body.notebook)  # an unknown task is the client's mistake: 400 naming the choices
         project_id = await self.projects.resolve_id(project)
         async with self.db.transaction() as conn:
-            job_id = await store.insert(
-                conn, project_id, body.notebook, input_notebook, body.parameters, body.idempotency_key,
-                actor.principal, body.timeout_seconds, body.max_attempts,
-            )  # fmt: skip
-            if job_id is None:
-                assert body.idempotency_key is not None
-                existing = await store.by_idempotency_key(conn, project_id, body.idempotency_key)
-                assert existing is not None
-                if existing["notebook"] != body.notebook or existing["parameters"] != body.parameters:
-                    raise Conflict(
-                        "this idempotency key was used for a different job",
-                        {"field": "idempotency_key", "job_id": existing["id"]},
-                    )
-                return _job(existing), False
-            await store.add_event(conn, job_id, project_id, "state", {"state": "queued", "by": actor.principal})
-            await audit.record(
-                conn, project_id=project_id, actor=actor, action="job.submit", resource_type="job",
-                resource_id=job_id, after={"notebook": body.notebook, "parameters": body.parameters},
-            )  # fmt: skip
-            row = await store.get(conn, job_id)
+            job, created = await self.submit_in(conn, actor, project_id, body, input_notebook)
         self.dispatch_wanted.set()
+        return job, created
+
+    async def submit_in(
+        self, conn: Conn, actor: Actor, project_id: int, body: JobSubmit,
+        input_notebook: dict[str, Any] | None = None,
+    ) -> tuple[Job, bool]:  # fmt: skip
+        """Submit inside the caller's transaction, so a job and the record that owns it (an evaluation
+        run) are written together or not at all. The caller sets ``dispatch_wanted`` after commit."""
+        if body.notebook.startswith(BUILTIN_PREFIX):
+            builtin_path(body.notebook)  # an unknown task is the client's mistake: 400 naming the choices
+        job_id = await store.insert(
+            conn, project_id, body.notebook, input_notebook, body.parameters, body.idempotency_key,
+            actor.principal, body.timeout_seconds, body.max_attempts,
+        )  # fmt: skip
+        if job_id is None:
+            assert body.idempotency_key is not None
+            existing = await store.by_idempotency_key(conn, project_id, body.idempotency_key)
+            assert existing is not None
+            if existing["notebook"] != body.notebook or existing["parameters"] != body.parameters:
+                raise Conflict(
+                    "this idempotency key was used for a different job",
+                    {"field": "idempotency_key", "job_id": existing["id"]},
+                )
+            return _job(existing), False
+        await store.add_event(conn, job_id, project_id, "state", {"state": "queued", "by": actor.principal})
+        await audit.record(
+            conn, project_id=project_id, actor=actor, action="job.submit", resource_type="job",
+            resource_id=job_id, after={"notebook": body.notebook, "parameters": body.parameters},
+        )  # fmt: skip
+        row = await store.get(conn, job_id)
         assert row is not None
         return _job(row), True
 
@@ -219,7 +228,7 @@ class JobService:
             if kind == "progress":
                 event = await store.add_event(conn, job_id, row["project_id"], "progress", data, attempt=attempt,
                                               message_id=message.id)  # fmt: skip
-                if event is not None and current:
+                if event is not None and current and "unit" not in data:  # item progress (evals) is not cells
                     await store.progress(conn, job_id, attempt, int(data["done"]), int(data["total"]))
             elif kind == "log":
                 await store.add_event(

@@ -191,7 +191,7 @@ class KernelPool:
             args = list(self._extra_arguments)
             if km.ipykernel and not any(a.startswith("--HistoryManager.hist_file") for a in args):
                 args.append("--HistoryManager.hist_file=:memory:")  # no shared SQLite history file
-            await km.start_kernel(env={**os.environ, **self._env}, cwd=self._cwd, extra_arguments=args)
+            await km.start_kernel(env={**_without_credentials(os.environ), **self._env}, cwd=self._cwd, extra_arguments=args)
             kc = km.client()
             kc.start_channels()
             await kc.wait_for_ready(timeout=self.startup_timeout)
@@ -231,3 +231,12 @@ class KernelPool:
                 await km.cleanup_resources()  # start-up failed half-way: connection file, ports
         except Exception:
             log.exception("could not shut down kernel %s", km.kernel_id)
+
+
+CREDENTIAL_ENV = ("AGIFLOW_DATABASE_URL", "AGIFLOW_SECRET_KEY", "AGIFLOW_SECRET_KEY_FILE", "AGIFLOW_KAFKA_BOOTSTRAP")
+
+
+def _without_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """A kernel runs whatever notebook it is given, so it does not inherit the worker's database and
+    key settings; built-in tasks get the ones they need per job (see ``Worker._kernel_env``)."""
+    return {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}

@@ -26,6 +26,7 @@ from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.db.database import Database
 from agiflow_lab.jobs import ownership, store
+from agiflow_lab.config import Settings
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab_workers.events import JobEventSender
@@ -171,7 +172,7 @@ class Worker:
             parameters=job["parameters"],
             timeout=float(job["timeout_seconds"]),
             cwd=folder,
-            env={"AGIFLOW_JOB_ID": run.job_id, "AGIFLOW_PROJECT": str(job["project"])},
+            env=self._kernel_env(run, job),
         )
         result = await self.runner.run(request, events, run.cancel)
         await events.close()
@@ -186,6 +187,18 @@ class Worker:
         await events.send("finished", _finished(result))
         await run.delivery.ack()
         await asyncio.to_thread(shutil.rmtree, self.options.work_dir / run.job_id, True)
+
+    def _kernel_env(self, run: Running, job: dict[str, Any]) -> dict[str, str]:
+        env = {"AGIFLOW_JOB_ID": run.job_id, "AGIFLOW_JOB_ATTEMPT": str(run.attempt), "AGIFLOW_WORKER_ID": self.id,
+               "AGIFLOW_PROJECT": str(job["project"])}  # fmt: skip
+        if str(job["notebook"]).startswith(BUILTIN_PREFIX):
+            # Built-in tasks are our code (the evaluation engine writes results straight to the database);
+            # a user's notebook gets no database credentials from us.
+            env["AGIFLOW_DATABASE_URL"] = self.options.database_url
+            env["AGIFLOW_SECRET_KEY_FILE"] = str(Settings().with_env().secret_key_path.absolute())
+            if key := os.environ.get("AGIFLOW_SECRET_KEY"):
+                env["AGIFLOW_SECRET_KEY"] = key
+        return env
 
     async def _input_path(self, job: dict[str, Any], claim: ownership.Claim, folder: Path) -> Path:
         notebook: str = job["notebook"]

@@ -1,0 +1,203 @@
+"""SQL for evaluation runs (control) and their results (analytics). Every statement binds its parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from agiflow_lab.db.database import Conn
+
+RUN = """
+    SELECT r.*, p.slug AS project, j.state, j.started_at, j.finished_at, j.error
+      FROM control.eval_runs r
+      JOIN control.projects p ON p.id = r.project_id
+      JOIN control.jobs j ON j.id = r.job_id"""
+
+
+async def insert_run(conn: Conn, run: dict[str, Any]) -> None:
+    columns = list(run)
+    values = [Jsonb(v) if isinstance(v, dict | list) else v for v in run.values()]
+    placeholders = ", ".join(["%s"] * len(columns))
+    await conn.execute(
+        f"INSERT INTO control.eval_runs ({', '.join(columns)}) VALUES ({placeholders})",  # names are ours, not input
+        values,
+    )
+
+
+async def get_run(conn: Conn, run_id: str, project_id: int | None = None) -> dict[str, Any] | None:
+    if project_id is None:
+        cur = await conn.execute(RUN + " WHERE r.id = %s", (run_id,))
+    else:
+        cur = await conn.execute(RUN + " WHERE r.id = %s AND r.project_id = %s", (run_id, project_id))
+    return await cur.fetchone()
+
+
+async def run_of_job(conn: Conn, job_id: str) -> dict[str, Any] | None:
+    cur = await conn.execute(RUN + " WHERE r.job_id = %s", (job_id,))
+    return await cur.fetchone()
+
+
+async def search_runs(
+    conn: Conn, project_id: int, *, dataset: str | None, prompt: str | None, after: tuple[str, str] | None, limit: int
+) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        RUN + """ WHERE r.project_id = %(project)s
+              AND (%(dataset)s::text IS NULL OR r.dataset_name = %(dataset)s)
+              AND (%(prompt)s::text IS NULL OR r.prompt_name = %(prompt)s)
+              AND (%(after_at)s::timestamptz IS NULL OR (r.created_at, r.id) < (%(after_at)s, %(after_id)s::uuid))
+            ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s""",
+        {"project": project_id, "dataset": dataset, "prompt": prompt, "limit": limit,
+         "after_at": after[0] if after else None, "after_id": after[1] if after else None},
+    )  # fmt: skip
+    return await cur.fetchall()
+
+
+# --- results ------------------------------------------------------------------------------------
+
+RESULT_COLUMNS = (
+    "run_id", "item_id", "ordinal", "input", "expected", "rendered", "output", "error", "latency_ms", "tokens_in",
+    "tokens_out", "cost", "attempts", "scores", "score", "passed",
+)  # fmt: skip
+_JSON_COLUMNS = {"input", "expected", "rendered", "scores"}
+
+
+async def insert_results(conn: Conn, rows: Sequence[dict[str, Any]]) -> None:
+    """Idempotent: an item written twice (a resumed run racing its predecessor) keeps the first result."""
+    if not rows:
+        return
+    params = [[Jsonb(row[c]) if c in _JSON_COLUMNS else row[c] for c in RESULT_COLUMNS] for row in rows]
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO analytics.eval_results ({', '.join(RESULT_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(RESULT_COLUMNS))}) ON CONFLICT (run_id, item_id) DO NOTHING",
+            params,
+        )
+
+
+async def finished_items(conn: Conn, run_id: str, item_ids: list[str]) -> set[str]:
+    cur = await conn.execute(
+        "SELECT item_id FROM analytics.eval_results WHERE run_id = %s AND item_id = ANY(%s)", (run_id, item_ids)
+    )
+    return {row["item_id"] for row in await cur.fetchall()}
+
+
+async def count_results(conn: Conn, run_id: str) -> int:
+    cur = await conn.execute("SELECT count(*) AS n FROM analytics.eval_results WHERE run_id = %s", (run_id,))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def results_page(
+    conn: Conn, run_id: str, *, after: int | None, limit: int, failed_only: bool
+) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        """SELECT * FROM analytics.eval_results
+            WHERE run_id = %(run)s AND (%(after)s::bigint IS NULL OR ordinal > %(after)s)
+              AND (NOT %(failed)s OR NOT passed)
+            ORDER BY ordinal LIMIT %(limit)s""",
+        {"run": run_id, "after": after, "limit": limit, "failed": failed_only},
+    )
+    return await cur.fetchall()
+
+
+async def worst_results(conn: Conn, run_id: str, limit: int) -> list[dict[str, Any]]:
+    """Errors first, then the lowest mean score, then the slowest."""
+    cur = await conn.execute(
+        """SELECT * FROM analytics.eval_results WHERE run_id = %s
+            ORDER BY (error IS NULL), passed, score ASC NULLS FIRST, latency_ms DESC NULLS LAST, ordinal
+            LIMIT %s""",
+        (run_id, limit),
+    )
+    return await cur.fetchall()
+
+
+async def run_totals(conn: Conn, run_id: str) -> dict[str, Any]:
+    cur = await conn.execute(
+        """SELECT count(*) AS done,
+                  count(*) FILTER (WHERE passed) AS passed,
+                  count(*) FILTER (WHERE error IS NOT NULL) AS errors,
+                  avg(score) AS mean_score,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
+                  percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95,
+                  coalesce(sum(tokens_in), 0) AS tokens_in,
+                  coalesce(sum(tokens_out), 0) AS tokens_out,
+                  sum(cost) AS cost,
+                  count(*) FILTER (WHERE cost IS NULL AND error IS NULL) AS unpriced
+             FROM analytics.eval_results WHERE run_id = %s""",
+        (run_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def evaluator_totals(conn: Conn, run_id: str) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        """SELECT s.key AS name,
+                  count(*) FILTER (WHERE (s.value->>'score') IS NOT NULL) AS scored,
+                  count(*) FILTER (WHERE (s.value->>'passed')::boolean) AS passed,
+                  avg((s.value->>'score')::double precision) AS mean_score,
+                  count(*) FILTER (WHERE s.value->>'error' IS NOT NULL) AS errors
+             FROM analytics.eval_results r, jsonb_each(r.scores) s
+            WHERE r.run_id = %s GROUP BY s.key""",
+        (run_id,),
+    )
+    return await cur.fetchall()
+
+
+async def histogram(
+    conn: Conn, run_id: str, column: str, *, low: float, high: float, buckets: int, evaluator: str | None = None
+) -> list[dict[str, Any]]:
+    """Counts per bucket computed in the database, so a report over 100k items stays small in memory."""
+    value = {"latency_ms": "latency_ms", "score": "(scores->%(evaluator)s->>'score')::double precision"}[column]
+    cur = await conn.execute(
+        f"""SELECT width_bucket(v, %(low)s, %(high)s, %(buckets)s) AS bucket, count(*) AS n
+              FROM (SELECT {value} AS v FROM analytics.eval_results WHERE run_id = %(run)s) x
+             WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1""",
+        {"run": run_id, "low": low, "high": high, "buckets": buckets, "evaluator": evaluator},
+    )
+    return await cur.fetchall()
+
+
+CHANGE = """
+    CASE WHEN b.item_id IS NULL OR c.item_id IS NULL THEN 'missing'
+         WHEN b.passed AND NOT c.passed THEN 'regressed'
+         WHEN c.passed AND NOT b.passed THEN 'improved'
+         WHEN c.score < b.score - 1e-9 THEN 'regressed'
+         WHEN c.score > b.score + 1e-9 THEN 'improved'
+         ELSE 'unchanged' END"""
+PAIR = """
+      FROM (SELECT * FROM analytics.eval_results WHERE run_id = %(base)s) b
+      FULL JOIN (SELECT * FROM analytics.eval_results WHERE run_id = %(last)s) c USING (item_id)"""
+
+
+async def change_counts(conn: Conn, base: str, last: str) -> dict[str, int]:
+    cur = await conn.execute(
+        f"SELECT {CHANGE} AS change, count(*) AS n {PAIR} GROUP BY 1", {"base": base, "last": last}
+    )
+    return {row["change"]: int(row["n"]) for row in await cur.fetchall()}
+
+
+async def changes_page(
+    conn: Conn, base: str, last: str, *, change: str | None, after: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Items of the baseline/last pair with their change, in item order; ``change=None`` means every changed one."""
+    cur = await conn.execute(
+        f"""SELECT * FROM (
+                SELECT item_id, coalesce(b.ordinal, c.ordinal) AS ordinal, {CHANGE} AS change {PAIR}) x
+             WHERE (%(change)s::text IS NULL AND change <> 'unchanged' OR change = %(change)s)
+               AND (%(after)s::bigint IS NULL OR ordinal > %(after)s)
+             ORDER BY ordinal LIMIT %(limit)s""",
+        {"base": base, "last": last, "change": change, "after": after, "limit": limit},
+    )
+    return await cur.fetchall()
+
+
+async def results_for(conn: Conn, run_ids: list[str], item_ids: list[str]) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        "SELECT * FROM analytics.eval_results WHERE run_id = ANY(%s::uuid[]) AND item_id = ANY(%s)",
+        (run_ids, item_ids),
+    )
+    return await cur.fetchall()
