@@ -36,6 +36,13 @@ class Settings:
     worker_concurrency: int = 2
     max_running_jobs: int = 32
     max_running_jobs_per_project: int = 8
+    # Fernet key for provider credentials at rest; None: ``<data_dir>/secret.key`` (see ``secret_key_path``).
+    secret_key_file: Path | None = None
+
+    @property
+    def secret_key_path(self) -> Path:
+        """Where the key file lives. Derived late so a ``data_dir`` set by env or config moves it too."""
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     def with_env(self) -> Settings:
         """Apply ``AGIFLOW_*`` overrides on top of file configuration."""
@@ -51,6 +58,8 @@ class Settings:
             changes["bus"] = bus
         if bootstrap := env.get(f"{ENV_PREFIX}KAFKA_BOOTSTRAP"):
             changes["kafka_bootstrap"] = bootstrap
+        if key_file := env.get(f"{ENV_PREFIX}SECRET_KEY_FILE"):
+            changes["secret_key_file"] = Path(key_file)
         for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project"):
             if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
                 changes[name] = int(value)

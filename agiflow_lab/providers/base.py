@@ -29,15 +29,26 @@ class Completion:
 
 
 class ProviderError(Exception):
-    """A call that failed; ``retryable`` says whether waiting and trying again may help (429, 5xx, timeouts)."""
+    """A call that failed; ``retryable`` says whether waiting and trying again may help (429, 5xx, timeouts).
+
+    ``attempts`` is how many tries ended in this error (set by ``complete_with_retries``), so a caller
+    records what really happened rather than guessing from the policy.
+    """
 
     def __init__(
-        self, message: str, *, status: int | None = None, retryable: bool = False, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        self.attempts = attempts
 
 
 class ProviderClient(Protocol):

@@ -1,0 +1,124 @@
+"""OpenAI Chat Completions through the official SDK: OpenAI itself, Azure OpenAI, and any compatible server
+(vLLM, Ollama, LiteLLM, ...).
+
+The SDK's own retries are off (``max_retries=0``): ``retry.py`` retries every vendor the same way and
+counts attempts. Errors become ``ProviderError`` with the vendor's status and ``Retry-After``, and with any
+API key scrubbed from the message, because vendors quote (masked) keys back in 401 answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+from openai.resources.chat.completions import AsyncCompletions
+
+from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError
+from agiflow_lab.providers.retry import parse_retry_after, retryable_status
+from agiflow_lab.providers.secrets import redact
+
+# The SDK refuses to start without some key, and would otherwise fall back to OPENAI_API_KEY from the
+# server's environment — a credential the connection's owner never gave. Keyless servers ignore this one.
+NO_KEY = "no-key"
+
+
+@functools.cache
+def _sdk_params() -> frozenset[str]:
+    """Keyword arguments ``chat.completions.create`` takes; anything else travels in ``extra_body``."""
+    names = set(inspect.signature(AsyncCompletions.create).parameters) - {"self", "messages", "model", "stream"}
+    return frozenset(names - {"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+def split_params(params: Mapping[str, Any], known: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    sdk = {k: v for k, v in params.items() if k in known and v is not None}
+    extra = {k: v for k, v in params.items() if k not in known and v is not None}
+    return sdk, extra
+
+
+class OpenAICompatibleClient:
+    kind = "openai"
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        *,
+        timeout: float,
+        default_headers: Mapping[str, str] | None = None,
+        kind: str = "openai",
+        api_version: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.base_url = base_url
+        self._api_key = api_key
+        self._sdk: openai.AsyncOpenAI
+        if kind == "azure_openai":
+            if not base_url or not api_version:
+                raise ProviderError("an Azure OpenAI connection needs base_url (the endpoint) and api_version")
+            self._sdk = openai.AsyncAzureOpenAI(
+                azure_endpoint=base_url, api_version=api_version, api_key=api_key or NO_KEY, timeout=timeout,
+                max_retries=0, default_headers=dict(default_headers or {}),
+            )  # fmt: skip
+        else:
+            self._sdk = openai.AsyncOpenAI(
+                base_url=base_url, api_key=api_key or NO_KEY, timeout=timeout, max_retries=0,
+                default_headers=dict(default_headers or {}),
+            )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleClient(kind={self.kind!r}, base_url={self.base_url!r})"
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        sdk_params, extra = split_params(request.params, _sdk_params())
+        if request.json_output:
+            sdk_params["response_format"] = {"type": "json_object"}
+        started = time.perf_counter()
+        try:
+            response = await self._sdk.chat.completions.create(
+                model=request.model, messages=request.messages,  # type: ignore[arg-type]
+                extra_body=extra or None, **sdk_params,
+            )  # fmt: skip
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        text = ""
+        if response.choices:
+            text = response.choices[0].message.content or ""
+        usage = response.usage
+        return Completion(
+            text=text, model=response.model or request.model,
+            tokens_in=usage.prompt_tokens if usage else None, tokens_out=usage.completion_tokens if usage else None,
+            latency_ms=latency_ms,
+        )  # fmt: skip
+
+    def _error(self, exc: openai.OpenAIError) -> ProviderError:
+        # ``from None`` above: the SDK exception holds the request, whose headers carry the key.
+        where = self.kind
+        if isinstance(exc, openai.APITimeoutError):
+            return ProviderError(f"{where}: the request timed out", retryable=True)
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderError(f"{where}: connection failed: {redact(str(exc), self._api_key)}", retryable=True)
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            return ProviderError(
+                f"{where}: HTTP {status}: {redact(_message(exc), self._api_key)}", status=status,
+                retryable=retryable_status(status), retry_after=parse_retry_after(exc.response.headers),
+            )  # fmt: skip
+        return ProviderError(f"{where}: {type(exc).__name__}: {redact(str(exc), self._api_key)}")
+
+    async def close(self) -> None:
+        await self._sdk.close()
+
+
+def _message(exc: openai.APIStatusError | Any) -> str:
+    """The vendor's own error message when the body has one, else the SDK's summary."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+    return str(getattr(exc, "message", exc))
