@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -72,9 +74,58 @@ class Transport:
         try:
             response = self.http.request(method, path.lstrip("/"), json=json, params=clean)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(
-                f"cannot reach AGIFlow at {self.endpoint.api_url} ({self.endpoint.source}): {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._unreachable(exc) from exc
+        return self._decode(method, path, response)
+
+    def upload(
+        self,
+        path: str,
+        content: Iterable[bytes],
+        *,
+        content_type: str,
+        params: dict[str, Any] | None = None,
+        timeout: float = 600.0,
+    ) -> Any:
+        """POST a body produced piece by piece (sent chunked, never joined in memory); the decoded JSON answer.
+
+        ``timeout`` bounds each read, including the wait while the server commits a large upload.
+        """
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.http.post(
+                path.lstrip("/"),
+                content=content,
+                params=clean,
+                headers={"Content-Type": content_type},
+                timeout=httpx.Timeout(timeout, connect=self.http.timeout.connect),
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        return self._decode("POST", path, response)
+
+    @contextmanager
+    def stream(
+        self, path: str, *, params: dict[str, Any] | None = None, timeout: float = 600.0
+    ) -> Iterator[httpx.Response]:
+        """GET a response to read as it arrives (``iter_lines()``); errors are raised before the body is read."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with self.http.stream(
+                "GET", path.lstrip("/"), params=clean, timeout=httpx.Timeout(timeout, connect=self.http.timeout.connect)
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    self._decode("GET", path, response)
+                yield response
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"cannot reach AGIFlow at {self.endpoint.api_url} ({self.endpoint.source}): {type(exc).__name__}: {exc}"
+        )
+
+    def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
         if response.status_code == 204:
             return None
         try:

@@ -1,0 +1,1 @@
+"""Datasets: versioned collections of ``{input, expected, metadata}`` items that evaluation runs read."""
