@@ -13,13 +13,16 @@ from agiflow_lab.audit.service import AuditService
 from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.bus.admin import BusAdmin
 from agiflow_lab.config import Settings
+from agiflow_lab.datasets.service import DatasetService
 from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
 from agiflow_lab.db.embedded import resolve_database_url
+from agiflow_lab.evals.service import EvalService
 from agiflow_lab.jobs.service import JobService
 from agiflow_lab.keys.service import KeyService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
+from agiflow_lab.providers.service import ModelService, open_model_service
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,12 @@ class Platform:
     authz: Authorizer
     projects: ProjectService
     prompts: PromptService
+    models: ModelService
+    datasets: DatasetService
     keys: KeyService
     audit: AuditService
     jobs: JobService
+    evals: EvalService
     bus_admin: BusAdmin
     url: str
 
@@ -46,20 +52,25 @@ class Platform:
         authz = Authorizer(db)
         await authz.start()
         projects = ProjectService(db, authz)
+        prompts = PromptService(db, projects)
+        models = open_model_service(db, projects, settings)
+        datasets = DatasetService(db, projects)
+        jobs = JobService(
+            db, projects, max_running=settings.max_running_jobs,
+            max_running_per_project=settings.max_running_jobs_per_project,
+        )  # fmt: skip
         platform = cls(
             settings=settings,
             db=db,
             authz=authz,
             projects=projects,
-            prompts=PromptService(db, projects),
+            prompts=prompts,
+            models=models,
+            datasets=datasets,
             keys=KeyService(db, authz, projects, settings.key_cache_seconds),
             audit=AuditService(db, projects),
-            jobs=JobService(
-                db,
-                projects,
-                max_running=settings.max_running_jobs,
-                max_running_per_project=settings.max_running_jobs_per_project,
-            ),  # fmt: skip
+            jobs=jobs,
+            evals=EvalService(db, projects, prompts, datasets, models, jobs),
             bus_admin=BusAdmin(db, authz, settings.bus, settings.default_project),
             url=url,
         )

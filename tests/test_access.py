@@ -19,9 +19,11 @@ from tests.support.api import Api
 MAY: dict[str, set[tuple[str, str]]] = {
     "owner": {("*", "*")},
     "editor": {("agiflow:prompts", "read"), ("agiflow:prompts", "write"), ("agiflow:jobs", "read"),
-               ("agiflow:jobs", "write"), ("agiflow:project", "read"), ("agiflow:members", "read"),
-               ("agiflow:audit", "read")},
-    "viewer": {("agiflow:prompts", "read"), ("agiflow:jobs", "read"), ("agiflow:project", "read"),
+               ("agiflow:jobs", "write"), ("agiflow:datasets", "read"), ("agiflow:datasets", "write"),
+               ("agiflow:evals", "read"), ("agiflow:evals", "write"), ("agiflow:models", "read"),
+               ("agiflow:project", "read"), ("agiflow:members", "read"), ("agiflow:audit", "read")},
+    "viewer": {("agiflow:prompts", "read"), ("agiflow:jobs", "read"), ("agiflow:datasets", "read"),
+               ("agiflow:evals", "read"), ("agiflow:models", "read"), ("agiflow:project", "read"),
                ("agiflow:members", "read")},
 }  # fmt: skip
 PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects", "agiflow:status"}
@@ -59,7 +61,8 @@ def body_for(path: str, verb: str) -> Any:
 def fill(path: str, project: str) -> str:
     values = {"project": project, "name": "greet", "version": "1", "label": "production",
               "user": "someone", "key_id": "000000000000", "job_id": "00000000-0000-0000-0000-000000000000",
-              "message_id": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+              "message_id": "00000000-0000-0000-0000-000000000000",
+              "run_id": "00000000-0000-0000-0000-000000000000", "item_id": "i1", "model": "gpt-4o"}  # fmt: skip
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     return path.removeprefix("/agiflow/api/v1")

@@ -8,7 +8,9 @@ from types import TracebackType
 import httpx
 
 from agiflow_lab.sdk.cache import PromptCache
+from agiflow_lab.sdk.datasets import Datasets
 from agiflow_lab.sdk.discovery import discover
+from agiflow_lab.sdk.evals import Evals
 from agiflow_lab.sdk.keys import Keys
 from agiflow_lab.sdk.prompts import Prompt, Prompts
 from agiflow_lab.sdk.transport import Endpoint, Transport
@@ -44,6 +46,8 @@ class Client:
         self.cache: PromptCache[Prompt] | None = PromptCache(cache_ttl) if cache else None
         self.prompts = Prompts(self._transport, self.project, self.cache)
         self.keys = Keys(self._transport, self.project)
+        self.datasets = Datasets(self._transport, self.project)
+        self.evals = Evals(self._transport, self.project)
 
     @property
     def http(self) -> httpx.Client:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import builtins
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 

@@ -14,7 +14,7 @@ from agiflow_lab.config import Settings
 from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
 from agiflow_lab_server.base import PlatformState
-from agiflow_lab_server.handlers import bus, docs, events, jobs, projects, prompts
+from agiflow_lab_server.handlers import bus, datasets, docs, evals, events, jobs, models, projects, prompts
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
 from agiflow_lab_server.supervisor import WorkerSupervisor
 
@@ -40,6 +40,24 @@ ROUTES: list[Route] = [
     Route(P + "/prompts/{name}/render", prompts.RenderHandler),
     Route(P + "/prompts/{name}/diff", prompts.DiffHandler),
     Route(P + "/prompts/{name}/archive", prompts.ArchiveHandler),
+    Route(P + "/datasets", datasets.DatasetsHandler),
+    Route(P + "/datasets/{name}", datasets.DatasetHandler),
+    Route(P + "/datasets/{name}/versions", datasets.VersionsHandler),
+    Route(P + "/datasets/{name}/items", datasets.ItemsHandler),
+    Route(P + "/datasets/{name}/items/{item_id}", datasets.ItemHandler),
+    Route(P + "/datasets/{name}/import", datasets.ImportHandler),
+    Route(P + "/datasets/{name}/export", datasets.ExportHandler),
+    Route(P + "/models", models.ConnectionsHandler),
+    Route(P + "/models/{name}", models.ConnectionHandler),
+    Route(P + "/models/{name}/test", models.ConnectionTestHandler),
+    Route(P + "/prices", models.PricesHandler),
+    Route(P + "/prices/{model}", models.PriceHandler),
+    Route(P + "/evals/runs", evals.RunsHandler),
+    Route(P + "/evals/runs/{run_id}", evals.RunHandler),
+    Route(P + "/evals/runs/{run_id}/results", evals.RunResultsHandler),
+    Route(P + "/evals/runs/{run_id}/cancel", evals.RunCancelHandler),
+    Route(P + "/evals/compare", evals.CompareHandler),
+    Route(P + "/evals/evaluators", evals.EvaluatorTypesHandler),
     Route(P + "/jobs", jobs.JobsHandler),
     Route(P + "/jobs/{job_id}", jobs.JobHandler),
     Route(P + "/jobs/{job_id}/cancel", jobs.JobCancelHandler),
@@ -83,6 +101,11 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
     worker_concurrency = Integer(2, config=True, help="Jobs each supervised worker runs at once.")
     max_running_jobs = Integer(32, config=True, help="Jobs running at once across the deployment.")
     max_running_jobs_per_project = Integer(8, config=True, help="Jobs running at once in one project.")
+    secret_key_file = Unicode(
+        "", config=True,
+        help="Fernet key file that encrypts provider API keys at rest (created 0600 on first use); default: "
+        "<data_dir>/secret.key. AGIFLOW_SECRET_KEY (the key itself) wins if set. Env: AGIFLOW_SECRET_KEY_FILE.",
+    )  # fmt: skip
 
     def settings_from_config(self) -> Settings:
         base = Settings(
@@ -95,6 +118,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             changes["data_dir"] = Path(self.data_dir)
         if self.owner:
             changes["owner"] = self.owner
+        if self.secret_key_file:
+            changes["secret_key_file"] = Path(self.secret_key_file)
         return replace(base, **changes).with_env()
 
     def initialize_settings(self) -> None:
@@ -116,6 +141,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             self.supervisor = WorkerSupervisor(
                 settings.workers,
                 env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
+                     "AGIFLOW_SECRET_KEY_FILE": str(settings.secret_key_path.absolute()),
                      **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
                 args=["--concurrency", str(settings.worker_concurrency)],
             )  # fmt: skip
