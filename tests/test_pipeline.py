@@ -10,7 +10,8 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import httpx
 import pytest
 
 from tests.support.api import Api
+from tests.support.evals import make_connection, make_dataset, make_prompt, qa_items, results, start_run, wait_run
 from tests.support.jobs import events, states_of, submit, wait_for
+from tests.support.scripted_llm import ScriptedLLM
 from tests.support.servers import create_database, start_jupyter, start_postgres
 from tests.support.stack import FAST_RECOVERY, Stack
 
@@ -39,7 +42,7 @@ class Stacks:
         # A Postgres of its own: the restart test must not pull the database from under other tests.
         pg_data = workdir / "pg"
         db_url = create_database(start_postgres(pg_data))
-        env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend}
+        env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend, "AGIFLOW_SECRET_KEY_FILE": str(workdir / "secret.key")}
         if backend == "kafka":
             env["AGIFLOW_KAFKA_BOOTSTRAP"] = self.request.getfixturevalue("kafka_broker").bootstrap
         stack = Stack(backend, db_url, env, workdir, pg_data=pg_data)
@@ -208,3 +211,51 @@ async def test_a_postgres_restart_loses_no_job(stacks: Stacks) -> None:
         done = await wait_for(api, "default", job["id"], timeout=120)
         assert done["state"] == "succeeded", (done, stack.worker_logs())
         assert states_of(await events(api, "default", job["id"])).count("succeeded") == 1
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[ScriptedLLM]:
+    with ScriptedLLM() as server:
+        yield server
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_evaluation_run_that_loses_its_worker_resumes_without_redoing_items(
+    stacks: Stacks, backend: str, llm: ScriptedLLM
+) -> None:
+    stack = stacks.get(backend)
+    api = stack.api
+    assert api is not None
+    await wait_for_workers(api, 2)
+    await llm.ascript(default={"mode": "echo", "latency_ms": 50})
+    tag = uuid.uuid4().hex[:6]
+    await make_connection(api, "default", f"llm-{tag}", llm.openai_base_url, default_model="gpt-4o-mini")
+    await make_prompt(api, "default", f"qa-{tag}", f"{tag} {{{{question}}}}")
+    await make_dataset(api, "default", f"qa-{tag}", qa_items(150))
+    body = {"prompt": {"name": f"qa-{tag}"}, "dataset": {"name": f"qa-{tag}"}, "model": {"connection": f"llm-{tag}"},
+            "evaluators": [{"type": "contains", "value": "question"}], "concurrency": 2}  # fmt: skip
+    run = await start_run(api, "default", body)
+    async with asyncio.timeout(120):
+        while (await api.get(f"/projects/default/evals/runs/{run['id']}")).json()["aggregates"]["items_done"] < 30:
+            await asyncio.sleep(0.1)
+    job = (await api.get(f"/projects/default/jobs/{run['job_id']}")).json()
+    victim = next(w for w in await alive_workers(api) if w["id"] == job["worker_id"])
+    os.kill(victim["pid"], signal.SIGKILL)
+    finished_before = {i["item_id"] for i in await results(api, "default", run["id"])}
+    stack.start_worker()  # keep two workers
+
+    done = await wait_run(api, "default", run["id"], timeout=180)
+    assert done["state"] == "succeeded", (done, stack.worker_logs())
+    job = (await api.get(f"/projects/default/jobs/{run['job_id']}")).json()
+    assert job["attempts"] == 2 and job["worker_id"] != victim["id"]
+    items = await results(api, "default", run["id"])
+    assert len(items) == 150 and len({i["item_id"] for i in items}) == 150 and all(i["passed"] for i in items)
+    assert done["aggregates"]["items_done"] == 150 and done["aggregates"]["passed"] == 150
+    calls: dict[str, int] = {}
+    for r in await llm.arequests():
+        if r["last_user"].startswith(tag):
+            calls[r["last_user"]] = calls.get(r["last_user"], 0) + 1
+    assert len(finished_before) >= 30
+    for item_id in finished_before:  # what the first attempt finished was not asked again
+        assert calls[f"{tag} question {item_id[1:]}"] == 1, item_id
+    assert len(calls) == 150

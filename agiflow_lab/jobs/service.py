@@ -11,6 +11,7 @@ attempt's outcome.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from agiflow_lab.audit import store as audit
@@ -51,6 +52,7 @@ class JobService:
         self.max_running = max_running
         self.max_running_per_project = max_running_per_project
         self.dispatch_wanted = asyncio.Event()
+        self._rescued: dict[str, float] = {}  # job id → when a rescue message was last sent
 
     # --- client operations ---------------------------------------------------------------------
 
@@ -213,7 +215,22 @@ class JobService:
                 active[row["project_id"]] = active.get(row["project_id"], 0) + 1
                 total += 1
                 dispatched += 1
+            await self._rescue_orphans(conn)
         return dispatched
+
+    async def _rescue_orphans(self, conn: Conn) -> None:
+        """Send a running job whose worker went silent back to the bus, so a live worker's claim takes
+        it over. The dead worker's own message cannot be relied on: Kafka may redeliver it to another
+        worker *before* the silence counts as death, and that claim rightly leaves the job alone."""
+        now = time.monotonic()
+        for row in await store.running_on_dead_workers(conn, STALE_AFTER_SECONDS):
+            if now - self._rescued.get(row["id"], -STALE_AFTER_SECONDS) < STALE_AFTER_SECONDS:
+                continue  # sent recently; give the claim time to happen
+            self._rescued[row["id"]] = now
+            await outbox.enqueue(conn, JOBS, row["id"], {"job_id": row["id"], "rescue": True})
+        for job_id, at in list(self._rescued.items()):
+            if now - at > 10 * STALE_AFTER_SECONDS:
+                del self._rescued[job_id]
 
     async def apply_event(self, message: Message) -> None:
         """Apply one ``job-events`` message from a worker; safe to call again with the same message."""
@@ -253,4 +270,3 @@ class JobService:
         if row is None:
             raise NotFound(f"job {job_id!r} does not exist", {"job": job_id})
         return row
-

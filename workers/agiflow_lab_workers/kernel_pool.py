@@ -191,7 +191,9 @@ class KernelPool:
             args = list(self._extra_arguments)
             if km.ipykernel and not any(a.startswith("--HistoryManager.hist_file") for a in args):
                 args.append("--HistoryManager.hist_file=:memory:")  # no shared SQLite history file
-            await km.start_kernel(env={**_without_credentials(os.environ), **self._env}, cwd=self._cwd, extra_arguments=args)
+            await km.start_kernel(
+                env={**_without_credentials(os.environ), **self._env}, cwd=self._cwd, extra_arguments=args
+            )
             kc = km.client()
             kc.start_channels()
             await kc.wait_for_ready(timeout=self.startup_timeout)

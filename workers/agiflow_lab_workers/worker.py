@@ -134,6 +134,9 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> None:
         job_id = str(delivery.message.payload.get("job_id", ""))
+        if job_id in self.running:  # a second message for a job this worker is running (a rescue, a redelivery)
+            await _settle(delivery.ack())
+            return
         try:
             outcome = await ownership.claim(self.db, job_id, self.id)
         except Exception as exc:
