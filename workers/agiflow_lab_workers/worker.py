@@ -24,9 +24,9 @@ from agiflow_lab.bus.base import Consumer, Delivery
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOBS
+from agiflow_lab.config import Settings
 from agiflow_lab.db.database import Database
 from agiflow_lab.jobs import ownership, store
-from agiflow_lab.config import Settings
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab_workers.events import JobEventSender
