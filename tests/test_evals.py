@@ -301,3 +301,19 @@ async def test_a_viewer_reads_runs_but_cannot_start_one(api: Api, project: str) 
         "llm_judge",
         "python",
     } <= {t["type"] for t in types}
+
+
+async def test_a_run_through_an_anthropic_connection_uses_the_messages_api(
+    api: Api, project: str, scripted: ScriptedLLM
+) -> None:
+    await scripted.ascript()
+    await make_connection(api, project, "claude", scripted.anthropic_base_url, kind="anthropic",
+                          default_model="claude-3-5-haiku-20241022")  # fmt: skip
+    await make_prompt(api, project, "qa", [{"role": "system", "content": "Answer briefly."},
+                                           {"role": "user", "content": "Q: {{question}}"}])  # fmt: skip
+    await make_dataset(api, project, "qa", qa_items(3))
+    done = await wait_run(api, project, (await start_run(api, project, run_body("qa", "qa", "claude")))["id"])
+    assert done["state"] == "succeeded", done
+    assert done["aggregates"]["passed"] == 3 and done["aggregates"]["cost"] > 0  # a dated Claude name is priced
+    calls = [r for r in await scripted.arequests() if r["path"] == "/v1/messages"]
+    assert len(calls) == 3
