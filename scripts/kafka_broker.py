@@ -58,8 +58,7 @@ def lib_dir(cache_dir: Path) -> Path:
 
 def _pom() -> str:
     deps = "\n".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>"
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
         for g, a, v in ARTIFACTS
     )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -231,8 +230,7 @@ class Broker:
             if time.monotonic() > deadline:
                 self.kill()
                 raise KafkaBrokerError(
-                    f"Kafka not ready on {self.bootstrap} after {self.timeout:.0f}s; log tail:\n"
-                    f"{_tail(self.log_file)}"
+                    f"Kafka not ready on {self.bootstrap} after {self.timeout:.0f}s; log tail:\n{_tail(self.log_file)}"
                 )
             time.sleep(0.2)
 
