@@ -39,10 +39,13 @@ describe('AGIFlow prompts in JupyterLab', () => {
 
   test('the sidebar lists the prompt and shows the template of its latest version', { skip, timeout: 120_000 }, async t => {
     await withPage(t, 'prompts', async page => {
-      // A restored layout may already show the panel: a second click would close it.
+      // A restored layout may already show the panel, or show it just after we look: a click then
+      // closes it. So look, click only if hidden, and look again, a few times.
       const panel = page.locator('#agiflow-lab-sidebar');
-      if (!(await panel.isVisible())) {
-        await page.locator('.jp-SideBar .lm-TabBar-tab[data-id="agiflow-lab-sidebar"]').click();
+      const tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="agiflow-lab-sidebar"]');
+      for (let i = 0; i < 5 && !(await panel.isVisible()); i++) {
+        await tab.click();
+        await panel.waitFor({ state: 'visible', timeout: 3_000 }).catch(() => {});
       }
       await panel.waitFor({ state: 'visible' });
       await openPrompt(page, panel);
