@@ -1,24 +1,39 @@
 """The JupyterLab extension in a real browser: Debian's Chromium driven by playwright-core.
 
 The browser scenarios live in ``tests/browser/*.test.mjs``; this test starts a real JupyterLab with
-AGIFlow (default identity provider: the server's token is the owner), seeds a prompt, and runs them.
-A missing Chromium or missing node modules fail the test: CI must never pass without a browser.
+AGIFlow (default identity provider: the server's token is the owner), seeds a prompt and a finished
+evaluation run, and runs them. A missing Chromium or missing node modules fail the test: CI must never
+pass without a browser.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
-from tests.support.servers import start_jupyter
+from tests.support.servers import JupyterServer, start_jupyter
 
 REPO = Path(__file__).resolve().parents[1]
+FINAL = {"succeeded", "failed", "cancelled"}
+# Answers of the built-in echo connection to "Q: {{question}}" (v1): all right but the last, which
+# only the v2 template "A: {{question}}" gets right. So v2 against v1: 3 regressed, 1 improved.
+EVAL_ITEMS = [
+    {"id": "sum", "input": {"question": "2+2?"}, "expected": "Q: 2+2?"},
+    {"id": "capital", "input": {"question": "capital of France?"}, "expected": "Q: capital of France?"},
+    {"id": "sky", "input": {"question": "colour of the sky?"}, "expected": "Q: colour of the sky?"},
+    {"id": "planet", "input": {"question": "largest planet?"}, "expected": "A: largest planet?"},
+]
 
 
 def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None:
@@ -37,12 +52,56 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         )
         assert r.status_code == 201, r.text
         env = dict(os.environ, AGIFLOW_LAB_URL=server.url, AGIFLOW_LAB_TOKEN=server.token,
-                   AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium)  # fmt: skip
+                   AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium, **seed_evaluations(server))  # fmt: skip
         run = subprocess.run(
-            ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+            ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
         report = run.stdout + run.stderr
         assert run.returncode == 0, report + "\n--- server log ---\n" + server.log_tail()
-        assert "# fail 0" in report and "# skipped 0" in report and "# pass 3" in report, report
+        assert "# fail 0" in report and "# skipped 0" in report and "# pass 4" in report, report
     finally:
         server.stop()
+
+
+def seed_evaluations(server: JupyterServer) -> dict[str, str]:
+    """A prompt with two versions, a dataset and a finished echo run of v1 (the baseline); the browser
+    test starts the v2 run itself, once its view is live. Returns the variables evals.test.mjs reads."""
+    name = f"evals-{uuid.uuid4().hex[:6]}"
+    post(server, "/projects/default/prompts", {"name": name, "template": "Q: {{question}}"})
+    post(server, "/projects/default/datasets", {"name": name, "items": EVAL_ITEMS})
+    baseline = post(server, "/projects/default/evals/runs", {
+        "name": f"{name} v1", "prompt": {"name": name, "version": 1}, "dataset": {"name": name},
+        "model": {"connection": "echo"}, "evaluators": [{"type": "exact_match"}],
+    })  # fmt: skip
+    post(server, f"/projects/default/prompts/{name}/versions", {"template": "A: {{question}}"})
+    assert asyncio.run(final_state(server, "default", baseline["job_id"])) == "succeeded", server.log_tail()
+    done = httpx.get(f"{server.api}/projects/default/evals/runs/{baseline['id']}", headers=auth(server)).json()
+    assert (done["state"], done["aggregates"]["passed"]) == ("succeeded", 3), done
+    return {"AGIFLOW_EVALS_PROMPT": name, "AGIFLOW_EVALS_DATASET": name, "AGIFLOW_EVALS_RUN": baseline["id"],
+            "AGIFLOW_EVALS_ITEMS": str(len(EVAL_ITEMS))}  # fmt: skip
+
+
+def post(server: JupyterServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.post(server.api + path, json=body, headers=auth(server), timeout=30)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def auth(server: JupyterServer) -> dict[str, str]:
+    return {"Authorization": f"token {server.token}"}
+
+
+async def final_state(server: JupyterServer, project: str, job_id: str, timeout: float = 240) -> str:
+    """The job's final state, as the project's event WebSocket reports it (replayed from the start)."""
+    url = server.url.replace("http://", "ws://") + f"agiflow/api/v1/events?project={project}&after=0"
+    ws = await websocket_connect(HTTPRequest(url, headers=auth(server)))
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await ws.read_message()
+                assert message is not None, "the server closed the events socket"
+                event = json.loads(message)
+                if event["job_id"] == job_id and event["type"] == "state" and event["data"]["state"] in FINAL:
+                    return str(event["data"]["state"])
+    finally:
+        ws.close()

@@ -9,13 +9,16 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type {
   ApiErrorBody,
+  Comparison,
+  ItemResult,
   Job,
   JobSubmit,
   OpenedNotebook,
   Page,
   Project,
   PromptSummary,
-  PromptVersion
+  PromptVersion,
+  Run
 } from './types';
 
 const API_PREFIX = 'agiflow/api/v1';
@@ -39,6 +42,16 @@ export interface ListPromptsOptions {
   search?: string;
   limit?: number;
   cursor?: string | null;
+}
+
+export interface PageOptions {
+  limit?: number;
+  cursor?: string | null;
+}
+
+export interface RunResultsOptions extends PageOptions {
+  /** only items that did not pass (errors included) */
+  failedOnly?: boolean;
 }
 
 export class AgiflowApi {
@@ -101,6 +114,48 @@ export class AgiflowApi {
       'notebook',
       'open'
     ]);
+  }
+
+  /** Evaluation runs, newest first, each with its live aggregates. */
+  listRuns(project: string, { limit = 50, cursor }: PageOptions = {}): Promise<Page<Run>> {
+    return this.get<Page<Run>>(['projects', project, 'evals', 'runs'], {
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  getRun(project: string, id: string): Promise<Run> {
+    return this.get<Run>(['projects', project, 'evals', 'runs', id]);
+  }
+
+  /** A run's per-item results in dataset order. */
+  listRunResults(
+    project: string,
+    id: string,
+    { failedOnly = false, limit = 50, cursor }: RunResultsOptions = {}
+  ): Promise<Page<ItemResult>> {
+    return this.get<Page<ItemResult>>(['projects', project, 'evals', 'runs', id, 'results'], {
+      failed_only: failedOnly ? 'true' : undefined,
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  cancelRun(project: string, id: string): Promise<Run> {
+    return this.send<Run>('POST', ['projects', project, 'evals', 'runs', id, 'cancel']);
+  }
+
+  /** Runs side by side; the first is the baseline, `items` are the changed ones. */
+  compareRuns(
+    project: string,
+    runIds: string[],
+    { limit = 50, cursor }: PageOptions = {}
+  ): Promise<Comparison> {
+    return this.get<Comparison>(['projects', project, 'evals', 'compare'], {
+      runs: runIds.join(','),
+      limit,
+      cursor: cursor ?? undefined
+    });
   }
 
   /**

@@ -7,6 +7,7 @@ import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/appu
 import { ILauncher } from '@jupyterlab/launcher';
 
 import { AgiflowApi } from './api';
+import { EvalsWidget } from './evalsWidget';
 import { agiflowIcon } from './icon';
 import { JobsWidget } from './jobsWidget';
 import { PromptBrowserWidget } from './widget';
@@ -14,6 +15,7 @@ import { PromptBrowserWidget } from './widget';
 namespace CommandIDs {
   export const openPrompts = 'agiflow-lab:open-prompts';
   export const openJobs = 'agiflow-lab:open-jobs';
+  export const openEvals = 'agiflow-lab:open-evals';
 }
 
 const SIDEBAR_ID = 'agiflow-lab-sidebar';
@@ -22,7 +24,7 @@ const CATEGORY = 'AGIFlow';
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'agiflow-lab:plugin',
   description:
-    'AGIFlow prompt browser (a left sidebar panel, plus a launcher and palette item) and live jobs view.',
+    'AGIFlow prompt browser (a left sidebar panel, plus a launcher and palette item), live jobs and evaluations views.',
   autoStart: true,
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
   activate: (
@@ -111,6 +113,42 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void restorer.restore(jobsTracker, {
         command: CommandIDs.openJobs,
         name: () => 'agiflow-jobs'
+      });
+    }
+
+    const evalsTracker = new WidgetTracker<MainAreaWidget<EvalsWidget>>({
+      namespace: 'agiflow-lab-evals'
+    });
+
+    app.commands.addCommand(CommandIDs.openEvals, {
+      label: 'AGIFlow Evaluations',
+      caption: 'Follow evaluation runs live, see their items and compare two runs',
+      icon: args => (args['isPalette'] ? undefined : agiflowIcon),
+      execute: () => {
+        let main = evalsTracker.currentWidget;
+        if (!main || main.isDisposed) {
+          const content = new EvalsWidget(api, openPath);
+          main = new MainAreaWidget({ content });
+          main.id = 'agiflow-lab-evals';
+          main.title.label = 'AGIFlow Evaluations';
+          main.title.icon = agiflowIcon;
+          main.title.closable = true;
+          void evalsTracker.add(main);
+        }
+        if (!main.isAttached) {
+          app.shell.add(main, 'main');
+        }
+        app.shell.activateById(main.id);
+        return main;
+      }
+    });
+
+    palette?.addItem({ command: CommandIDs.openEvals, category: CATEGORY });
+    launcher?.add({ command: CommandIDs.openEvals, category: CATEGORY, rank: 3 });
+    if (restorer) {
+      void restorer.restore(evalsTracker, {
+        command: CommandIDs.openEvals,
+        name: () => 'agiflow-evals'
       });
     }
   }

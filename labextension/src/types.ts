@@ -144,3 +144,165 @@ export interface JobEvent {
   data: Record<string, unknown>;
   at: string;
 }
+
+/*
+ * Evaluation runs (`agiflow_lab/evals/models.py`).
+ *
+ * The server types a run's `prompt`, `dataset` and `model` as open dicts; the
+ * interfaces below spell out the keys the evals service always fills (see the
+ * field descriptions there) and keep any others as `unknown`.
+ */
+
+/** `Run.prompt`: the pinned version and what was asked (`label:latest`, `version:3`). */
+export interface RunPrompt {
+  name: string;
+  version: number;
+  ref: string;
+  [key: string]: unknown;
+}
+
+/** `Run.dataset`: the pinned dataset version. */
+export interface RunDataset {
+  name: string;
+  version: number;
+  [key: string]: unknown;
+}
+
+/** `Run.model`: the connection and model the run called. */
+export interface RunModel {
+  connection: string;
+  kind: string;
+  model: string;
+  params: Record<string, unknown>;
+  /** the built-in echo connection: no model was called */
+  builtin: boolean;
+  [key: string]: unknown;
+}
+
+/** One evaluator of `Run.evaluators`: its spec as submitted, with `name` filled in. */
+export interface RunEvaluator {
+  name: string;
+  type: string;
+  threshold: number;
+  [option: string]: unknown;
+}
+
+/** EvaluatorAggregate */
+export interface EvaluatorAggregate {
+  name: string;
+  type: string;
+  threshold: number;
+  /** items this evaluator scored (errors and failed model calls excluded) */
+  scored: number;
+  passed: number;
+  /** passed / items finished; null before any item finished */
+  pass_rate: number | null;
+  mean_score: number | null;
+  errors: number;
+}
+
+/** RunAggregates: computed from the results at any moment of a run. */
+export interface RunAggregates {
+  items_total: number;
+  items_done: number;
+  passed: number;
+  /** items where every evaluator passed / items finished */
+  pass_rate: number | null;
+  mean_score: number | null;
+  /** items whose model call (or rendering) failed */
+  errors: number;
+  evaluator_errors: number;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  /** USD; null when any finished item is unpriced */
+  cost: number | null;
+  unpriced_items: number;
+  evaluators: EvaluatorAggregate[];
+}
+
+/** GET /projects/{slug}/evals/runs → Page<Run>; GET …/evals/runs/{id} → Run */
+export interface Run {
+  id: string;
+  project: string;
+  name: string;
+  state: JobState;
+  job_id: string;
+  prompt: RunPrompt;
+  dataset: RunDataset;
+  model: RunModel;
+  evaluators: RunEvaluator[];
+  concurrency: number;
+  max_retries: number;
+  request_timeout: number;
+  created_by: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: JobError | null;
+  aggregates: RunAggregates;
+}
+
+/** ItemScore: one evaluator's verdict on one item. */
+export interface ItemScore {
+  score: number | null;
+  passed: boolean | null;
+  explanation: string;
+  error: string | null;
+}
+
+/** GET …/evals/runs/{id}/results → Page<ItemResult> */
+export interface ItemResult {
+  item_id: string;
+  ordinal: number;
+  input: Record<string, unknown>;
+  expected: unknown;
+  rendered: unknown;
+  output: string | null;
+  error: string | null;
+  latency_ms: number | null;
+  tokens_in: number | null;
+  tokens_out: number | null;
+  cost: number | null;
+  attempts: number;
+  /** evaluator name → its verdict */
+  scores: Record<string, ItemScore>;
+  score: number | null;
+  passed: boolean;
+}
+
+/** Of the last run against the first (the baseline). */
+export type Change = 'regressed' | 'improved' | 'unchanged' | 'missing';
+
+/** ItemComparison */
+export interface ItemComparison {
+  item_id: string;
+  input: Record<string, unknown>;
+  expected: unknown;
+  change: Change;
+  /** one per run, in the order asked; null if the item is not in that run */
+  results: Array<ItemResult | null>;
+}
+
+/** GET …/evals/compare?runs=a,b → Comparison (the first run is the baseline) */
+export interface Comparison {
+  runs: Run[];
+  /** items that passed in the baseline and fail in the last run */
+  regressed: number;
+  improved: number;
+  unchanged: number;
+  /** the changed items, a page at a time */
+  items: ItemComparison[];
+  next_cursor: string | null;
+}
+
+/** `data` of a `progress` event of an evaluation job (`unit: "items"`). */
+export interface ItemProgress {
+  unit: 'items';
+  run_id: string;
+  done: number;
+  total: number;
+  passed: number;
+  errors: number;
+}
