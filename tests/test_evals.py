@@ -278,7 +278,21 @@ async def test_submitting_twice_with_one_key_gives_one_run_and_a_run_can_be_canc
     assert r.status_code == 200, r.text
     done = await wait_run(api, project, first["id"])
     assert done["state"] == "cancelled"
-    assert 2 <= done["aggregates"]["items_done"] < 200  # what was scored is kept
+    kept = done["aggregates"]["items_done"]
+    assert 2 <= kept < 200  # what was scored is kept
+    assert (await api.get(f"/projects/{project}/evals/runs/{first['id']}")).json()["aggregates"] == done["aggregates"]
+
+    # Retrying the job resumes the run: finished items are not asked again, and the aggregates kept
+    # for the cancelled run give way to the new outcome.
+    await scripted.ascript(default={"mode": "echo"})
+    r = await api.post(f"/projects/{project}/jobs/{first['job_id']}/retry")
+    assert r.status_code == 200, r.text
+    resumed = await wait_run(api, project, first["id"])
+    assert resumed["state"] == "succeeded" and resumed["aggregates"]["items_done"] == 200
+    asked: dict[str, int] = {}
+    for call in await scripted.arequests():
+        asked[call["last_user"]] = asked.get(call["last_user"], 0) + 1
+    assert len(asked) == 200 and sum(asked.values()) <= 200 + 1  # at most the item in flight at the cancel
 
 
 async def test_a_viewer_reads_runs_but_cannot_start_one(api: Api, project: str) -> None:

@@ -18,9 +18,9 @@ from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.evals import store
 from agiflow_lab.evals.aggregates import aggregates
 from agiflow_lab.evals.evaluators.specs import LLMJudgeSpec
-from agiflow_lab.evals.models import Comparison, ItemComparison, ItemResult, Run, RunSubmit
+from agiflow_lab.evals.models import Comparison, ItemComparison, ItemResult, Run, RunAggregates, RunSubmit
 from agiflow_lab.jobs import store as jobs_store
-from agiflow_lab.jobs.models import JobSubmit
+from agiflow_lab.jobs.models import FINAL_STATES, JobSubmit
 from agiflow_lab.jobs.service import JobService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.models import PromptVersion
@@ -193,6 +193,15 @@ class EvalService:
         return await self.get(project, run_id)
 
     async def _run(self, conn: Any, row: dict[str, Any]) -> Run:
+        """Aggregates are computed from the results while a run goes, and kept once it is final: a
+        finished 100k-item run is then read as often as clients like without re-scanning its results."""
+        final = row["state"] in FINAL_STATES
+        if final and row["aggregates"] is not None and row["aggregates_of"] == row["finished_at"]:
+            agg = RunAggregates.model_validate(row["aggregates"])
+        else:
+            agg = await aggregates(conn, str(row["id"]), row["items_total"], row["evaluators"])
+            if final:
+                await store.keep_aggregates(conn, str(row["id"]), agg.model_dump(mode="json"), row["finished_at"])
         return Run(
             id=str(row["id"]), project=row["project"], name=row["name"], state=row["state"], job_id=str(row["job_id"]),
             prompt={"name": row["prompt_name"], "version": row["prompt_version"], "ref": row["prompt_ref"]},
@@ -202,7 +211,7 @@ class EvalService:
             evaluators=row["evaluators"], concurrency=row["concurrency"], max_retries=row["max_retries"],
             request_timeout=row["request_timeout"], created_by=row["created_by"], created_at=row["created_at"],
             started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-            aggregates=await aggregates(conn, str(row["id"]), row["items_total"], row["evaluators"]),
+            aggregates=agg,
         )  # fmt: skip
 
 

@@ -34,6 +34,13 @@ async def get_run(conn: Conn, run_id: str, project_id: int | None = None) -> dic
     return await cur.fetchone()
 
 
+async def keep_aggregates(conn: Conn, run_id: str, aggregates: dict[str, Any], finished_at: Any) -> None:
+    await conn.execute(
+        "UPDATE control.eval_runs SET aggregates = %s, aggregates_of = %s WHERE id = %s",
+        (Jsonb(aggregates), finished_at, run_id),
+    )
+
+
 async def run_of_job(conn: Conn, job_id: str) -> dict[str, Any] | None:
     cur = await conn.execute(RUN + " WHERE r.job_id = %s", (job_id,))
     return await cur.fetchone()

@@ -21,6 +21,8 @@ CREATE TABLE control.eval_runs (
     max_retries      integer NOT NULL,
     request_timeout  double precision NOT NULL,
     job_id           uuid NOT NULL REFERENCES control.jobs(id),
+    aggregates       jsonb,                    -- kept once the run is final (results no longer change) ...
+    aggregates_of    timestamptz,              -- ... for the job's finish at that time (a job retry invalidates them)
     created_by       text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
