@@ -205,3 +205,9 @@ async def test_bad_input_never_500s_and_writes_nothing(api: Api, project: str) -
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await api.get(f"/projects/{project}/prompts/greet/versions/abc")
     assert r.status_code in (400, 404)
+
+
+async def test_a_nul_character_in_a_path_is_a_bad_name_not_a_server_error(api: Api, project: str) -> None:
+    r = await api.get(f"/projects/{project}/prompts/bad%00name")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["details"]["field"] == "name"

@@ -74,6 +74,9 @@ def authorized(method: H) -> H:
                 raise Forbidden("API keys may not act outside their project")
         else:
             self.platform.authz.check(actor, project, self.auth_resource, action)
+        for name, value in kwargs.items():  # Postgres refuses NUL characters: a bad name, not a 500
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidInput(f"{name} contains a NUL character", {"field": name})
         await method(self, *args, **kwargs)
 
     wrapper.__agiflow_authorized__ = True  # type: ignore[attr-defined]
