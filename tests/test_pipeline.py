@@ -107,7 +107,9 @@ async def test_a_worker_killed_mid_job_is_replaced_and_the_job_succeeds_once(sta
 
     done = await wait_for(api, "default", job["id"], timeout=120)
     assert done["state"] == "succeeded", (done, stack.worker_logs())
-    assert done["attempts"] == 2 and done["worker_id"] != victim["id"]
+    assert done["attempts"] == 2 and done["worker_id"] != victim["id"], states_of(
+        await events(api, "default", job["id"])
+    )
     states = states_of(await events(api, "default", job["id"]))
     assert states.count("succeeded") == 1 and "retrying" in states, states
     assert states[-1] == "succeeded"

@@ -222,14 +222,17 @@ class JobService:
         """Send a running job whose worker went silent back to the bus, so a live worker's claim takes
         it over. The dead worker's own message cannot be relied on: Kafka may redeliver it to another
         worker *before* the silence counts as death, and that claim rightly leaves the job alone."""
+        # Twice the claim's threshold: a worker that is merely slow to heartbeat (a loaded machine) is not
+        # sent extra messages; a dead one is taken over a little later than by a redelivery, not never.
+        silent = 2 * STALE_AFTER_SECONDS
         now = time.monotonic()
-        for row in await store.running_on_dead_workers(conn, STALE_AFTER_SECONDS):
-            if now - self._rescued.get(row["id"], -STALE_AFTER_SECONDS) < STALE_AFTER_SECONDS:
+        for row in await store.running_on_dead_workers(conn, silent):
+            if now - self._rescued.get(row["id"], -silent) < silent:
                 continue  # sent recently; give the claim time to happen
             self._rescued[row["id"]] = now
             await outbox.enqueue(conn, JOBS, row["id"], {"job_id": row["id"], "rescue": True})
         for job_id, at in list(self._rescued.items()):
-            if now - at > 10 * STALE_AFTER_SECONDS:
+            if now - at > 10 * silent:
                 del self._rescued[job_id]
 
     async def apply_event(self, message: Message) -> None:
