@@ -39,6 +39,7 @@ def shipped_prices() -> Mapping[str, Price]:
     }
 
 
+@functools.cache
 def shipped_as_of() -> str:
     data = json.loads((resources.files("agiflow_lab.providers") / "prices.json").read_text())
     return str(data["as_of"])
