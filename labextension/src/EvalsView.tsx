@@ -1,10 +1,10 @@
-import { refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AgiflowApi, errorMessage } from './api';
 import { EvalCompare } from './EvalCompare';
 import { EchoBadge, RunProgress, costTitle, formatCost, formatLatency, formatPercent, formatScore } from './EvalBadges';
 import { ErrorNotice } from './ErrorNotice';
+import { LiveToolbar } from './LiveToolbar';
 import { EvalRunDetail } from './EvalRunDetail';
 import { EMPTY_RUNS, isNews, itemProgress, runMicros, runsReducer } from './evalState';
 import { JobEventSocket, SocketStatus } from './events';
@@ -188,30 +188,14 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
 
   return (
     <div className="agiflow-browser agiflow-evals" data-testid="agiflow-evals">
-      <div className="agiflow-toolbar">
-        <span className="agiflow-title">AGIFlow Evaluations</span>
-        <span className="agiflow-toolbar-end">
-          <span
-            className={`agiflow-live agiflow-live-${status}`}
-            data-testid="agiflow-live"
-            title="Job events WebSocket"
-          >
-            {status === 'live' ? '● live' : status}
-          </span>
-          <button
-            type="button"
-            className="agiflow-icon-button"
-            title="Reload"
-            aria-label="Reload"
-            onClick={() => {
-              projects.reload();
-              setGeneration(g => g + 1);
-            }}
-          >
-            <refreshIcon.react tag="span" />
-          </button>
-        </span>
-      </div>
+      <LiveToolbar
+        title="AGIFlow Evaluations"
+        status={status}
+        onReload={() => {
+          projects.reload();
+          setGeneration(g => g + 1);
+        }}
+      />
       {projects.error !== undefined ? (
         <ErrorNotice message={projects.error} onRetry={projects.reload} />
       ) : items === undefined ? (

@@ -1,8 +1,8 @@
-import { refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { AgiflowApi, errorMessage } from './api';
 import { ErrorNotice } from './ErrorNotice';
+import { LiveToolbar } from './LiveToolbar';
 import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge, Progress } from './JobBadges';
 import { JobDetail } from './JobDetail';
@@ -106,30 +106,14 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
 
   return (
     <div className="agiflow-browser agiflow-jobs" data-testid="agiflow-jobs">
-      <div className="agiflow-toolbar">
-        <span className="agiflow-title">AGIFlow Jobs</span>
-        <span className="agiflow-toolbar-end">
-          <span
-            className={`agiflow-live agiflow-live-${status}`}
-            data-testid="agiflow-live"
-            title="Job events WebSocket"
-          >
-            {status === 'live' ? '● live' : status}
-          </span>
-          <button
-            type="button"
-            className="agiflow-icon-button"
-            title="Reload"
-            aria-label="Reload"
-            onClick={() => {
-              projects.reload();
-              setGeneration(g => g + 1);
-            }}
-          >
-            <refreshIcon.react tag="span" />
-          </button>
-        </span>
-      </div>
+      <LiveToolbar
+        title="AGIFlow Jobs"
+        status={status}
+        onReload={() => {
+          projects.reload();
+          setGeneration(g => g + 1);
+        }}
+      />
       {projects.error !== undefined ? (
         <ErrorNotice message={projects.error} onRetry={projects.reload} />
       ) : items === undefined ? (
