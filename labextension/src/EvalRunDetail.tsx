@@ -1,6 +1,6 @@
 import * as React from 'react';
 
-import { AgiflowApi, errorMessage } from './api';
+import { AgiflowApi } from './api';
 import {
   EchoBadge,
   PassChip,
@@ -17,6 +17,7 @@ import { ErrorNotice } from './ErrorNotice';
 import { JobStateBadge } from './JobBadges';
 import { FINAL_JOB_STATES, ItemResult, Page, Run } from './types';
 import { usePages } from './usePages';
+import { useAction } from './useAction';
 
 export interface EvalRunDetailProps {
   api: AgiflowApi;
@@ -29,21 +30,7 @@ const RESULTS_PAGE = 50;
 
 /** One run: what it pinned, its per-evaluator aggregates and its items. */
 export function EvalRunDetail({ api, run, onChanged, openPath }: EvalRunDetailProps): JSX.Element {
-  const [busy, setBusy] = React.useState<string | null>(null);
-  const [error, setError] = React.useState<string | undefined>();
-  React.useEffect(() => setError(undefined), [run.id]);
-
-  const act = async (name: string, action: () => Promise<void>): Promise<void> => {
-    setBusy(name);
-    setError(undefined);
-    try {
-      await action();
-    } catch (reason) {
-      setError(errorMessage(reason));
-    } finally {
-      setBusy(null);
-    }
-  };
+  const { busy, error, act } = useAction(run.id);
   const final = FINAL_JOB_STATES.has(run.state);
   const hasReport = run.state === 'succeeded' || run.state === 'failed';
   const a = run.aggregates;

@@ -1,10 +1,11 @@
 import * as React from 'react';
 
-import { AgiflowApi, errorMessage } from './api';
+import { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
 import type { LogChunk } from './jobState';
 import { JobStateBadge, Progress } from './JobBadges';
 import { FINAL_JOB_STATES, Job } from './types';
+import { useAction } from './useAction';
 
 export interface JobDetailProps {
   api: AgiflowApi;
@@ -16,21 +17,7 @@ export interface JobDetailProps {
 
 /** One job: its state, actions, error, result and live log. */
 export function JobDetail({ api, job, log, onChanged, openPath }: JobDetailProps): JSX.Element {
-  const [busy, setBusy] = React.useState<string | null>(null);
-  const [error, setError] = React.useState<string | undefined>();
-  React.useEffect(() => setError(undefined), [job.id]);
-
-  const act = async (name: string, action: () => Promise<void>): Promise<void> => {
-    setBusy(name);
-    setError(undefined);
-    try {
-      await action();
-    } catch (reason) {
-      setError(errorMessage(reason));
-    } finally {
-      setBusy(null);
-    }
-  };
+  const { busy, error, act } = useAction(job.id);
   const final = FINAL_JOB_STATES.has(job.state);
   const canRetry = job.state === 'failed' || job.state === 'cancelled';
   const hasReport = job.state === 'succeeded' || job.state === 'failed';
