@@ -20,7 +20,7 @@ import psycopg
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.core.paging import Page, check_limit, decode_cursor, encode_cursor
+from agiflow_lab.core.paging import Cursor, KeyInt, KeyText, Page, check_limit
 from agiflow_lab.datasets import store
 from agiflow_lab.datasets.importers import (
     EncodedItem,
@@ -51,6 +51,9 @@ from agiflow_lab.projects.service import ProjectService
 log = logging.getLogger(__name__)
 
 BATCH = 1000  # rows per COPY into the staging table
+NAME_CURSOR = Cursor[str](KeyText)  # datasets by name
+VERSION_CURSOR = Cursor[int](KeyInt)  # versions, newest first
+ITEMS_CURSOR = Cursor[tuple[int, int]](tuple[KeyInt, KeyInt])  # (pinned version, last ordinal)
 
 
 def _no_nul(field: str, text: str) -> None:
@@ -229,32 +232,26 @@ class DatasetService:
         limit: int = 50,
     ) -> Page[Dataset]:
         check_limit(limit)
-        after = decode_cursor(cursor)
-        if after is not None and not isinstance(after, str):
-            raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
+        after = NAME_CURSOR.decode(cursor)
         project_id = await self.projects.resolve_id(project)
         async with self.db.connection() as conn:
             rows = await store.search(
                 conn, project_id, text=search, include_archived=include_archived, after_name=after, limit=limit + 1
             )
         items = [Dataset.model_validate(row) for row in rows[:limit]]
-        return Page[Dataset](items=items, next_cursor=encode_cursor(items[-1].name) if len(rows) > limit else None)
+        return Page[Dataset](items=items, next_cursor=NAME_CURSOR.next(rows, limit, lambda r: r["name"]))
 
     async def versions(
         self, project: str, name: str, *, cursor: str | None = None, limit: int = 50
     ) -> Page[DatasetVersion]:
         check_limit(limit)
-        before = decode_cursor(cursor)
-        if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-            raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
+        before = VERSION_CURSOR.decode(cursor)
         project_id = await self.projects.resolve_id(project)
         async with self.db.connection() as conn:
             dataset = await self._require(conn, project_id, name)
             rows = await store.list_versions(conn, dataset["id"], before, limit + 1)
         items = [DatasetVersion.model_validate(row) for row in rows[:limit]]
-        return Page[DatasetVersion](
-            items=items, next_cursor=encode_cursor(items[-1].version) if len(rows) > limit else None
-        )
+        return Page[DatasetVersion](items=items, next_cursor=VERSION_CURSOR.next(rows, limit, lambda r: r["version"]))
 
     async def resolve(self, project: str, name: str, version: int | None) -> DatasetRef:
         """Pin a version (default: the latest). Version 0, the empty dataset, resolves too: callers decide."""
@@ -276,11 +273,10 @@ class DatasetService:
         self, project: str, name: str, *, version: int | None = None, cursor: str | None = None, limit: int = 100
     ) -> Page[DatasetItem]:
         """A page of one version's items. The cursor pins the version, so paging on while others write is safe."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", {"field": "limit", "value": limit})
+        check_limit(limit, MAX_PAGE)
         after = 0
-        if cursor:
-            pinned, after = _items_cursor(cursor)
+        if (position := ITEMS_CURSOR.decode(cursor)) is not None:
+            pinned, after = position
             if version is not None and version != pinned:
                 raise InvalidInput(
                     f"the cursor belongs to version {pinned}, not {version}", {"field": "version", "version": version}
@@ -290,10 +286,8 @@ class DatasetService:
         async with self.db.connection() as conn:
             rows = await store.items_page(conn, ref.dataset_id, ref.version, after_ordinal=after, limit=limit + 1)
         items = [_item(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page[DatasetItem](
-            items=items, next_cursor=encode_cursor([ref.version, rows[limit - 1]["ordinal"]]) if more else None
-        )
+        next_cursor = ITEMS_CURSOR.next(rows, limit, lambda r: (ref.version, r["ordinal"]))
+        return Page[DatasetItem](items=items, next_cursor=next_cursor)
 
     async def export_jsonl(self, ref: DatasetRef, page_size: int = MAX_PAGE) -> AsyncIterator[bytes]:
         """The version's items as JSONL, one chunk per page; a version never changes, so pages need no snapshot."""
@@ -334,17 +328,6 @@ class DatasetService:
         if dataset["archived"]:
             raise Conflict(f"dataset {name!r} is archived", {"dataset": name})
         return dataset
-
-
-def _items_cursor(cursor: str) -> tuple[int, int]:
-    value = decode_cursor(cursor)
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-    ):
-        return int(value[0]), int(value[1])
-    raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
 
 
 def _encode_all(items: Iterable[ParsedItem], errors: RowErrors) -> list[EncodedItem]:

@@ -7,11 +7,14 @@ only writes the run and its job in one transaction and reads what the engine rec
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
+
+from pydantic import AwareDatetime
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.core.paging import Page, decode_cursor, encode_cursor
+from agiflow_lab.core.paging import Cursor, KeyInt, Page
 from agiflow_lab.datasets.service import DatasetService
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
@@ -28,6 +31,8 @@ from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService
 
 NOTEBOOK = "builtin:evaluate"
+RUN_CURSOR = Cursor[tuple[datetime, uuid.UUID]](tuple[AwareDatetime, uuid.UUID])  # (created_at, id), newest first
+ORDINAL_CURSOR = Cursor[int](KeyInt)  # the last item's ordinal in dataset order
 DEFAULT_PROMPT_LABEL = "latest"  # an evaluation usually tests the newest version, before it is promoted
 MAX_COMPARED = 5
 
@@ -140,25 +145,22 @@ class EvalService:
         self, project: str, *, dataset: str | None, prompt: str | None, cursor: str | None, limit: int
     ) -> Page[Run]:
         project_id = await self.projects.resolve_id(project)
-        after = decode_cursor(cursor)
+        after = RUN_CURSOR.decode(cursor)
         async with self.db.connection() as conn:
-            rows = await store.search_runs(conn, project_id, dataset=dataset, prompt=prompt,
-                                           after=tuple(after) if after else None, limit=limit + 1)  # fmt: skip
+            rows = await store.search_runs(conn, project_id, dataset=dataset, prompt=prompt, after=after,
+                                           limit=limit + 1)  # fmt: skip
             runs = [await self._run(conn, row) for row in rows[:limit]]
-        more = len(rows) > limit
-        last = rows[limit - 1] if more else None
-        return Page(items=runs, next_cursor=encode_cursor([last["created_at"].isoformat(), str(last["id"])])
-                    if last else None)  # fmt: skip
+        return Page(items=runs, next_cursor=RUN_CURSOR.next(rows, limit, lambda r: (r["created_at"], r["id"])))
 
     async def results(
         self, project: str, run_id: str, *, cursor: str | None, limit: int, failed_only: bool
     ) -> Page[ItemResult]:
         run = await self.get(project, run_id)
-        after = decode_cursor(cursor)
+        after = ORDINAL_CURSOR.decode(cursor)
         async with self.db.connection() as conn:
             rows = await store.results_page(conn, run.id, after=after, limit=limit + 1, failed_only=failed_only)
         items = [_item(row) for row in rows[:limit]]
-        return Page(items=items, next_cursor=encode_cursor(items[-1].ordinal) if len(rows) > limit else None)
+        return Page(items=items, next_cursor=ORDINAL_CURSOR.next(rows, limit, lambda r: r["ordinal"]))
 
     async def compare(
         self, project: str, run_ids: list[str], *, change: str | None, cursor: str | None, limit: int
@@ -168,7 +170,7 @@ class EvalService:
             raise InvalidInput(f"compare 2 to {MAX_COMPARED} different runs", {"field": "runs"})
         runs = [await self.get(project, run_id) for run_id in run_ids]
         base, last = runs[0].id, runs[-1].id
-        after = decode_cursor(cursor)
+        after = ORDINAL_CURSOR.decode(cursor)
         async with self.db.connection() as conn:
             counts = await store.change_counts(conn, base, last)
             page = await store.changes_page(conn, base, last, change=change, after=after, limit=limit + 1)
@@ -184,7 +186,7 @@ class EvalService:
         return Comparison(
             runs=runs, regressed=counts.get("regressed", 0), improved=counts.get("improved", 0),
             unchanged=counts.get("unchanged", 0), items=items,
-            next_cursor=encode_cursor(page[limit - 1]["ordinal"]) if len(page) > limit else None,
+            next_cursor=ORDINAL_CURSOR.next(page, limit, lambda r: r["ordinal"]),
         )  # fmt: skip
 
     async def cancel(self, actor: Actor, project: str, run_id: str) -> Run:

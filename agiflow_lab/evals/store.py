@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -47,7 +49,13 @@ async def run_of_job(conn: Conn, job_id: str) -> dict[str, Any] | None:
 
 
 async def search_runs(
-    conn: Conn, project_id: int, *, dataset: str | None, prompt: str | None, after: tuple[str, str] | None, limit: int
+    conn: Conn,
+    project_id: int,
+    *,
+    dataset: str | None,
+    prompt: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
 ) -> list[dict[str, Any]]:
     cur = await conn.execute(
         RUN + """ WHERE r.project_id = %(project)s

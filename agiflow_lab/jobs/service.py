@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.bus import outbox
 from agiflow_lab.bus.base import Message
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.core.paging import Page, check_limit, decode_cursor, encode_cursor
+from agiflow_lab.core.paging import Cursor, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
-from agiflow_lab.errors import Conflict, InvalidInput, NotFound
+from agiflow_lab.errors import Conflict, NotFound
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import (
     BUILTIN_PREFIX,
@@ -37,6 +41,7 @@ from agiflow_lab.jobs.ownership import STALE_AFTER_SECONDS
 from agiflow_lab.projects.service import ProjectService
 
 DISPATCH_LOCK = 0x4A6F_6244_6973  # one dispatcher at a time across API replicas
+CURSOR = Cursor[tuple[datetime, UUID]](tuple[AwareDatetime, UUID])  # (created_at, id), newest first
 
 
 def _job(row: dict[str, Any]) -> Job:
@@ -110,19 +115,15 @@ class JobService:
         cursor: str | None, limit: int,
     ) -> Page[Job]:  # fmt: skip
         check_limit(limit)
-        before = decode_cursor(cursor)
-        if before is not None and not (isinstance(before, list) and len(before) == 2):
-            raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
+        before = CURSOR.decode(cursor)
         project_id = await self.projects.resolve_id(project)
         async with self.db.connection() as conn:
             rows = await store.search(
                 conn, project_id, state=state, submitted_by=submitted_by, notebook=notebook,
-                before=tuple(before) if before else None, limit=limit + 1,
+                before=before, limit=limit + 1,
             )  # fmt: skip
-        items = [_job(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        next_cursor = encode_cursor([items[-1].created_at.isoformat(), items[-1].id]) if more else None
-        return Page[Job](items=items, next_cursor=next_cursor)
+        next_cursor = CURSOR.next(rows, limit, lambda r: (r["created_at"], UUID(r["id"])))
+        return Page[Job](items=[_job(r) for r in rows[:limit]], next_cursor=next_cursor)
 
     async def cancel(self, actor: Actor, project: str, job_id: str) -> Job:
         project_id = await self.projects.resolve_id(project)

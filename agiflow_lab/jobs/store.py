@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -67,7 +68,7 @@ async def input_notebook(conn: Conn, job_id: str) -> dict[str, Any] | None:
 
 async def search(
     conn: Conn, project_id: int, *, state: str | None, submitted_by: str | None, notebook: str | None,
-    before: tuple[str, str] | None, limit: int,
+    before: tuple[datetime, uuid.UUID] | None, limit: int,
 ) -> list[dict[str, Any]]:  # fmt: skip
     before_at, before_id = before if before else (None, None)
     cur = await conn.execute(

@@ -14,7 +14,7 @@ from typing import Any
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.core.paging import Page, check_limit, decode_cursor, encode_cursor
+from agiflow_lab.core.paging import Cursor, KeyInt, KeyText, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
@@ -36,6 +36,8 @@ from agiflow_lab.prompts.template import extract_variables, render
 
 AUTOMATIC_LABEL = "latest"
 DEFAULT_LABEL = "production"
+NAME_CURSOR = Cursor[str](KeyText)  # prompts by name
+VERSION_CURSOR = Cursor[int](KeyInt)  # versions, newest first
 
 
 def _template_json(body: VersionCreate | PromptCreate) -> Any:
@@ -157,9 +159,7 @@ class PromptService:
         limit: int = 50,
     ) -> Page[PromptSummary]:
         check_limit(limit)
-        after = decode_cursor(cursor)
-        if after is not None and not isinstance(after, str):
-            raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
+        after = NAME_CURSOR.decode(cursor)
         project_id = await self.projects.resolve_id(project)
         async with self.db.connection() as conn:
             rows = await store.search(
@@ -167,8 +167,7 @@ class PromptService:
                 after_name=after, limit=limit + 1,
             )  # fmt: skip
         items = [PromptSummary.model_validate(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(items[-1].name) if len(rows) > limit else None
-        return Page[PromptSummary](items=items, next_cursor=next_cursor)
+        return Page[PromptSummary](items=items, next_cursor=NAME_CURSOR.next(rows, limit, lambda r: r["name"]))
 
     async def summary(self, project: str, name: str) -> PromptSummary:
         project_id = await self.projects.resolve_id(project)
@@ -180,17 +179,13 @@ class PromptService:
 
     async def versions(self, project: str, name: str, *, cursor: str | None, limit: int) -> Page[PromptVersion]:
         check_limit(limit)
-        before = decode_cursor(cursor)
-        if before is not None and not isinstance(before, int):
-            raise InvalidInput("cursor is not one this API issued", {"field": "cursor"})
+        before = VERSION_CURSOR.decode(cursor)
         project_id = await self.projects.resolve_id(project)
         async with self.db.connection() as conn:
             prompt_id = await self._require_prompt(conn, project_id, name)
             rows = await store.list_versions(conn, prompt_id, before, limit + 1)
         items = [PromptVersion.model_validate(row) for row in rows[:limit]]
-        return Page[PromptVersion](
-            items=items, next_cursor=encode_cursor(items[-1].version) if len(rows) > limit else None
-        )
+        return Page[PromptVersion](items=items, next_cursor=VERSION_CURSOR.next(rows, limit, lambda r: r["version"]))
 
     async def move_label(self, actor: Actor, project: str, name: str, label: str, version: int) -> PromptVersion:
         _check_labels([label])
