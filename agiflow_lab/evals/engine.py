@@ -6,9 +6,11 @@ limited, cancellable, retried on another worker, with the executed notebook as i
 
     feeder (pages of items, skipping finished ones) → queue → N item tasks → queue → writer (batches)
 
-Both queues are bounded, so memory stays flat whatever the dataset size. The writer inserts a batch of
-results and the run's progress event in one transaction, so the progress a client sees never runs
-ahead of the results it can read. A retried job (its worker died) starts the same pipeline again and
+Both queues are bounded, so memory stays flat whatever the dataset size. The kernel runs user code
+(``python`` evaluators), so the engine holds no database URL, secret key or model key: it reads and
+writes through a :class:`RunStore` and calls models through ``complete``, both the worker's job API
+(``agiflow_lab_workers.job_api``). The worker inserts a batch of results and the run's progress event in
+one transaction, so the progress a client sees never runs ahead of the results it can read. A retried job (its worker died) starts the same pipeline again and
 the feeder skips items that already have a result: finished items are never redone.
 """
 
@@ -20,19 +22,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from agiflow_lab.bus import outbox
-from agiflow_lab.bus.topics import JOB_EVENTS
-from agiflow_lab.datasets import store as datasets_store
-from agiflow_lab.db.database import Database
 from agiflow_lab.errors import AgiflowError
-from agiflow_lab.evals import store
 from agiflow_lab.evals.evaluators.base import Case, Evaluator
+from agiflow_lab.evals.wire import ItemsPage, Progress, Totals
 from agiflow_lab.prompts.template import Template, render
-from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderClient, ProviderError
+from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError
 from agiflow_lab.providers.prices import PriceBook
-from agiflow_lab.providers.retry import RetryPolicy, complete_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +38,30 @@ WRITE_BATCH = 200
 WRITE_EVERY_SECONDS = 0.2
 PROGRESS_EVERY_SECONDS = 0.5
 
+Complete = Callable[[CompletionRequest], Awaitable[Completion]]
 
-@dataclass(frozen=True)
-class JobContext:
-    """Which job attempt this engine runs as, so its progress events are attributed (and fenced) like
-    the worker's own."""
 
-    job_id: str
-    attempt: int
-    worker_id: str
+class RunStore(Protocol):
+    """Where the engine reads its items and writes its results. In a job this is the worker's job API
+    (the kernel holds no database credentials); the worker implements it on the database."""
+
+    async def totals(self) -> Totals: ...
+
+    async def pending_items(self, after: int, limit: int) -> ItemsPage: ...
+
+    async def write(self, results: list[dict[str, Any]], progress: Progress | None) -> None: ...
 
 
 @dataclass(frozen=True)
 class RunPlan:
     run_id: str
     project: str
-    dataset_id: int
-    dataset_version: int
     items_total: int
     prompt_type: str
     template: Template
     model: str
     params: dict[str, Any]
     concurrency: int
-    retry: RetryPolicy
 
 
 @dataclass
@@ -92,25 +89,24 @@ class _Progress:
 
 class Engine:
     def __init__(
-        self, db: Database, plan: RunPlan, client: ProviderClient, evaluators: list[Evaluator], prices: PriceBook,
-        job: JobContext | None, on_progress: Callable[[int, int], None] | None = None,
+        self, store: RunStore, plan: RunPlan, complete: Complete, evaluators: list[Evaluator], prices: PriceBook,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:  # fmt: skip
-        self.db = db
+        """``complete`` is one model call with its retries already applied (the worker retries)."""
+        self.store = store
         self.plan = plan
-        self.client = client
+        self.complete = complete
         self.evaluators = evaluators
         self.prices = prices
-        self.job = job
         self.on_progress = on_progress
         self._in_flight = 0
 
     async def run(self) -> EngineStats:
         plan = self.plan
         stats = EngineStats(plan.items_total)
-        async with self.db.connection() as conn:
-            totals = await store.run_totals(conn, plan.run_id)  # a resumed run counts what is already there
-        stats.already_done = int(totals["done"])
-        progress = _Progress(done=stats.already_done, passed=int(totals["passed"]), errors=int(totals["errors"]))
+        totals = await self.store.totals()  # a resumed run counts what is already there
+        stats.already_done = totals.done
+        progress = _Progress(done=totals.done, passed=totals.passed, errors=totals.errors)
         items: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(plan.concurrency * 2)
         results: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(WRITE_BATCH * 4)
         started = time.perf_counter()
@@ -132,21 +128,12 @@ class Engine:
         return stats
 
     async def _feed(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
-        after = 0
-        while True:
-            async with self.db.connection() as conn:
-                page = await datasets_store.items_page(
-                    conn, self.plan.dataset_id, self.plan.dataset_version, after_ordinal=after, limit=PAGE_SIZE
-                )
-                if not page:
-                    return
-                done = await store.finished_items(conn, self.plan.run_id, [item["item_id"] for item in page])
-            for item in page:
-                if item["item_id"] not in done:
-                    await queue.put(item)
-            after = int(page[-1]["ordinal"])
-            if len(page) < PAGE_SIZE:
-                return
+        after: int | None = 0
+        while after is not None:
+            page = await self.store.pending_items(after, PAGE_SIZE)
+            for item in page.items:
+                await queue.put(item)
+            after = page.next_after
 
     async def _work(
         self, items: asyncio.Queue[dict[str, Any] | None], results: asyncio.Queue[dict[str, Any] | None],
@@ -165,7 +152,7 @@ class Engine:
         plan = self.plan
         variables = item["input"] if isinstance(item["input"], dict) else {"input": item["input"]}
         row: dict[str, Any] = {
-            "run_id": plan.run_id, "item_id": item["item_id"], "ordinal": item["ordinal"], "input": item["input"],
+            "item_id": item["item_id"], "ordinal": item["ordinal"], "input": item["input"],
             "expected": item.get("expected"), "rendered": None, "output": None, "error": None, "latency_ms": None,
             "tokens_in": None, "tokens_out": None, "cost": None, "attempts": 0, "scores": {}, "score": None,
             "passed": False,
@@ -178,7 +165,7 @@ class Engine:
         row["rendered"] = messages
         request = CompletionRequest(messages=messages, model=plan.model, params=plan.params)
         try:
-            completion: Completion = await complete_with_retries(self.client, request, plan.retry)
+            completion: Completion = await self.complete(request)
         except ProviderError as exc:
             row["error"] = f"model call failed: {exc}"
             row["attempts"] = exc.attempts
@@ -232,31 +219,14 @@ class Engine:
         report = final or now - progress.sent_at >= PROGRESS_EVERY_SECONDS
         if not batch and not report:
             return
-        for delay in (0.2, 0.5, 1, 2, 5, 10, 0):  # a database blip must not lose finished work
-            try:
-                async with self.db.transaction() as conn:
-                    await store.insert_results(conn, batch)
-                    if report and self.job is not None:
-                        await outbox.enqueue(conn, JOB_EVENTS, self.job.job_id, self._event(progress))
-                break
-            except Exception:
-                if not delay:
-                    raise
-                log.warning("cannot write %d results; retrying", len(batch), exc_info=True)
-                await asyncio.sleep(delay)
+        if batch or report:
+            await self.store.write(
+                batch, Progress(done=progress.done, passed=progress.passed, errors=progress.errors) if report else None
+            )
         if report:
             progress.sent_at = now
             if self.on_progress is not None:
                 self.on_progress(progress.done, self.plan.items_total)
-
-    def _event(self, progress: _Progress) -> dict[str, Any]:
-        assert self.job is not None
-        return {
-            "job_id": self.job.job_id, "attempt": self.job.attempt, "worker_id": self.job.worker_id,
-            "type": "progress",
-            "data": {"unit": "items", "run_id": self.plan.run_id, "done": progress.done,
-                     "total": self.plan.items_total, "passed": progress.passed, "errors": progress.errors},
-        }  # fmt: skip
 
 
 def _messages(prompt_type: str, rendered: Template) -> list[dict[str, str]]:

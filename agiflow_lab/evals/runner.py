@@ -1,111 +1,53 @@
-"""The entry point the built-in ``evaluate`` notebook calls: assemble the engine for one run from the
-database, run it, and load the report.
+"""The entry point the built-in ``evaluate`` notebook calls: assemble the engine for the job's run from
+the worker's job API, run it, and load the report.
 
-It runs in the job's kernel with the worker's database URL and secret-key location in its environment
-(``AGIFLOW_DATABASE_URL``, ``AGIFLOW_SECRET_KEY_FILE``), and the job attempt it runs as
-(``AGIFLOW_JOB_ID``, ``AGIFLOW_JOB_ATTEMPT``, ``AGIFLOW_WORKER_ID``).
+It runs in the job's kernel, next to user code (``python`` evaluators), so it holds no database URL,
+secret key or model key: only the job API's address and this job's token (``AGIFLOW_JOB_API``,
+``AGIFLOW_JOB_TOKEN``). The run is the one bound to the job by the platform, not one the notebook names.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import sys
 from typing import Any
 
-from agiflow_lab.authz.enforcer import Authorizer
-from agiflow_lab.config import Settings
-from agiflow_lab.db.database import Database
-from agiflow_lab.evals import store
-from agiflow_lab.evals.engine import Engine, EngineStats, JobContext, RunPlan
+from agiflow_lab.evals.engine import Engine, EngineStats, RunPlan
 from agiflow_lab.evals.evaluators.base import Evaluator
 from agiflow_lab.evals.evaluators.judge import JudgeBinding
 from agiflow_lab.evals.evaluators.registry import build_evaluator
 from agiflow_lab.evals.evaluators.specs import EvaluatorSpecAdapter
+from agiflow_lab.evals.job_client import JobApiClient
 from agiflow_lab.evals.report import Report
-from agiflow_lab.projects.service import ProjectService
-from agiflow_lab.prompts.service import PromptService
-from agiflow_lab.providers.base import ProviderClient
-from agiflow_lab.providers.retry import RetryPolicy, complete_with_retries
-from agiflow_lab.providers.service import ModelService, open_model_service
+from agiflow_lab.providers.prices import Price, PriceBook
 
 
-def _job_context() -> JobContext | None:
-    job_id = os.environ.get("AGIFLOW_JOB_ID")
-    if not job_id:
-        return None  # run by hand, outside a job: no progress events
-    return JobContext(job_id, int(os.environ.get("AGIFLOW_JOB_ATTEMPT", "1")), os.environ.get("AGIFLOW_WORKER_ID", ""))
-
-
-def _database() -> Database:
-    url = Settings().with_env().database_url
-    if not url:
-        raise RuntimeError("AGIFLOW_DATABASE_URL is not set: the evaluation notebook runs as an AGIFlow job")
-    return Database(url, min_size=1, max_size=4)
-
-
-async def run_evaluation(run_id: str, *, print_progress: bool = True) -> EngineStats:
-    db = _database()
-    await db.open()
-    clients: list[ProviderClient] = []
+async def run_evaluation(run_id: str | None = None, *, print_progress: bool = True) -> EngineStats:
+    """Evaluate this job's run. ``run_id`` (the notebook's parameter, for readers of the report) must be
+    that run if given."""
+    api = JobApiClient.from_env()
     try:
-        async with db.connection() as conn:
-            run = await store.get_run(conn, run_id)
-        if run is None:
-            raise LookupError(f"evaluation run {run_id!r} does not exist")
-        project = run["project"]
-        projects = ProjectService(db, Authorizer(db))
-        prompts = PromptService(db, projects)
-        models: ModelService = open_model_service(db, projects, Settings().with_env())
-        prompt = await prompts.get(project, run["prompt_name"], version=run["prompt_version"])
-        retry = RetryPolicy(max_retries=run["max_retries"])
-        client = await models.open_client(project, run["connection_name"], timeout=run["request_timeout"])
-        clients.append(client)
+        spec = await api.spec()
+        if run_id and run_id != spec.run_id:
+            raise LookupError(f"this job runs evaluation run {spec.run_id}, not {run_id}")
         evaluators: list[Evaluator] = []
-        for spec_data in run["evaluators"]:
-            spec = EvaluatorSpecAdapter.validate_python(spec_data)
+        for spec_data in spec.evaluators:
+            evaluator_spec = EvaluatorSpecAdapter.validate_python(spec_data)
             judge = None
-            if spec.type == "llm_judge":
-                judge_client = await models.open_client(project, spec.connection, timeout=run["request_timeout"])
-                clients.append(judge_client)
-                connection = await models.resolve(project, spec.connection)
-                rubric = await prompts.get(project, spec.prompt, version=spec.version)
-                judge = JudgeBinding(
-                    complete=_retrying(judge_client, retry),
-                    model=spec.model or str(rubric.config.get("model") or connection.default_model or run["model"]),
-                    params={**{k: v for k, v in rubric.config.items() if k != "model" and v is not None},
-                            **spec.params},
-                    prompt_type=rubric.type,
-                    template=_template(rubric.template),
-                )  # fmt: skip
-            evaluators.append(build_evaluator(spec, judge=judge))
+            if (bound := spec.judges.get(str(spec_data.get("name")))) is not None:
+                judge = JudgeBinding(complete=api.completer(bound.connection), model=bound.model, params=bound.params,
+                                     prompt_type=bound.prompt_type, template=bound.template)  # fmt: skip
+            evaluators.append(build_evaluator(evaluator_spec, judge=judge))
         plan = RunPlan(
-            run_id=run_id, project=project, dataset_id=int(run["dataset_id"]),
-            dataset_version=int(run["dataset_version"]), items_total=int(run["items_total"]), prompt_type=prompt.type,
-            template=_template(prompt.template), model=run["model"], params=run["params"],
-            concurrency=int(run["concurrency"]), retry=retry,
+            run_id=spec.run_id, project=spec.project, items_total=spec.items_total, prompt_type=spec.prompt_type,
+            template=spec.template, model=spec.model, params=spec.params, concurrency=spec.concurrency,
         )  # fmt: skip
-        prices = await models.prices(project)
-        engine = Engine(db, plan, client, evaluators, prices, _job_context(),
+        prices = PriceBook(overrides={m: Price(i, o, "project") for m, (i, o) in spec.price_overrides.items()})
+        engine = Engine(api, plan, api.completer(spec.connection), evaluators, prices,
                         on_progress=_printer(plan.items_total) if print_progress else None)  # fmt: skip
         return await engine.run()
     finally:
-        for c in clients:
-            await c.close()
-        await db.close()
-
-
-def _retrying(client: ProviderClient, retry: RetryPolicy) -> Any:
-    async def complete(request: Any) -> Any:
-        return await complete_with_retries(client, request, retry)
-
-    return complete
-
-
-def _template(template: Any) -> Any:
-    if isinstance(template, str):
-        return template
-    return [m if isinstance(m, dict) else m.model_dump() for m in template]
+        await api.close()
 
 
 def _printer(total: int) -> Any:
@@ -122,13 +64,14 @@ def _printer(total: int) -> Any:
     return show
 
 
-async def open_report(run_id: str) -> Report:
-    db = _database()
-    await db.open()
+async def open_report(run_id: str | None = None) -> Report:
+    api = JobApiClient.from_env()
     try:
-        return await Report.load(db, run_id)
+        data = await api.report()
     finally:
-        await db.close()
+        await api.close()
+    return Report(data.run, data.aggregates, data.score_histograms, data.latency_edges, data.latency_histogram,
+                  data.worst)  # fmt: skip
 
 
 def png(figure: Any) -> bytes:

@@ -12,6 +12,10 @@ from agiflow_lab.jobs.models import BUILTIN_PREFIX
 _PACKAGE = Path(__file__).resolve().parents[1]
 CANDIDATES = (_PACKAGE / "_notebooks", _PACKAGE.parent / "notebooks")
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+# Tasks the platform submits itself, bound to a record of the job's own project (an evaluation run is
+# found from the job, never from a parameter). Submitting one by hand would let a caller point it at
+# anything, so the jobs API refuses them.
+INTERNAL = frozenset({"evaluate"})
 
 
 def builtin_dir() -> Path:
@@ -22,13 +26,20 @@ def builtin_dir() -> Path:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in builtin_dir().glob("*.ipynb"))
+    """The tasks a person may submit (internal ones are left out)."""
+    return sorted(p.stem for p in builtin_dir().glob("*.ipynb") if p.stem not in INTERNAL)
 
 
-def builtin_path(notebook: str) -> Path:
-    """``builtin:hello`` → the notebook's path; an unknown name is a client error naming the choices."""
+def builtin_path(notebook: str, *, internal: bool = False) -> Path:
+    """``builtin:hello`` → the notebook's path; an unknown name is a client error naming the choices.
+    ``internal``: the platform itself submits or runs it, so internal tasks are allowed."""
     name = notebook.removeprefix(BUILTIN_PREFIX)
     path = builtin_dir() / f"{name}.ipynb"
+    if name in INTERNAL and not internal:
+        raise InvalidInput(
+            f"builtin:{name} is run by the platform only; submit an evaluation run instead (POST .../evals/runs)",
+            {"field": "notebook", "available": builtin_names()},
+        )
     if not NAME.match(name) or not path.is_file():
         raise InvalidInput(
             f"unknown built-in notebook {name!r}; available: {', '.join(builtin_names())}",

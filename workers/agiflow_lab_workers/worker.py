@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import os
@@ -20,18 +21,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.bus.base import Consumer, Delivery
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.config import Settings
 from agiflow_lab.db.database import Database
+from agiflow_lab.evals.job_client import ENV_TOKEN, ENV_URL
+from agiflow_lab.evals.run_access import JobContext
 from agiflow_lab.jobs import ownership, store
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
+from agiflow_lab.projects.service import ProjectService
+from agiflow_lab.prompts.service import PromptService
+from agiflow_lab.providers.service import open_model_service
 from agiflow_lab_workers.events import JobEventSender
+from agiflow_lab_workers.job_api import JobApi
 from agiflow_lab_workers.kernel_pool import KernelPool
 from agiflow_lab_workers.runner import NotebookRunner, RunRequest, RunResult
+from agiflow_lab_workers.sandbox import KernelSandbox
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +90,19 @@ class Worker:
         await bus.start()
         relay = OutboxRelay(self.db, bus)
         relay.start()
-        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size)
+        projects = ProjectService(self.db, Authorizer(self.db))
+        self.job_api = JobApi(self.db, PromptService(self.db, projects),
+                              open_model_service(self.db, projects, Settings().with_env()))  # fmt: skip
+        await self.job_api.start()
+        settings = Settings().with_env()
+        sandbox = KernelSandbox.from_setting(settings.kernel_sandbox, settings.kernel_uids)
+        if sandbox is not None:
+            sandbox.work_root = opts.work_dir
+            await asyncio.to_thread(sandbox.check_python)
+        else:
+            log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
+                        "README's 'Running user code' section", getpass.getuser())  # fmt: skip
+        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox)
         await pool.start()
         self.runner = NotebookRunner(pool, autosave_seconds=2.0)
         async with self.db.connection() as conn:
@@ -109,8 +130,11 @@ class Worker:
                 async with self.db.connection() as conn:
                     await store.worker_stopped(conn, self.id)
             await consumer.close()
+            await self.job_api.stop()
             await relay.stop()
             await pool.close()
+            if sandbox is not None:
+                sandbox.close()
             await bus.close()
             await self.db.close()
             log.info("worker %s stopped", self.id)
@@ -169,15 +193,19 @@ class Worker:
                                                                        "evalue": str(exc), "traceback": []}})  # fmt: skip
             await run.delivery.ack()
             return
+        token = self.job_api.grant(JobContext(run.job_id, run.attempt, self.id, str(job["project"])))
         request = RunRequest(
             input_path=input_path,
             output_path=folder / "output.ipynb",
             parameters=job["parameters"],
             timeout=float(job["timeout_seconds"]),
             cwd=folder,
-            env=self._kernel_env(run, job),
+            env=self._kernel_env(run, job, token),
         )
-        result = await self.runner.run(request, events, run.cancel)
+        try:
+            result = await self.runner.run(request, events, run.cancel)
+        finally:
+            await self.job_api.revoke(token)
         await events.close()
         if run.handing_back:
             await ownership.hand_back(self.db, run.job_id, self.id, run.attempt, f"worker {self.id} stopped")
@@ -191,22 +219,17 @@ class Worker:
         await run.delivery.ack()
         await asyncio.to_thread(shutil.rmtree, self.options.work_dir / run.job_id, True)
 
-    def _kernel_env(self, run: Running, job: dict[str, Any]) -> dict[str, str]:
-        env = {"AGIFLOW_JOB_ID": run.job_id, "AGIFLOW_JOB_ATTEMPT": str(run.attempt), "AGIFLOW_WORKER_ID": self.id,
-               "AGIFLOW_PROJECT": str(job["project"])}  # fmt: skip
-        if str(job["notebook"]).startswith(BUILTIN_PREFIX):
-            # Built-in tasks are our code (the evaluation engine writes results straight to the database);
-            # a user's notebook gets no database credentials from us.
-            env["AGIFLOW_DATABASE_URL"] = self.options.database_url
-            env["AGIFLOW_SECRET_KEY_FILE"] = str(Settings().with_env().secret_key_path.absolute())
-            if key := os.environ.get("AGIFLOW_SECRET_KEY"):
-                env["AGIFLOW_SECRET_KEY"] = key
-        return env
+    def _kernel_env(self, run: Running, job: dict[str, Any], token: str) -> dict[str, str]:
+        """What a job's kernel knows about the platform: who it runs as and its job API token. Never the
+        database URL or the secret key: built-in tasks obey the same rule as a user's notebook (the
+        evaluation engine reaches its run through the job API)."""
+        return {"AGIFLOW_JOB_ID": run.job_id, "AGIFLOW_JOB_ATTEMPT": str(run.attempt), "AGIFLOW_WORKER_ID": self.id,
+                "AGIFLOW_PROJECT": str(job["project"]), ENV_URL: self.job_api.url, ENV_TOKEN: token}  # fmt: skip
 
     async def _input_path(self, job: dict[str, Any], claim: ownership.Claim, folder: Path) -> Path:
         notebook: str = job["notebook"]
         if notebook.startswith(BUILTIN_PREFIX):
-            return builtin_path(notebook)
+            return builtin_path(notebook, internal=True)
         if claim.input_notebook is None:
             raise FileNotFoundError(f"job has no copy of {notebook}")
         path = folder / "input.ipynb"

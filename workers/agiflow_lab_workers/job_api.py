@@ -1,0 +1,211 @@
+"""The job API: how a job's kernel reaches the platform without holding its credentials.
+
+A kernel runs user code (a user's notebook, a ``python`` evaluator), so it gets neither the database URL
+nor the secret key. Instead the worker serves this small HTTP API on 127.0.0.1 and gives each job
+attempt a random token (``AGIFLOW_JOB_TOKEN``) valid while that attempt runs on this worker and only for
+that job: an evaluation job reads its own run's pinned items, calls its run's pinned connections (the
+decrypted keys stay in the worker) and writes its run's results. The run is found from the job id, so a
+kernel cannot point its token at another run or project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import socket
+from dataclasses import dataclass, field
+from http.client import responses
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from agiflow_lab.db.database import Database
+from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated
+from agiflow_lab.evals.run_access import JobContext, RunAccess
+from agiflow_lab.evals.wire import JOB_API_VERSION, CompleteCall, ResultsBatch
+from agiflow_lab.prompts.service import PromptService
+from agiflow_lab.providers.service import ModelService
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "agj_"
+MAX_BODY = 64 * 1024 * 1024
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class _Grant:
+    job: JobContext
+    access: RunAccess | None = None
+    looked_up: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class JobApi:
+    def __init__(self, db: Database, prompts: PromptService, models: ModelService) -> None:
+        self.db = db
+        self.prompts = prompts
+        self.models = models
+        self._grants: dict[str, _Grant] = {}
+        self._server: HTTPServer | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application(
+            [
+                (rf"/{JOB_API_VERSION}/run", _RunHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/totals", _TotalsHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/items", _ItemsHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/results", _ResultsHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/complete", _CompleteHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/report", _ReportHandler, {"api": self}),
+            ],
+            default_handler_class=_NotFoundHandler,
+            default_handler_args={"api": self},
+        )
+        sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        self._server = HTTPServer(app, max_body_size=MAX_BODY, xheaders=False)
+        self._server.add_sockets(sockets)
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+        for digest in list(self._grants):
+            await self._revoke(digest)
+
+    def grant(self, job: JobContext) -> str:
+        """A token for this attempt of this job; ``revoke`` it when the attempt ends."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self._grants[_digest(token)] = _Grant(job)
+        return token
+
+    async def revoke(self, token: str) -> None:
+        await self._revoke(_digest(token))
+
+    async def _revoke(self, digest: str) -> None:
+        grant = self._grants.pop(digest, None)
+        if grant is not None and grant.access is not None:
+            await grant.access.close()
+
+    def grant_for(self, authorization: str) -> _Grant:
+        scheme, _, token = authorization.partition(" ")
+        grant = self._grants.get(_digest(token.strip())) if scheme.lower() == "bearer" else None
+        if grant is None:
+            raise Unauthenticated("send 'Authorization: Bearer <job token>' of a job running on this worker")
+        return grant
+
+    async def access(self, grant: _Grant) -> RunAccess:
+        async with grant.lock:
+            if not grant.looked_up:
+                grant.access = await RunAccess.for_job(self.db, self.prompts, self.models, grant.job)
+                grant.looked_up = True
+        if grant.access is None:
+            raise NotFound("this job is not an evaluation run")
+        return grant.access
+
+
+class _Handler(web.RequestHandler):
+    def initialize(self, api: JobApi) -> None:
+        self.api = api
+
+    def check_xsrf_cookie(self) -> None:  # token-authenticated API: no cookies involved
+        return None
+
+    async def run_access(self) -> RunAccess:
+        return await self.api.access(self.api.grant_for(self.request.headers.get("Authorization", "")))
+
+    def body(self, model: type[BaseModel]) -> Any:
+        try:
+            return model.model_validate_json(self.request.body)
+        except ValidationError:
+            raise
+        except ValueError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}", {"field": "body"}) from exc
+
+    def int_arg(self, name: str, default: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidInput(f"{name} must be a whole number", {"field": name}) from None
+        if not 0 <= value < 2**62:
+            raise InvalidInput(f"{name} is out of range", {"field": name})
+        return value
+
+    def send(self, value: BaseModel | None, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(value.model_dump_json() if value is not None else "{}")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        code, message, details = "internal_error", responses.get(status_code, ""), {}
+        if isinstance(exc, AgiflowError):
+            status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
+        elif isinstance(exc, ValidationError):
+            status_code, code = 422, "validation_failed"
+            details = {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                                  for e in exc.errors(include_url=False, include_input=False)]}  # fmt: skip
+            message = "the body does not match the schema"
+        elif isinstance(exc, web.HTTPError):
+            code, message = "bad_request" if status_code < 500 else code, exc.log_message or message
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ValidationError) or (isinstance(value, AgiflowError) and value.status < 500):
+            return
+        super().log_exception(typ, value, tb)
+
+
+class _NotFoundHandler(_Handler):
+    def prepare(self) -> None:
+        raise NotFound("no such job API route")
+
+
+class _RunHandler(_Handler):
+    async def get(self) -> None:
+        self.send(await (await self.run_access()).spec())
+
+
+class _TotalsHandler(_Handler):
+    async def get(self) -> None:
+        self.send(await (await self.run_access()).totals())
+
+
+class _ItemsHandler(_Handler):
+    async def get(self) -> None:
+        access = await self.run_access()
+        self.send(await access.pending_items(self.int_arg("after", 0), self.int_arg("limit", 500)))
+
+
+class _ResultsHandler(_Handler):
+    async def post(self) -> None:
+        access = await self.run_access()
+        await access.write(self.body(ResultsBatch))
+        self.send(None, 201)
+
+
+class _CompleteHandler(_Handler):
+    async def post(self) -> None:
+        access = await self.run_access()
+        self.send(await access.complete(self.body(CompleteCall)))
+
+
+class _ReportHandler(_Handler):
+    async def get(self) -> None:
+        self.send(await (await self.run_access()).report())
