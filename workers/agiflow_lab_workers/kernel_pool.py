@@ -10,10 +10,14 @@ for at least 0.2 s, most of a trivial job's run time. ``discard`` SIGKILLs the k
 
 Kernels get CurveZMQ transport encryption when pyzmq supports it (``transport_encryption="auto"``).
 
-Environment: a kernel gets the worker's environment plus the pool's ``env`` when it starts. A pooled
-kernel starts before its job is known, so per-job variables (``AGIFLOW_JOB_ID``, an API key) cannot be
-passed at launch; the runner sets them with a silent set-up execution (``os.environ.update`` and
-``os.chdir``) before the first cell. See ``agiflow_lab_workers.runner``.
+Environment: a kernel gets an allow-listed part of the worker's environment (``kernel_environment``:
+never the database URL, the secret key or a Jupyter token) plus the pool's ``env`` when it starts. A
+pooled kernel starts before its job is known, so per-job variables (``AGIFLOW_JOB_ID``, the job token)
+cannot be passed at launch; the runner sets them with a silent set-up execution (``os.environ.update``
+and ``os.chdir``) before the first cell. See ``agiflow_lab_workers.runner``.
+
+With a :class:`~agiflow_lab_workers.sandbox.KernelSandbox`, every kernel runs as a uid of its own (see
+that module); ``admit`` hands it its job's folder.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import zmq
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+
+from agiflow_lab_workers.sandbox import KernelIdentity, KernelSandbox
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,18 @@ _HAS_TRANSPORT_ENCRYPTION = AsyncKernelManager.class_traits().get("transport_enc
 class _Kernel:
     km: AsyncKernelManager
     kc: AsyncKernelClient | None = None
+    identity: KernelIdentity | None = None
+
+
+class _SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    """Writes the connection file into the kernel's own home, readable by the kernel's uid only."""
+
+    owner: KernelIdentity | None = None
+
+    def write_connection_file(self, **kwargs: object) -> None:
+        super().write_connection_file(**kwargs)
+        if self.owner is not None:
+            os.chown(self.connection_file, self.owner.uid, self.owner.gid)
 
 
 class KernelPool:
@@ -63,6 +82,7 @@ class KernelPool:
         startup_timeout: float = 60.0,
         extra_arguments: Sequence[str] = (),
         transport_encryption: Literal["disabled", "auto", "required"] | None = None,
+        sandbox: KernelSandbox | None = None,
     ) -> None:
         if size < 0:
             raise ValueError("size must be >= 0")
@@ -74,6 +94,7 @@ class KernelPool:
         self._env = dict(env or {})
         self._cwd = os.fspath(cwd) if cwd is not None else None
         self._extra_arguments = list(extra_arguments)
+        self.sandbox = sandbox
         self._slots: deque[asyncio.Task[_Kernel]] = deque()
         self._leased: dict[AsyncKernelManager, _Kernel] = {}
         # Remembered (weakly) so that a second discard of the same kernel is a no-op.
@@ -145,6 +166,13 @@ class KernelPool:
             await self._shutdown(kernel)
         raise RuntimeError(f"kernels for {self.kernel_name!r} keep dying before they can be used")
 
+    async def admit(self, km: AsyncKernelManager, folder: os.PathLike[str] | str) -> None:
+        """Let the acquired kernel work in ``folder`` (its job's folder): with a sandbox, the kernel's
+        uid gets it; otherwise nothing to do."""
+        identity = self._leased[km].identity
+        if self.sandbox is not None and identity is not None:
+            await asyncio.to_thread(self.sandbox.admit, identity, Path(folder))
+
     def client(self, km: AsyncKernelManager) -> AsyncKernelClient:
         """The acquired kernel's client: channels started, ``wait_for_ready`` passed. Owned by the pool."""
         kc = self._leased[km].kc
@@ -158,7 +186,7 @@ class KernelPool:
         """
         task = self._discards.get(km)
         if task is None:
-            kernel = self._leased.pop(km, None) or _Kernel(km)
+            kernel = self._leased.pop(km, None) or _Kernel(km, identity=getattr(km, "owner", None))
             task = self._discards[km] = asyncio.ensure_future(self._shutdown(kernel))
         await asyncio.shield(task)
 
@@ -184,23 +212,32 @@ class KernelPool:
         return task
 
     async def _start_kernel(self) -> _Kernel:
-        options = {"transport_encryption": self.transport_encryption} if _HAS_TRANSPORT_ENCRYPTION else {}
-        km = AsyncKernelManager(kernel_name=self.kernel_name, **options)
+        options: dict[str, Any] = (
+            {"transport_encryption": self.transport_encryption} if _HAS_TRANSPORT_ENCRYPTION else {}
+        )
+        identity = await asyncio.to_thread(self.sandbox.lease) if self.sandbox is not None else None
+        env = {**kernel_environment(os.environ), **self._env}
+        launch: dict[str, Any] = {"cwd": self._cwd}
+        if identity is not None:
+            assert self.sandbox is not None
+            options["connection_file"] = str(identity.home / "kernel.json")
+            env.update(self.sandbox.env(identity))
+            launch = {"cwd": str(identity.home), **self.sandbox.popen_options(identity)}
+        km = _SandboxedKernelManager(kernel_name=self.kernel_name, **options)
+        km.owner = identity
         kc: AsyncKernelClient | None = None
         try:
             args = list(self._extra_arguments)
             if km.ipykernel and not any(a.startswith("--HistoryManager.hist_file") for a in args):
                 args.append("--HistoryManager.hist_file=:memory:")  # no shared SQLite history file
-            await km.start_kernel(
-                env={**_without_credentials(os.environ), **self._env}, cwd=self._cwd, extra_arguments=args
-            )
+            await km.start_kernel(env=env, extra_arguments=args, **launch)
             kc = km.client()
             kc.start_channels()
             await kc.wait_for_ready(timeout=self.startup_timeout)
             kc.allow_stdin = False
-            return _Kernel(km, kc)
+            return _Kernel(km, kc, identity)
         except BaseException:
-            await asyncio.shield(self._shutdown(_Kernel(km, kc)))
+            await asyncio.shield(self._shutdown(_Kernel(km, kc, identity)))
             raise
 
     def _discard_when_started(self, slot: asyncio.Task[_Kernel]) -> None:
@@ -212,8 +249,15 @@ class KernelPool:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def _shutdown(self, kernel: _Kernel) -> None:
+        try:
+            await self._stop_kernel(kernel)
+        finally:
+            if kernel.identity is not None and self.sandbox is not None:
+                await asyncio.to_thread(self.sandbox.release, kernel.identity)
+
     @staticmethod
-    async def _shutdown(kernel: _Kernel) -> None:
+    async def _stop_kernel(kernel: _Kernel) -> None:
         if kernel.kc is not None:
             with contextlib.suppress(Exception):
                 kernel.kc.stop_channels()
@@ -235,10 +279,18 @@ class KernelPool:
             log.exception("could not shut down kernel %s", km.kernel_id)
 
 
-CREDENTIAL_ENV = ("AGIFLOW_DATABASE_URL", "AGIFLOW_SECRET_KEY", "AGIFLOW_SECRET_KEY_FILE", "AGIFLOW_KAFKA_BOOTSTRAP")
+# What a kernel inherits from the worker: the basics a Python process and its libraries need. Anything
+# else (AGIFLOW_*, JUPYTER_TOKEN, JUPYTERHUB_*, cloud credentials, PG*) stays in the worker.
+KERNEL_ENV_ALLOW = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONHASHSEED",
+    "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "HOME", "USER", "LOGNAME",
+    "SHELL", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS", "NUMEXPR_MAX_THREADS", "MPLBACKEND", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+})  # fmt: skip
+KERNEL_ENV_ALLOW_PREFIXES = ("LC_",)
 
 
-def _without_credentials(env: Mapping[str, str]) -> dict[str, str]:
-    """A kernel runs whatever notebook it is given, so it does not inherit the worker's database and
-    key settings; built-in tasks get the ones they need per job (see ``Worker._kernel_env``)."""
-    return {k: v for k, v in env.items() if k not in CREDENTIAL_ENV}
+def kernel_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The allow-listed part of the worker's environment (see ``KERNEL_ENV_ALLOW``)."""
+    return {k: v for k, v in env.items() if k in KERNEL_ENV_ALLOW or k.startswith(KERNEL_ENV_ALLOW_PREFIXES)}

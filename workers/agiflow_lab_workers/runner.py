@@ -209,6 +209,7 @@ class NotebookRunner:
                 await self.pool.discard(acquiring.result())
             raise
         try:
+            await self.pool.admit(state.km, cwd)
             await self._execute_cells(job, state, pump, state.km, cwd)
         finally:
             await self.pool.discard(state.km)
