@@ -18,7 +18,7 @@ from typing import Any
 import anthropic
 from anthropic.resources.messages import AsyncMessages
 
-from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError
+from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
 from agiflow_lab.providers.openai_compat import NO_KEY, split_params
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
@@ -91,10 +91,11 @@ class AnthropicClient:
         except anthropic.AnthropicError as exc:
             raise self._error(exc) from None  # the SDK exception holds the request, whose headers carry the key
         latency_ms = (time.perf_counter() - started) * 1000
-        text = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
-        usage = response.usage
+        reply = read_reply(_Message, response, "anthropic")
+        text = "".join(block.text or "" for block in reply.content if block.type == "text")
+        usage = reply.usage
         return Completion(
-            text=text, model=response.model or request.model,
+            text=text, model=reply.model or request.model,
             tokens_in=usage.input_tokens if usage else None, tokens_out=usage.output_tokens if usage else None,
             latency_ms=latency_ms,
         )  # fmt: skip
@@ -114,6 +115,23 @@ class AnthropicClient:
 
     async def close(self) -> None:
         await self._sdk.close()
+
+
+class _Block(Reply):
+    type: str | None = None
+    text: str | None = None
+
+
+class _Usage(Reply):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class _Message(Reply):
+    api = "Anthropic Messages"
+    content: list[_Block]
+    model: str | None = None
+    usage: _Usage | None = None
 
 
 def _message(exc: anthropic.APIStatusError) -> str:

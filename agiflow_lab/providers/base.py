@@ -7,7 +7,11 @@ A client turns one chat request into one completion. Retries, pricing and creden
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+R = TypeVar("R", bound="Reply")
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,22 @@ class ProviderClient(Protocol):
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
     async def close(self) -> None: ...
+
+
+class Reply(BaseModel):
+    """The fields of a vendor reply a client reads. Vendor SDKs build replies without validating them, so a
+    server that is not the API its connection claims (an OpenAI-style body on an Anthropic connection, an
+    HTML page) would otherwise surface as a TypeError deep in the client: a 500 instead of a failed call."""
+
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    api: ClassVar[str] = "model"  # whose reply this is, for the error message
+
+
+def read_reply(shape: type[R], response: Any, where: str) -> R:
+    try:
+        return shape.model_validate(response, from_attributes=True)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        path = ".".join(str(part) for part in first["loc"]) or "body"
+        message = f"{where}: the server did not answer like the {shape.api} API ({path}: {first['msg']})"
+        raise ProviderError(message) from None

@@ -17,7 +17,7 @@ from typing import Any
 import openai
 from openai.resources.chat.completions import AsyncCompletions
 
-from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError
+from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
 
@@ -85,12 +85,11 @@ class OpenAICompatibleClient:
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
         latency_ms = (time.perf_counter() - started) * 1000
-        text = ""
-        if response.choices:
-            text = response.choices[0].message.content or ""
-        usage = response.usage
+        reply = read_reply(_ChatCompletion, response, self.kind)
+        text = (reply.choices[0].message.content or "") if reply.choices else ""
+        usage = reply.usage
         return Completion(
-            text=text, model=response.model or request.model,
+            text=text, model=reply.model or request.model,
             tokens_in=usage.prompt_tokens if usage else None, tokens_out=usage.completion_tokens if usage else None,
             latency_ms=latency_ms,
         )  # fmt: skip
@@ -112,6 +111,26 @@ class OpenAICompatibleClient:
 
     async def close(self) -> None:
         await self._sdk.close()
+
+
+class _ChatMessage(Reply):
+    content: str | None = None
+
+
+class _Choice(Reply):
+    message: _ChatMessage
+
+
+class _Usage(Reply):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class _ChatCompletion(Reply):
+    api = "OpenAI Chat Completions"
+    choices: list[_Choice]
+    model: str | None = None
+    usage: _Usage | None = None
 
 
 def _message(exc: openai.APIStatusError | Any) -> str:

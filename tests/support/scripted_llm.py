@@ -255,7 +255,9 @@ def make_app(script: Script) -> Any:
             model = str(body.get("model") or deployment or "")
             last = _last_user(messages)
             entry: dict[str, Any] = {"path": self.request.path, "model": model, "last_user": last,
-                                     "status": None, "at": time.time()}  # fmt: skip
+                                     "status": None, "at": time.time(),
+                                     "headers": {k.lower(): v for k, v in self.request.headers.get_all()
+                                                 if k.lower() == "host" or k.lower().startswith("x-")}}  # fmt: skip
             script.log.append(entry)
             outcome = script.decide(last)
             if outcome.hang:
@@ -337,6 +339,9 @@ def make_app(script: Script) -> Any:
             (r"/chat/completions", Completions),  # clients configured without the /v1 suffix
             (r"/openai/deployments/([^/]+)/chat/completions", Completions),  # Azure OpenAI
             (r"/v1/messages", Messages),
+            # Servers that are not the API a connection claims: Chat Completions at Messages' path and back.
+            (r"/as-openai/v1/messages", Completions),
+            (r"/as-anthropic/chat/completions", Messages),
             (r"/_script", ScriptHandler),
             (r"/_requests", Requests),
             (r"/_reset", Reset),
