@@ -21,6 +21,17 @@ def default_data_dir() -> Path:
     return Path(jupyter_data_dir()) / "agiflow_lab"
 
 
+def env_flag(name: str, value: str) -> bool:
+    """A yes/no environment variable; anything unrecognised is an error rather than a silent default,
+    because these flags open or close access."""
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -38,6 +49,10 @@ class Settings:
     max_running_jobs_per_project: int = 8
     # Fernet key for provider credentials at rest; None: ``<data_dir>/secret.key`` (see ``secret_key_path``).
     secret_key_file: Path | None = None
+    # Model connections may reach loopback/private addresses (a laptop's Ollama); a team deployment turns it off.
+    allow_private_model_hosts: bool = True
+    # Project API keys may add, change and remove members (off: only signed-in owners manage access).
+    keys_manage_members: bool = False
 
     @property
     def secret_key_path(self) -> Path:
@@ -60,6 +75,9 @@ class Settings:
             changes["kafka_bootstrap"] = bootstrap
         if key_file := env.get(f"{ENV_PREFIX}SECRET_KEY_FILE"):
             changes["secret_key_file"] = Path(key_file)
+        for flag in ("allow_private_model_hosts", "keys_manage_members"):
+            if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
+                changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)
         for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project"):
             if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
                 changes[name] = int(value)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Integer, Unicode
+from traitlets import Bool, Integer, Unicode
 
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.config import Settings
@@ -107,11 +107,24 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         "<data_dir>/secret.key. AGIFLOW_SECRET_KEY (the key itself) wins if set. Env: AGIFLOW_SECRET_KEY_FILE.",
     )  # fmt: skip
 
+    allow_private_model_hosts = Bool(
+        True, config=True,
+        help="Model connections may call loopback and private-network addresses (a laptop's Ollama on 127.0.0.1). "
+        "Turn off in a shared deployment so connections cannot probe the server's network; link-local and "
+        "cloud-metadata addresses are refused either way. Env: AGIFLOW_ALLOW_PRIVATE_MODEL_HOSTS.",
+    )  # fmt: skip
+    keys_manage_members = Bool(
+        False, config=True,
+        help="Project API keys (owner role) may add, change and remove members. Off: only signed-in owners "
+        "manage members. Env: AGIFLOW_KEYS_MANAGE_MEMBERS.",
+    )  # fmt: skip
+
     def settings_from_config(self) -> Settings:
         base = Settings(
             database_url=self.database_url or None, default_project=self.default_project, bus=self.bus,
             kafka_bootstrap=self.kafka_bootstrap, workers=self.workers, worker_concurrency=self.worker_concurrency,
             max_running_jobs=self.max_running_jobs, max_running_jobs_per_project=self.max_running_jobs_per_project,
+            allow_private_model_hosts=self.allow_private_model_hosts, keys_manage_members=self.keys_manage_members,
         )  # fmt: skip
         changes: dict[str, Any] = {}
         if self.data_dir:
@@ -142,6 +155,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                 settings.workers,
                 env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
                      "AGIFLOW_SECRET_KEY_FILE": str(settings.secret_key_path.absolute()),
+                     "AGIFLOW_ALLOW_PRIVATE_MODEL_HOSTS": str(settings.allow_private_model_hosts).lower(),
                      **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
                 args=["--concurrency", str(settings.worker_concurrency)],
             )  # fmt: skip
