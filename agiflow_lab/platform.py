@@ -76,6 +76,7 @@ class Platform:
         )
         platform.prompts.cache.start()
         await projects.ensure(settings.default_project, "Default project", settings.owner)
+        await models.seal_plaintext_headers()
         await authz.reload()
         return platform
 

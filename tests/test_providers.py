@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
+import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,11 +19,14 @@ from cryptography.fernet import Fernet
 
 from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.config import Settings
+from agiflow_lab.core.actor import Actor
 from agiflow_lab.db.database import Database
+from agiflow_lab.errors import ValidationFailed
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.providers.anthropic_client import AnthropicClient
 from agiflow_lab.providers.base import CompletionRequest, ProviderError
 from agiflow_lab.providers.echo import EchoClient
+from agiflow_lab.providers.models import ConnectionCreate, ConnectionTest
 from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
 from agiflow_lab.providers.prices import Price, PriceBook
 from agiflow_lab.providers.retry import RetryPolicy, complete_with_retries
@@ -62,17 +67,18 @@ async def test_connection_crud_keeps_the_key_write_only_and_encrypted(
     api: Api, project: str, db_url: str, scripted_llm: ScriptedLLM
 ) -> None:
     secret = new_secret()
+    gateway_key = f"goog-{uuid.uuid4().hex}"  # a credential in a custom header: as secret as api_key
     base = f"/projects/{project}/models"
     bodies: list[str] = []
 
     created = await api.post(base, {"name": "gpt", "kind": "openai", "base_url": scripted_llm.openai_base_url,
                                     "default_model": "gpt-4o-mini", "api_key": secret,
-                                    "options": {"headers": {"X-Team": "evals"}}})  # fmt: skip
+                                    "options": {"headers": {"X-Goog-Api-Key": gateway_key}}})  # fmt: skip
     assert created.status_code == 201, created.text
     bodies.append(created.text)
     c = created.json()
     assert c["has_api_key"] is True and c["builtin"] is False and "api_key" not in c
-    assert c["options"]["headers"] == {"X-Team": "evals"} and c["created_by"] == "olivia"
+    assert c["options"] == {"api_version": None, "header_names": ["X-Goog-Api-Key"]} and c["created_by"] == "olivia"
 
     for r in [await api.get(base), await api.get(f"{base}/gpt")]:
         assert r.status_code == 200, r.text
@@ -83,38 +89,49 @@ async def test_connection_crud_keeps_the_key_write_only_and_encrypted(
     bodies.append(r.text)
     assert r.json()["has_api_key"] is True and r.json()["description"] == "shared key"
     assert r.json()["default_model"] == "gpt-4o-mini"  # omitted fields stay
+    r = await patch(api, f"{base}/gpt", {"options": {"api_version": None}})  # what a client read back: headers stay
+    assert r.status_code == 200 and r.json()["options"]["header_names"] == ["X-Goog-Api-Key"], r.text
+
+    r = await api.post(f"{base}/gpt/test", {"prompt": "with the gateway key"})
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    [sent] = [q for q in await scripted_llm.arequests() if q["last_user"] == "with the gateway key"]
+    assert sent["headers"]["x-goog-api-key"] == gateway_key  # decrypted for the call, and only there
 
     with psycopg.connect(db_url) as conn:
         stored = conn.execute(
-            """SELECT m.secret FROM control.model_connections m JOIN control.projects p ON p.id = m.project_id
-                WHERE p.slug = %s AND m.name = 'gpt'""",
+            """SELECT m.secret, m.headers_secret, m.options::text FROM control.model_connections m
+                 JOIN control.projects p ON p.id = m.project_id WHERE p.slug = %s AND m.name = 'gpt'""",
             (project,),
         ).fetchone()
-    assert stored is not None and stored[0] is not None
+    assert stored is not None and stored[0] is not None and stored[1] is not None
     ciphertext = bytes(stored[0])
     assert (
         ciphertext != secret.encode() and secret.encode() not in ciphertext and secret[-12:].encode() not in ciphertext
     )
+    assert gateway_key.encode() not in bytes(stored[1]) and gateway_key not in stored[2]
 
     r = await patch(api, f"{base}/gpt", {"api_key": None, "default_model": None})
     assert r.status_code == 200 and r.json()["has_api_key"] is False and r.json()["default_model"] is None
     r = await patch(api, f"{base}/gpt", {"api_key": secret})
     assert r.status_code == 200 and r.json()["has_api_key"] is True
     bodies.append(r.text)
+    r = await patch(api, f"{base}/gpt", {"options": {"headers": {}}})
+    assert r.status_code == 200 and r.json()["options"]["header_names"] == []
 
     audit = await api.get(f"/projects/{project}/audit", params={"resource_type": "model"})
     assert audit.status_code == 200
     bodies.append(audit.text)
     actions = [a["action"] for a in audit.json()["items"]]
-    assert actions.count("model.update") == 3 and "model.create" in actions
+    assert actions.count("model.update") == 5 and "model.create" in actions
 
     assert (await api.delete(f"{base}/gpt")).status_code == 204
     r = await api.get(f"{base}/gpt")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
     for body in bodies:
-        assert secret not in body and secret[-8:] not in body
-    assert secret not in api.server.log_path.read_text(errors="replace")
+        assert secret not in body and secret[-8:] not in body and gateway_key not in body
+    log = api.server.log_path.read_text(errors="replace")
+    assert secret not in log and gateway_key not in log
 
 
 async def test_the_builtin_echo_is_listed_labelled_and_fixed(api: Api, project: str) -> None:
@@ -210,7 +227,9 @@ async def test_owner_writes_editors_and_viewers_read(api: Api, project: str) -> 
         assert (await api.delete(f"{base}/oa", user=user)).status_code == 403
         assert (await api.put(f"/projects/{project}/prices/gpt-4o", {"input_per_million": 1,
                                                                     "output_per_million": 1}, user=user)).status_code == 403  # fmt: skip
-    assert (await api.post(f"{base}/echo/test", {}, user="vic")).status_code == 200
+    assert (await api.post(f"{base}/echo/test", {}, user="ed")).status_code == 200  # editors run them anyway
+    r = await api.post(f"{base}/oa/test", {}, user="vic")  # a call spends the key and reaches the host
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert (await api.get(base, user="stranger")).status_code == 403
 
 
@@ -222,6 +241,28 @@ async def test_owner_writes_editors_and_viewers_read(api: Api, project: str) -> 
         ({"name": "x", "kind": "openai", "base_url": "not a url"}, "base_url"),
         ({"name": "x", "kind": "openai", "base_url": "https://user:pw@example.com/v1"}, "base_url"),
         ({"name": "x", "kind": "openai", "options": {"headers": {"Authorization": "Bearer sk-x"}}}, "options.headers"),
+        (
+            {"name": "x", "kind": "openai", "options": {"headers": {"X-Team": "a\r\nX-Injected: sk-x"}}},
+            "options.headers",
+        ),
+        ({"name": "x", "kind": "openai", "options": {"headers": {"X-Team": "bell\x07sk-x"}}}, "options.headers"),
+        ({"name": "x", "kind": "openai", "options": {"headers": {"X-Team\r\nX-Injected": "sk-x"}}}, "options.headers"),
+        ({"name": "x", "kind": "openai", "options": {"headers": {"Host": "sk-x.internal"}}}, "options.headers"),
+        ({"name": "x", "kind": "openai", "options": {"headers": {"X-A": "1", "x-a": "sk-x"}}}, "options.headers"),
+        ({"name": "x", "kind": "openai", "base_url": "http://example.com:99999/v1"}, "base_url"),
+        # Link-local and cloud metadata, in any spelling: refused whatever allow_private_model_hosts says.
+        ({"name": "x", "kind": "openai", "base_url": "http://169.254.169.254/latest/meta-data"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://0xa9fea9fe/"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://2852039166/"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://169.254.43518/"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://[::ffff:169.254.169.254]/"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://[fe80::1]:8080/"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://[fd00:ec2::254]/"}, "base_url"),
+        ({"name": "x", "kind": "openai", "base_url": "http://100.100.100.200/"}, "base_url"),
+        (
+            {"name": "x", "kind": "anthropic", "base_url": "http://metadata.google.internal./computeMetadata/v1"},
+            "base_url",
+        ),
         ({"name": "x", "kind": "openai", "apikey": "sk-typo"}, "apikey"),
         ({"name": "bad name!", "kind": "openai"}, "name"),
     ],
@@ -231,9 +272,9 @@ async def test_bad_input_is_a_422_naming_the_field(api: Api, project: str, body:
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "validation_failed"
     assert any(e["field"].startswith(field) for e in r.json()["error"]["details"]["errors"]), r.text
-    assert "sk-never-logged-42" not in r.text
+    assert "sk-never-logged-42" not in r.text and "sk-x" not in r.text
     log = api.server.log_path.read_text(errors="replace")
-    assert "sk-never-logged-42" not in log and "sk-typo" not in log and "Bearer sk-x" not in log
+    assert "sk-never-logged-42" not in log and "sk-typo" not in log and "sk-x" not in log
 
 
 async def test_rule_breaking_input_is_a_400(api: Api, project: str) -> None:
@@ -280,6 +321,66 @@ async def test_another_process_decrypts_with_the_shared_key_file(
             await wrong.open_client(project, "oa")
     finally:
         await db.close()
+
+
+async def test_a_team_server_refuses_private_hosts_when_saved_and_when_connecting(
+    api: Api, project: str, db_url: str, scripted_llm: ScriptedLLM
+) -> None:
+    """``allow_private_model_hosts`` off: loopback and private addresses in any spelling are a 422 naming
+    base_url; a connection that points there anyway (saved while allowed, or a name that resolves there) is
+    refused by the client's transport after resolution, before a byte is sent."""
+    key_file = Path(api.server.env["AGIFLOW_DATA_DIR"]) / "secret.key"
+    port = urllib.parse.urlsplit(scripted_llm.url).port
+    db = Database(db_url, min_size=1, max_size=2)
+    await db.open()
+    try:
+        projects = ProjectService(db, Authorizer(db))
+        laptop = open_model_service(db, projects, Settings(database_url=db_url, secret_key_file=key_file))
+        team = open_model_service(
+            db, projects, Settings(database_url=db_url, secret_key_file=key_file, allow_private_model_hosts=False)
+        )
+        for url in [
+            f"http://127.0.0.1:{port}/v1", f"http://0x7f000001:{port}/v1", f"http://2130706433:{port}/v1",
+            f"http://127.1:{port}/v1", f"http://0177.0.0.1:{port}/v1", f"http://[::ffff:127.0.0.1]:{port}/v1",
+            f"http://[::1]:{port}/v1", f"http://localhost:{port}/v1", f"http://0.0.0.0:{port}/v1",
+            "http://10.1.2.3/v1", "http://192.168.0.10:11434/v1", "http://[fd12::1]/v1",
+        ]:  # fmt: skip
+            with pytest.raises(ValidationFailed) as refused:
+                await team.create(Actor("olivia"), project, ConnectionCreate(name="lo", kind="openai", base_url=url))
+            assert refused.value.details["errors"][0]["field"] == "base_url", url
+        assert [c.name for c in await team.list(project)] == ["echo"]
+
+        body = ConnectionCreate(name="local", kind="openai", base_url=f"http://localhost:{port}/v1", default_model="m")
+        await laptop.create(Actor("olivia"), project, body)
+        result = await team.test(project, "local", ConnectionTest(prompt="never sent"))
+        assert result.ok is False and result.retryable is False and result.error is not None
+        assert "refused to connect to localhost" in result.error and "allow_private_model_hosts" in result.error
+        assert await scripted_llm.arequests() == []
+
+        result = await laptop.test(project, "local", ConnectionTest(prompt="pinned"))
+        assert result.ok is True, result
+        [sent] = await scripted_llm.arequests()
+        assert sent["headers"]["host"] == f"localhost:{port}"  # connected to the checked address, named as given
+    finally:
+        await db.close()
+
+
+async def test_failures_reveal_neither_port_state_nor_pages(api: Api, project: str, scripted_llm: ScriptedLLM) -> None:
+    """What a connection's errors say cannot be used to scan ports or read pages of non-model hosts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    await add_connection(api, project, name="closed", kind="openai", base_url=f"http://127.0.0.1:{closed}/v1",
+                         default_model="m")  # fmt: skip
+    await add_connection(api, project, name="page", kind="openai", base_url=f"{scripted_llm.url}/nowhere",
+                         default_model="m")  # fmt: skip
+    r = await api.post(f"/projects/{project}/models/closed/test", {})
+    assert r.status_code == 200 and r.json()["error"] == "openai: could not connect to the server", r.text
+    r = await api.post(f"/projects/{project}/models/page/test", {})
+    assert r.status_code == 200 and r.json()["status"] == 404, r.text
+    assert r.json()["error"] == "openai: HTTP 404: the server did not answer like a model API"
+    r = await patch(api, f"/projects/{project}/models/page", {"base_url": "http://169.254.169.254/v1"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["errors"][0]["field"] == "base_url"
 
 
 # --- clients against the scripted server, in-process ------------------------------------------------
@@ -477,7 +578,7 @@ async def test_openapi_marks_the_key_write_only(api: Api) -> None:
     paths = {p.removeprefix("/agiflow/api/v1"): ops for p, ops in doc["paths"].items()}
     assert {"get", "patch", "delete"} <= set(paths["/projects/{project}/models/{name}"])
     assert paths["/projects/{project}/models/{name}"]["patch"]["x-agiflow-action"] == "write"
-    assert paths["/projects/{project}/models/{name}/test"]["post"]["x-agiflow-action"] == "read"
+    assert paths["/projects/{project}/models/{name}/test"]["post"]["x-agiflow-action"] == "execute"
     assert {"put", "delete"} <= set(paths["/projects/{project}/prices/{model}"])
     text = str(doc["components"]["schemas"])
     schemas = doc["components"]["schemas"]
@@ -485,3 +586,4 @@ async def test_openapi_marks_the_key_write_only(api: Api) -> None:
     key = schemas["ConnectionCreate"]["properties"]["api_key"]
     assert "writeOnly" in str(key) and "password" in str(key), key
     assert "ConnectionUpdate" in text
+    assert "headers" not in schemas["ConnectionOptionsView"]["properties"]  # header values are write-only too

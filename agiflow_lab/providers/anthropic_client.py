@@ -19,9 +19,11 @@ import anthropic
 from anthropic.resources.messages import AsyncMessages
 
 from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
-from agiflow_lab.providers.openai_compat import NO_KEY, split_params
+from agiflow_lab.providers.hosts import HostPolicy
+from agiflow_lab.providers.openai_compat import MAX_VENDOR_MESSAGE, NO_KEY, connection_error, split_params
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
+from agiflow_lab.providers.transport import guarded_client
 
 DEFAULT_MAX_TOKENS = 1024
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -51,13 +53,15 @@ class AnthropicClient:
         timeout: float,
         *,
         default_headers: Mapping[str, str] | None = None,
+        host_policy: HostPolicy | None = None,
     ) -> None:
         self.base_url = base_url
         self._api_key = api_key
+        http_client: Any = guarded_client("anthropic", host_policy or HostPolicy(), timeout)
         # An explicit key (never None) stops the SDK reading ANTHROPIC_API_KEY or profiles from the server's env.
         self._sdk = anthropic.AsyncAnthropic(
             base_url=base_url, api_key=api_key or NO_KEY, timeout=timeout, max_retries=0,
-            default_headers=dict(default_headers or {}),
+            default_headers=dict(default_headers or {}), http_client=http_client,
         )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -104,7 +108,7 @@ class AnthropicClient:
         if isinstance(exc, anthropic.APITimeoutError):
             return ProviderError("anthropic: the request timed out", retryable=True)
         if isinstance(exc, anthropic.APIConnectionError):
-            return ProviderError(f"anthropic: connection failed: {redact(str(exc), self._api_key)}", retryable=True)
+            return connection_error("anthropic", exc)
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
             return ProviderError(
@@ -135,9 +139,10 @@ class _Message(Reply):
 
 
 def _message(exc: anthropic.APIStatusError) -> str:
+    """The vendor's error message, or nothing: see ``openai_compat._message``."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return str(exc.message)
+            return str(inner["message"])[:MAX_VENDOR_MESSAGE]
+    return "the server did not answer like a model API"

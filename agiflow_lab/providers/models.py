@@ -3,14 +3,22 @@
 The API key is write-only: it arrives as ``api_key`` (a ``SecretStr``, so reprs, logs and validation
 errors show asterisks) and no response model has a field that could carry it back — only
 ``has_api_key``. Request models set ``hide_input_in_errors`` so a 422 logged by the server cannot quote it.
+
+Custom headers (``options.headers``) are treated the same way. A deny-list of "credential" header names
+cannot be complete (``X-Goog-Api-Key``, ``Ocp-Apim-Subscription-Key``, ``X-Auth-Token``, ``Token``, any
+gateway's own), and an allow-list would refuse the gateways people need them for; so every header value
+is a secret: stored encrypted with the API key's cipher, never returned (responses list
+``options.header_names``), never audited or logged. Only the headers the SDK or HTTP itself sets are
+refused, and values must be printable ASCII (a CR or LF would start another header).
 """
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
@@ -22,8 +30,15 @@ ConnectionName = Annotated[
 ConnectionKind = Literal["openai", "azure_openai", "anthropic"]
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
 HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9\-_]{0,99}$")]
-# Credentials belong in api_key (encrypted); headers are stored and shown in plain text.
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
+# The SDKs send the API key in these; a second value would fight the one from api_key.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key"})
+# Framing and routing are HTTP's own business (and Host would aim the request elsewhere).
+PROTOCOL_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer",
+    "expect", "proxy-connection",
+})  # fmt: skip
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-_]{0,99}")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
 
 
 def _check_base_url(value: str | None) -> str | None:
@@ -32,6 +47,10 @@ def _check_base_url(value: str | None) -> str | None:
     parsed = urllib.parse.urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parsed.port  # noqa: B018  # raises on a port out of range or not a number
+    except ValueError:
+        raise ValueError("must have a port between 0 and 65535") from None
     if parsed.username or parsed.password:
         raise ValueError("must not contain credentials; use api_key")
     if parsed.fragment:
@@ -40,9 +59,23 @@ def _check_base_url(value: str | None) -> str | None:
 
 
 def _check_headers(value: dict[str, str]) -> dict[str, str]:
-    for name in value:
-        if name.lower() in CREDENTIAL_HEADERS:
-            raise ValueError(f"header {name!r} carries a credential; put the key in api_key, which is encrypted")
+    """Messages name the header, never its value (values are secrets)."""
+    seen: set[str] = set()
+    for name, text in value.items():
+        lower = name.lower()
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError("a header name is letters, digits, '-' and '_'")
+        if lower in CREDENTIAL_HEADERS:
+            raise ValueError(f"header {name!r} carries the API key; put the key in api_key")
+        if lower in PROTOCOL_HEADERS:
+            raise ValueError(f"header {name!r} is set by HTTP itself")
+        if lower in seen:
+            raise ValueError(f"header {name!r} is given twice")
+        seen.add(lower)
+        if not _HEADER_VALUE.fullmatch(text):
+            raise ValueError(
+                f"the value of header {name!r} must be printable ASCII, without control characters such as CR or LF"
+            )
     return value
 
 
@@ -53,11 +86,18 @@ Headers = Annotated[
 
 
 class ConnectionOptions(BaseModel):
-    """Non-secret settings: stored as JSON and returned as they are."""
-
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     api_version: str | None = Field(None, max_length=50, description="Azure OpenAI API version (required there)")
-    headers: Headers = Field(default_factory=dict, description="Extra HTTP headers for every call (no credentials)")
+    headers: Headers = Field(
+        default_factory=dict,
+        description="Extra HTTP headers for every call. Write-only like api_key: stored encrypted, only their "
+        "names are returned. On PATCH: omit to keep them, {} to remove them all.",
+    )
+
+
+class ConnectionOptionsView(BaseModel):
+    api_version: str | None = None
+    header_names: list[str] = Field(default_factory=list, description="The custom headers; values are write-only")
 
 
 class ConnectionCreate(BaseModel):
@@ -73,6 +113,8 @@ class ConnectionCreate(BaseModel):
 
 class ConnectionUpdate(BaseModel):
     """PATCH: omitted fields keep their value; ``null`` clears ``base_url``, ``default_model`` or ``api_key``.
+    ``options`` replaces ``api_version``, and the headers only when ``options.headers`` is given: values are
+    never shown, so a client that sends back what it read must not wipe them.
     The name and kind are fixed: runs refer to connections by name, and a key belongs to one vendor."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
@@ -89,7 +131,7 @@ class Connection(BaseModel):
     base_url: str | None
     default_model: str | None
     description: str
-    options: dict[str, Any]
+    options: ConnectionOptionsView
     has_api_key: bool
     builtin: bool = Field(False, description="The built-in echo connection: always there, cannot be changed")
     created_by: str | None = None

@@ -18,12 +18,15 @@ import openai
 from openai.resources.chat.completions import AsyncCompletions
 
 from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
+from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
+from agiflow_lab.providers.transport import blocked_host, guarded_client
 
 # The SDK refuses to start without some key, and would otherwise fall back to OPENAI_API_KEY from the
 # server's environment — a credential the connection's owner never gave. Keyless servers ignore this one.
 NO_KEY = "no-key"
+MAX_VENDOR_MESSAGE = 500
 
 
 @functools.cache
@@ -51,22 +54,24 @@ class OpenAICompatibleClient:
         default_headers: Mapping[str, str] | None = None,
         kind: str = "openai",
         api_version: str | None = None,
+        host_policy: HostPolicy | None = None,
     ) -> None:
         self.kind = kind
         self.base_url = base_url
         self._api_key = api_key
         self._sdk: openai.AsyncOpenAI
+        http_client: Any = guarded_client("openai", host_policy or HostPolicy(), timeout)
         if kind == "azure_openai":
             if not base_url or not api_version:
                 raise ProviderError("an Azure OpenAI connection needs base_url (the endpoint) and api_version")
             self._sdk = openai.AsyncAzureOpenAI(
                 azure_endpoint=base_url, api_version=api_version, api_key=api_key or NO_KEY, timeout=timeout,
-                max_retries=0, default_headers=dict(default_headers or {}),
+                max_retries=0, default_headers=dict(default_headers or {}), http_client=http_client,
             )  # fmt: skip
         else:
             self._sdk = openai.AsyncOpenAI(
                 base_url=base_url, api_key=api_key or NO_KEY, timeout=timeout, max_retries=0,
-                default_headers=dict(default_headers or {}),
+                default_headers=dict(default_headers or {}), http_client=http_client,
             )  # fmt: skip
 
     def __repr__(self) -> str:
@@ -100,7 +105,7 @@ class OpenAICompatibleClient:
         if isinstance(exc, openai.APITimeoutError):
             return ProviderError(f"{where}: the request timed out", retryable=True)
         if isinstance(exc, openai.APIConnectionError):
-            return ProviderError(f"{where}: connection failed: {redact(str(exc), self._api_key)}", retryable=True)
+            return connection_error(where, exc)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             return ProviderError(
@@ -134,10 +139,21 @@ class _ChatCompletion(Reply):
 
 
 def _message(exc: openai.APIStatusError | Any) -> str:
-    """The vendor's own error message when the body has one, else the SDK's summary."""
+    """The vendor's own error message when the body is a vendor error (JSON with a message), else nothing.
+
+    Quoting any other body would turn a connection to a host that is not a model API into a way of
+    reading that host's pages."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return str(getattr(exc, "message", exc))
+            return str(inner["message"])[:MAX_VENDOR_MESSAGE]
+    return "the server did not answer like a model API"
+
+
+def connection_error(where: str, exc: Exception) -> ProviderError:
+    """No detail of why a connection failed (refused, reset, unreachable): that would map the ports of
+    whatever host ``base_url`` names. A host this server refuses to call is said so, and is not retried."""
+    if (blocked := blocked_host(exc)) is not None:
+        return ProviderError(f"{where}: {blocked.args[0]}", retryable=False)
+    return ProviderError(f"{where}: could not connect to the server", retryable=True)

@@ -3,13 +3,19 @@
 A connection names a provider endpoint and holds its API key encrypted; runs and judges refer to it by
 name and get a ready client from ``open_client`` without ever seeing the key. The key is write-only:
 set or cleared through the API, decrypted only to build a client, absent from every response, audit
-row and error. ``echo`` is built in: present in every project, never stored, never changed.
+row and error; custom header values are handled exactly like it. ``echo`` is built in: present in every
+project, never stored, never changed.
+
+Where a connection may point is ``hosts.HostPolicy``'s rule, applied when ``base_url`` is saved (a 422
+the owner can act on) and again by the client's transport on every connection it opens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,15 +26,18 @@ from agiflow_lab.audit import store as audit
 from agiflow_lab.config import Settings
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.db.database import Database
-from agiflow_lab.errors import Conflict, InvalidInput, NotFound
+from agiflow_lab.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.providers import store
 from agiflow_lab.providers.anthropic_client import AnthropicClient
 from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.echo import ECHO, ECHO_DESCRIPTION, EchoClient
+from agiflow_lab.providers.hosts import HostPolicy, HostRefused
 from agiflow_lab.providers.models import (
     Connection,
     ConnectionCreate,
+    ConnectionOptions,
+    ConnectionOptionsView,
     ConnectionRef,
     ConnectionTest,
     ConnectionTestResult,
@@ -42,35 +51,41 @@ from agiflow_lab.providers.prices import Price, PriceBook, shipped_as_of, shippe
 from agiflow_lab.providers.secrets import SecretBox, load_cipher
 
 BUILTIN_ECHO = Connection(
-    name=ECHO, kind="echo", base_url=None, default_model=ECHO, description=ECHO_DESCRIPTION, options={},
-    has_api_key=False, builtin=True,
+    name=ECHO, kind="echo", base_url=None, default_model=ECHO, description=ECHO_DESCRIPTION,
+    options=ConnectionOptionsView(), has_api_key=False, builtin=True,
 )  # fmt: skip
 ECHO_REF = ConnectionRef(id=None, name=ECHO, kind=ECHO, default_model=ECHO, builtin=True)
 _MODEL_NAME_MAX = 200
+# A name that does not resolve when it is saved is checked again on every connection; do not wait long.
+SAVE_RESOLVE_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
 class ClientSpec:
-    """Everything needed to build a client; ``repr`` leaves the key out."""
+    """Everything needed to build a client; ``repr`` leaves the key and the header values out."""
 
     kind: str
     base_url: str | None
     options: dict[str, Any]
     timeout: float
     api_key: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    host_policy: HostPolicy = field(default_factory=HostPolicy)
 
 
 ClientFactory = Callable[[ClientSpec], ProviderClient]
 
 
 def make_client(spec: ClientSpec) -> ProviderClient:
-    headers = dict(spec.options.get("headers") or {})
+    headers = dict(spec.headers)
     if spec.kind == "anthropic":
-        return AnthropicClient(spec.base_url, spec.api_key, spec.timeout, default_headers=headers)
+        return AnthropicClient(
+            spec.base_url, spec.api_key, spec.timeout, default_headers=headers, host_policy=spec.host_policy
+        )
     if spec.kind in ("openai", "azure_openai"):
         return OpenAICompatibleClient(
             spec.base_url, spec.api_key, timeout=spec.timeout, default_headers=headers, kind=spec.kind,
-            api_version=spec.options.get("api_version"),
+            api_version=spec.options.get("api_version"), host_policy=spec.host_policy,
         )  # fmt: skip
     raise ProviderError(f"unknown connection kind {spec.kind!r}")
 
@@ -107,14 +122,27 @@ def _secret_value(key: SecretStr | None) -> str | None:
     return value
 
 
+def _options_view(options: Mapping[str, Any] | None) -> ConnectionOptionsView:
+    """Stored options as clients see them: header names only (rows from before headers were encrypted
+    still hold them in ``options.headers`` until the server seals them at start)."""
+    options = options or {}
+    names = options.get("header_names") or list(options.get("headers") or {})
+    return ConnectionOptionsView(api_version=options.get("api_version"), header_names=list(names))
+
+
+def _stored_options(options: ConnectionOptions, headers: Mapping[str, str]) -> dict[str, Any]:
+    return {"api_version": options.api_version, "header_names": sorted(headers)}
+
+
 def _public(row: Mapping[str, Any]) -> Connection:
-    return Connection.model_validate({k: v for k, v in row.items() if k != "id"})
+    fields = {k: v for k, v in row.items() if k != "id"}
+    return Connection.model_validate({**fields, "options": _options_view(row.get("options"))})
 
 
 def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """What the audit log keeps of a connection: everything but the key, which it only says is present."""
-    keys = ("name", "kind", "base_url", "default_model", "description", "options", "has_api_key")
-    return {k: row.get(k) for k in keys}
+    """What the audit log keeps of a connection: everything but the key and header values, which are secrets."""
+    keys = ("name", "kind", "base_url", "default_model", "description", "has_api_key")
+    return {**{k: row.get(k) for k in keys}, "options": _options_view(row.get("options")).model_dump()}
 
 
 def _normalise_model(model: str) -> str:
@@ -133,8 +161,10 @@ class ModelService:
         prices: Mapping[str, Price] | None = None,
         *,
         client_factory: ClientFactory = make_client,
+        host_policy: HostPolicy | None = None,
     ) -> None:
         """``cipher`` may be a loader, run once in a thread on first use (it may create the key file)."""
+        self.host_policy = host_policy or HostPolicy()
         self.db = db
         self.projects = projects
         self._cipher = cipher if isinstance(cipher, SecretBox) else None
@@ -156,6 +186,46 @@ class ModelService:
         value = _secret_value(key)
         return None if value is None else (await self.cipher()).encrypt(value)
 
+    async def _encrypt_headers(self, headers: Mapping[str, str]) -> bytes | None:
+        return (await self.cipher()).encrypt(json.dumps(dict(headers))) if headers else None
+
+    async def _decrypt_headers(self, row: Mapping[str, Any]) -> dict[str, str]:
+        if row.get("headers_secret") is not None:
+            return dict(json.loads((await self.cipher()).decrypt(row["headers_secret"])))
+        return dict((row.get("options") or {}).get("headers") or {})
+
+    async def check_base_url(self, base_url: str | None) -> None:
+        """Refuse, with a 422 naming ``base_url``, a host the policy forbids. A name that does not resolve now
+        is let through: the laptop may be offline, or only the workers can resolve it; every connection
+        the client opens is checked anyway."""
+        if base_url is None:
+            return
+        parts = urllib.parse.urlsplit(base_url)
+        host = parts.hostname or ""
+        try:
+            await self.host_policy.resolve(
+                host, parts.port or (443 if parts.scheme == "https" else 80), timeout=SAVE_RESOLVE_TIMEOUT
+            )
+        except HostRefused as exc:
+            message = f"base_url: {host} is not allowed: {exc}"
+            raise ValidationFailed(
+                message, {"errors": [{"field": "base_url", "message": message, "type": "host_not_allowed"}]}
+            ) from None
+        except (OSError, TimeoutError):
+            pass
+
+    async def seal_plaintext_headers(self) -> int:
+        """Encrypt header values saved in plain text before they were treated as secrets; returns how many
+        connections changed. Idempotent, and safe with several servers starting at once (rows are locked)."""
+        async with self.db.transaction() as conn:
+            rows = await store.plaintext_headers(conn)
+            for row in rows:
+                options = dict(row["options"])
+                headers = dict(options.pop("headers") or {})
+                options["header_names"] = sorted(headers)
+                await store.set_headers(conn, row["id"], options, await self._encrypt_headers(headers))
+        return len(rows)
+
     # --- connections ---------------------------------------------------------------------------
 
     async def list(self, project: str) -> list[Connection]:
@@ -176,15 +246,17 @@ class ModelService:
 
     async def create(self, actor: Actor, project: str, body: ConnectionCreate) -> Connection:
         _refuse_builtin(body.name, "created")
-        options = body.options.model_dump()
+        options = _stored_options(body.options, body.options.headers)
         _check_shape(body.kind, body.base_url, options)
         project_id = await self.projects.resolve_id(project)
+        await self.check_base_url(body.base_url)
         secret = await self._encrypt(body.api_key)
+        headers_secret = await self._encrypt_headers(body.options.headers)
         async with self.db.transaction() as conn:
             created = await store.insert(
                 conn, project_id, name=body.name, kind=body.kind, base_url=body.base_url,
                 default_model=body.default_model, description=body.description, options=options, secret=secret,
-                by=actor.principal,
+                headers_secret=headers_secret, by=actor.principal,
             )  # fmt: skip
             if created is None:
                 raise Conflict(f"model connection {body.name!r} already exists", {"field": "name", "name": body.name})
@@ -199,8 +271,12 @@ class ModelService:
     async def update(self, actor: Actor, project: str, name: str, body: ConnectionUpdate) -> Connection:
         _refuse_builtin(name, "changed")
         given = body.model_fields_set
+        new_headers = "options" in given and "headers" in body.options.model_fields_set
         project_id = await self.projects.resolve_id(project)
+        if "base_url" in given:
+            await self.check_base_url(body.base_url)
         secret = await self._encrypt(body.api_key) if "api_key" in given else None
+        headers_secret = await self._encrypt_headers(body.options.headers) if new_headers else None
         async with self.db.transaction() as conn:
             before = await store.get(conn, project_id, name, lock=True)
             if before is None:
@@ -210,7 +286,13 @@ class ModelService:
                 if key in given:
                     merged[key] = getattr(body, key)
             if "options" in given:
-                merged["options"] = body.options.model_dump()
+                kept = _options_view(before["options"]).header_names
+                merged["options"] = {
+                    **_stored_options(body.options, body.options.headers),
+                    **({} if new_headers else {"header_names": kept}),
+                }
+                if not new_headers and "headers" in (before["options"] or {}):  # not yet sealed: keep as it was
+                    merged["options"]["headers"] = before["options"]["headers"]
             _check_shape(merged["kind"], merged["base_url"], merged["options"])
             await store.update(
                 conn, before["id"], base_url=merged["base_url"], default_model=merged["default_model"],
@@ -218,11 +300,15 @@ class ModelService:
             )  # fmt: skip
             if "api_key" in given:
                 await store.set_secret(conn, before["id"], secret)
+            if new_headers:
+                await store.set_headers(conn, before["id"], merged["options"], headers_secret)
             after = await store.get(conn, project_id, name)
             assert after is not None
             change = _audit_view(after)
             if "api_key" in given:
                 change["api_key"] = "replaced" if secret is not None else "cleared"
+            if new_headers:
+                change["headers"] = "replaced" if headers_secret is not None else "cleared"
             await audit.record(
                 conn, project_id=project_id, actor=actor, action="model.update", resource_type="model",
                 resource_id=name, before=_audit_view(before), after=change,
@@ -266,9 +352,10 @@ class ModelService:
         if row is None:
             raise NotFound(f"model connection {name!r} does not exist", {"connection": name})
         api_key = None if row["secret"] is None else (await self.cipher()).decrypt(row["secret"])
+        options = {k: v for k, v in (row["options"] or {}).items() if k != "headers"}
         return self.client_factory(
-            ClientSpec(kind=row["kind"], base_url=row["base_url"], options=dict(row["options"] or {}),
-                       timeout=timeout, api_key=api_key)
+            ClientSpec(kind=row["kind"], base_url=row["base_url"], options=options, timeout=timeout,
+                       api_key=api_key, headers=await self._decrypt_headers(row), host_policy=self.host_policy)
         )  # fmt: skip
 
     async def test(self, project: str, name: str, body: ConnectionTest) -> ConnectionTestResult:
@@ -351,4 +438,6 @@ class ModelService:
 
 def open_model_service(db: Database, projects: ProjectService, settings: Settings) -> ModelService:
     """The service as any process builds it; the key file is read (or created) on first use."""
-    return ModelService(db, projects, lambda: load_cipher(settings))
+    return ModelService(
+        db, projects, lambda: load_cipher(settings), host_policy=HostPolicy(settings.allow_private_model_hosts)
+    )

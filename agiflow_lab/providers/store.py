@@ -1,7 +1,8 @@
 """SQL for model connections and price overrides. Every statement binds its parameters.
 
-Reads for the API never select ``secret``: only ``secret IS NOT NULL``. The encrypted key leaves the
-database in one place, ``secret_of``, which the service calls when it builds a client.
+Reads for the API never select ``secret`` or ``headers_secret``: only ``secret IS NOT NULL``. The encrypted
+key and headers leave the database in one place, ``secret_of``, which the service calls when it builds a
+client (and ``plaintext_headers``, which finds rows written before headers were encrypted).
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ async def insert(
     description: str,
     options: dict[str, Any],
     secret: bytes | None,
+    headers_secret: bytes | None,
     by: str,
 ) -> int | None:
     cur = await conn.execute(
         """INSERT INTO control.model_connections
-               (project_id, name, kind, base_url, default_model, description, options, secret, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+               (project_id, name, kind, base_url, default_model, description, options, secret, headers_secret,
+                created_by)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (project_id, name) DO NOTHING RETURNING id""",
-        (project_id, name, kind, base_url, default_model, description, Jsonb(options), secret, by),
+        (project_id, name, kind, base_url, default_model, description, Jsonb(options), secret, headers_secret, by),
     )
     row = await cur.fetchone()
     return None if row is None else int(row["id"])
@@ -77,14 +80,30 @@ async def set_secret(conn: Conn, connection_id: int, secret: bytes | None) -> No
     )
 
 
+async def set_headers(conn: Conn, connection_id: int, options: dict[str, Any], headers_secret: bytes | None) -> None:
+    await conn.execute(
+        """UPDATE control.model_connections SET options = %s, headers_secret = %s, updated_at = now()
+            WHERE id = %s""",
+        (Jsonb(options), headers_secret, connection_id),
+    )
+
+
 async def secret_of(conn: Conn, project_id: int, name: str) -> dict[str, Any] | None:
-    """The one read of the encrypted key, with what is needed to build a client."""
+    """The one read of the encrypted key and headers, with what is needed to build a client."""
     cur = await conn.execute(
-        """SELECT id, name, kind, base_url, default_model, options, secret FROM control.model_connections
-            WHERE project_id = %s AND name = %s""",
+        """SELECT id, name, kind, base_url, default_model, options, secret, headers_secret
+             FROM control.model_connections WHERE project_id = %s AND name = %s""",
         (project_id, name),
     )
     return await cur.fetchone()
+
+
+async def plaintext_headers(conn: Conn) -> list[dict[str, Any]]:
+    """Connections saved before header values were encrypted (they sit in ``options.headers``), locked."""
+    cur = await conn.execute(
+        """SELECT id, options FROM control.model_connections WHERE options ? 'headers' ORDER BY id FOR UPDATE"""
+    )
+    return await cur.fetchall()
 
 
 async def delete(conn: Conn, connection_id: int) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from tornado.web import authenticated
 
+from agiflow_lab.authz.policy import EXECUTE
 from agiflow_lab.providers.models import (
     Connection,
     ConnectionCreate,
@@ -63,15 +64,16 @@ class ConnectionHandler(ModelBase):
 
 
 class ConnectionTestHandler(ModelBase):
-    # Checking a connection changes nothing and costs one tiny call, so anyone who may use it may test it.
-    auth_actions = {"POST": "read"}
+    # A call spends the project's key and reaches the connection's host: editors (who run evaluations with
+    # it anyway) and owners, not viewers.
+    auth_actions = {"POST": EXECUTE}
 
     @operation("Make one small completion with the connection and report ok/error and latency",
                body=ConnectionTest, response=ConnectionTestResult, tags=TAGS)  # fmt: skip
     @authenticated
     @authorized
     async def post(self, project: str, name: str) -> None:
-        body = self.parse(ConnectionTest) if self.request.body else ConnectionTest()
+        body = self.parse(ConnectionTest) if self.body else ConnectionTest()
         self.finish_json(await self.platform.models.test(project, name, body))
 
 
