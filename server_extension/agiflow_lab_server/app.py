@@ -15,6 +15,7 @@ from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
 from agiflow_lab_server.base import PlatformState
 from agiflow_lab_server.handlers import bus, datasets, docs, evals, events, jobs, models, projects, prompts
+from agiflow_lab_server.redaction import install_filter
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
 from agiflow_lab_server.supervisor import WorkerSupervisor
 
@@ -136,6 +137,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         return replace(base, **changes).with_env()
 
     def initialize_settings(self) -> None:
+        token = getattr(getattr(self.serverapp, "identity_provider", None), "token", "") or ""
+        install_filter([self.log, self.serverapp.log], [token])
         self.state = PlatformState()
         self.settings.update(agiflow=self.state, agiflow_routes=ROUTES)
 

@@ -28,6 +28,7 @@ from agiflow_lab.core.actor import Actor
 from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, Unauthenticated, Unavailable
 from agiflow_lab.keys.secrets import PREFIX as KEY_PREFIX
 from agiflow_lab.platform import Platform
+from agiflow_lab_server.redaction import uri_for_log, validation_summary
 
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
@@ -223,8 +224,16 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}, default=str))
 
+    def _request_summary(self) -> str:
+        # Tornado's warning and uncaught-exception lines quote this; scrub the query like Jupyter's request log.
+        return f"{self.request.method} {uri_for_log(self)} ({self.request.remote_ip})"
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ValidationError) or (isinstance(value, AgiflowError) and value.status < 500):
-            self.log.info("%s %s: %s", self.request.method, self.request.uri, value)
-            return
-        super().log_exception(typ, value, tb)
+        if isinstance(value, ValidationError):  # field paths and messages only: inputs may be secrets
+            self.log.info("%s %s: %s", self.request.method, uri_for_log(self), validation_summary(value))
+        elif isinstance(value, AgiflowError) and value.status < 500:
+            self.log.info("%s %s: %s", self.request.method, uri_for_log(self), value)
+        elif isinstance(value, web.HTTPError):
+            super().log_exception(typ, value, tb)
+        else:  # tornado's own line adds repr(request), whose uri is not scrubbed
+            self.log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
