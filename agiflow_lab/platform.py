@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from agiflow_lab.audit.service import AuditService
+from agiflow_lab.authz.admins import ServerAdmins
 from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.bus.admin import BusAdmin
 from agiflow_lab.config import Settings
@@ -19,6 +20,7 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.db.embedded import resolve_database_url
 from agiflow_lab.evals.service import EvalService
 from agiflow_lab.jobs.service import JobService
+from agiflow_lab.jobs.status import StatusService
 from agiflow_lab.keys.service import KeyService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
@@ -41,6 +43,8 @@ class Platform:
     jobs: JobService
     evals: EvalService
     bus_admin: BusAdmin
+    status: StatusService
+    admins: ServerAdmins
     url: str
 
     @classmethod
@@ -51,7 +55,8 @@ class Platform:
         await db.open()
         authz = Authorizer(db)
         await authz.start()
-        projects = ProjectService(db, authz)
+        admins = ServerAdmins.of([settings.owner])
+        projects = ProjectService(db, authz, admins=admins, keys_manage_members=settings.keys_manage_members)
         prompts = PromptService(db, projects)
         models = open_model_service(db, projects, settings)
         datasets = DatasetService(db, projects)
@@ -71,7 +76,9 @@ class Platform:
             audit=AuditService(db, projects),
             jobs=jobs,
             evals=EvalService(db, projects, prompts, datasets, models, jobs),
-            bus_admin=BusAdmin(db, authz, settings.bus, settings.default_project),
+            bus_admin=BusAdmin(db, admins, settings.bus),
+            status=StatusService(db, authz, projects, admins),
+            admins=admins,
             url=url,
         )
         platform.prompts.cache.start()

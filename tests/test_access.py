@@ -21,13 +21,16 @@ MAY: dict[str, set[tuple[str, str]]] = {
     "editor": {("agiflow:prompts", "read"), ("agiflow:prompts", "write"), ("agiflow:jobs", "read"),
                ("agiflow:jobs", "write"), ("agiflow:datasets", "read"), ("agiflow:datasets", "write"),
                ("agiflow:evals", "read"), ("agiflow:evals", "write"), ("agiflow:models", "read"),
-               ("agiflow:project", "read"), ("agiflow:members", "read"), ("agiflow:audit", "read")},
+               ("agiflow:models", "execute"), ("agiflow:project", "read"), ("agiflow:members", "read"),
+               ("agiflow:audit", "read")},
     "viewer": {("agiflow:prompts", "read"), ("agiflow:jobs", "read"), ("agiflow:datasets", "read"),
                ("agiflow:evals", "read"), ("agiflow:models", "read"), ("agiflow:project", "read"),
                ("agiflow:members", "read")},
 }  # fmt: skip
-PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects", "agiflow:status"}
-ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only owners of the default project
+PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects"}
+ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only server admins (the server owner)
+ADMIN_OR_KEY = {"agiflow:status"}  # the deployment's for admins, a key's own project's; users name a project
+KEYS_MAY_NOT = {("agiflow:members", "write")}  # whatever their role, unless keys_manage_members is on
 
 
 def may(role: str, resource: str, action: str) -> bool:
@@ -103,14 +106,17 @@ async def test_every_route_with_every_role(api: Api, project: str, world: dict[s
             assert r.json()["error"]["code"] == "unauthenticated"
 
             r = await api.request(verb.upper(), url, body_for(path, verb), user=f"stranger-{uuid.uuid4().hex[:4]}")
-            expect_stranger = not project_scoped and resource not in ADMIN_ONLY
+            expect_stranger = not project_scoped and resource not in ADMIN_ONLY | ADMIN_OR_KEY
             assert (r.status_code != 403) == expect_stranger, ("stranger", verb, path, r.status_code, r.text)
 
             for name, caller in world["callers"].items():
                 if project_scoped:
                     allowed = may(caller["role"], resource, action)
+                    allowed &= not ("key" in caller["who"] and (resource, action) in KEYS_MAY_NOT)
                 elif resource in ADMIN_ONLY:
                     allowed = name == "owner user"
+                elif resource in ADMIN_OR_KEY:
+                    allowed = name == "owner user" or "key" in caller["who"]
                 else:
                     allowed = resource in PROJECTLESS_READS and (action == "read" or "key" not in caller["who"])
                 r = await api.request(verb.upper(), url, body_for(path, verb), **caller["who"])
@@ -174,9 +180,9 @@ async def test_members_can_be_managed_and_the_last_owner_stays(api: Api, project
     r = await api.put(f"/projects/{project}/members/ed", {"role": "god"})
     assert r.status_code == 422
     r = await api.put(f"/projects/{project}/members/olivia", {"role": "viewer"})
-    assert r.status_code == 409
+    assert r.status_code == 403 and "server's owner" in r.json()["error"]["message"]
     r = await api.delete(f"/projects/{project}/members/olivia")
-    assert r.status_code == 409
+    assert r.status_code == 403 and "server's owner" in r.json()["error"]["message"]
     assert (await api.delete(f"/projects/{project}/members/ed")).status_code == 204
     assert (await api.get(f"/projects/{project}/prompts", user="ed")).status_code == 403
     actions = [a["action"] for a in (await api.get(f"/projects/{project}/audit")).json()["items"]]
@@ -190,3 +196,133 @@ async def test_projects_list_shows_only_the_callers_projects(api: Api, project: 
     assert theirs == []
     key = await api.new_key(project, "viewer")
     assert [p["slug"] for p in (await api.get("/projects", key=key)).json()["items"]] == [project]
+
+
+async def test_no_one_demotes_or_removes_the_server_owner(api: Api, project: str) -> None:
+    """Not an owner key, not another owner: whoever runs the server cannot be locked out of a project."""
+    alice = f"alice-{uuid.uuid4().hex[:6]}"
+    assert (await api.put(f"/projects/{project}/members/{alice}", {"role": "owner"})).status_code == 200
+    owner_key = await api.new_key(project, "owner")
+    for who in ({"key": owner_key}, {"user": alice}):
+        r = await api.put(f"/projects/{project}/members/olivia", {"role": "viewer"}, **who)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (who, r.text)
+        r = await api.delete(f"/projects/{project}/members/olivia", **who)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (who, r.text)
+    assert (await api.put(f"/projects/{project}/members/olivia", {"role": "owner"})).status_code == 200  # no change
+    assert {"user": "olivia", "role": "owner"} in (await api.get(f"/projects/{project}/members")).json()["items"]
+
+
+async def test_api_keys_do_not_manage_members_by_default(api: Api, project: str) -> None:
+    key = await api.new_key(project, "owner")
+    r = await api.put(f"/projects/{project}/members/someone", {"role": "owner"}, key=key)
+    assert r.status_code == 403 and "keys_manage_members" in r.json()["error"]["message"]
+    assert (await api.put(f"/projects/{project}/members/someone", {"role": "viewer"})).status_code == 200
+    r = await api.delete(f"/projects/{project}/members/someone", key=key)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert (await api.get(f"/projects/{project}/members", key=key)).status_code == 200  # reading is fine
+
+
+async def test_a_made_up_owner_does_not_count_as_the_last_owner(api: Api) -> None:
+    """Only owners who have signed in (or the server owner) keep a project owned."""
+    alice, bob = f"alice-{uuid.uuid4().hex[:6]}", f"bob-{uuid.uuid4().hex[:6]}"
+    slug = f"a-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/projects", {"slug": slug, "name": slug}, user=alice)).status_code == 201
+    assert (await api.put(f"/projects/{slug}/members/ghost-{bob}", {"role": "owner"}, user=alice)).status_code == 200
+    r = await api.put(f"/projects/{slug}/members/{alice}", {"role": "viewer"}, user=alice)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict", r.text
+    assert (await api.delete(f"/projects/{slug}/members/{alice}", user=alice)).status_code == 409
+    assert (await api.put(f"/projects/{slug}/members/{bob}", {"role": "owner"}, user=alice)).status_code == 200
+    r = await api.put(f"/projects/{slug}/members/{alice}", {"role": "viewer"}, user=alice)
+    assert r.status_code == 409  # bob was named, but has not signed in yet
+    assert (await api.get("/projects", user=bob)).status_code == 200  # now he has
+    assert (await api.put(f"/projects/{slug}/members/{alice}", {"role": "viewer"}, user=alice)).status_code == 200
+    r = await api.delete(f"/projects/{slug}/members/{bob}", user=bob)
+    assert r.status_code == 409  # the made-up owner is all that would be left
+
+
+async def test_owner_keys_allowed_to_manage_members_still_cannot_lock_anyone_out(api: Api, db_url: str) -> None:
+    """With keys_manage_members on, the attack from the trust review: demote the server owner, or add a
+    made-up owner and then remove the real ones."""
+    from agiflow_lab.authz.admins import ServerAdmins
+    from agiflow_lab.authz.enforcer import Authorizer
+    from agiflow_lab.core.actor import Actor
+    from agiflow_lab.db.database import Database
+    from agiflow_lab.errors import Conflict, Forbidden
+    from agiflow_lab.projects.service import ProjectService
+
+    alice = f"alice-{uuid.uuid4().hex[:6]}"
+    slug = f"k-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/projects", {"slug": slug, "name": slug})).status_code == 201
+    assert (await api.put(f"/projects/{slug}/members/{alice}", {"role": "owner"})).status_code == 200
+    key_id = (await api.post(f"/projects/{slug}/keys", {"name": "ci", "role": "owner"})).json()["id"]
+    db = Database(db_url, min_size=1, max_size=2)
+    await db.open()
+    try:
+        projects = ProjectService(db, Authorizer(db), admins=ServerAdmins.of(["olivia"]), keys_manage_members=True)
+        key = Actor.for_key(key_id, slug)
+        with pytest.raises(Forbidden):
+            await projects.set_member(key, slug, "olivia", "viewer")
+        with pytest.raises(Forbidden):
+            await projects.remove_member(key, slug, "olivia")
+        await projects.set_member(key, slug, "made-up", "owner")
+        await projects.remove_member(key, slug, alice)  # allowed: olivia, the server owner, is still an owner
+        members = {m.user: m.role for m in await projects.members(slug)}
+        assert members["olivia"] == "owner" and alice not in members
+
+        other = f"o-{uuid.uuid4().hex[:8]}"  # a project the server owner is not in: alice alone (made-up aside)
+        assert (await api.post("/projects", {"slug": other, "name": other}, user=alice)).status_code == 201
+        other_key = (await api.post(f"/projects/{other}/keys", {"name": "ci", "role": "owner"}, user=alice)).json()
+        key = Actor.for_key(other_key["id"], other)
+        await projects.set_member(key, other, "made-up", "owner")
+        with pytest.raises(Conflict):
+            await projects.set_member(key, other, alice, "viewer")
+        with pytest.raises(Conflict):
+            await projects.remove_member(key, other, alice)
+    finally:
+        await db.close()
+
+
+async def test_status_is_scoped_and_worker_hosts_are_for_admins(api: Api, project: str, db_url: str) -> None:
+    import psycopg
+
+    editor = f"ed-{uuid.uuid4().hex[:6]}"
+    assert (await api.put(f"/projects/{project}/members/{editor}", {"role": "editor"})).status_code == 200
+    key = await api.new_key(project, "viewer")
+    other = f"o-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/projects", {"slug": other, "name": other})).status_code == 201
+    host = f"host-{uuid.uuid4().hex[:8]}.internal"  # a worker that stopped a moment ago: listed, not alive
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            """INSERT INTO control.workers (id, hostname, pid, topics, concurrency, stopped_at)
+               VALUES (%s, %s, 4242, ARRAY['jobs'], 1, now())""",
+            (f"w-{uuid.uuid4().hex[:8]}", host),
+        )
+
+    everything = await api.get("/status")  # the server owner: the whole deployment, workers by host and pid
+    assert everything.json()["project"] is None and host in everything.text
+
+    r = await api.get("/status", user=editor)
+    assert r.status_code == 403 and r.json()["error"]["details"]["field"] == "project"
+    for who in ({"user": editor}, {"key": key}):
+        r = await api.get("/status", params={"project": project}, **who)
+        assert r.status_code == 200, r.text
+        assert r.json()["project"] == project and r.json()["workers"] == [] and host not in r.text
+        assert isinstance(r.json()["workers_alive"], int)
+        assert (await api.get("/status", params={"project": other}, **who)).status_code == 403
+    r = await api.get("/status", key=key)  # a key: its own project unless it names one
+    assert r.status_code == 200 and r.json()["project"] == project and r.json()["workers"] == []
+    assert (await api.get("/status", params={"project": project}, user="stranger")).status_code == 403
+
+
+async def test_only_the_server_owner_administers_the_bus(api: Api) -> None:
+    """Owning the default project is not enough: its owners can make anyone an owner."""
+    mallory = f"mallory-{uuid.uuid4().hex[:6]}"
+    assert (await api.put(f"/projects/default/members/{mallory}", {"role": "owner"})).status_code == 200
+    key = await api.new_key("default", "owner")
+    for who in ({"user": mallory}, {"key": key}):
+        r = await api.get("/bus/dead-letters", **who)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (who, r.text)
+        r = await api.post("/bus/dead-letters/00000000-0000-0000-0000-000000000000/requeue", {"group": "g"}, **who)
+        assert r.status_code == 403, (who, r.text)
+    assert (await api.get("/bus/dead-letters")).status_code == 200
+    assert (await api.delete(f"/projects/default/members/{mallory}")).status_code == 204

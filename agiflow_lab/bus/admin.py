@@ -1,8 +1,10 @@
 """Operator view of the bus: inspect dead letters and give them another chance.
 
-Dead letters are deployment-wide (a message may belong to no project), so only a server admin (the
-owner of the default project) may see or re-queue them. On Kafka they live in ``<topic>.dlq``
-topics, read with Kafka's own tools; this API serves the Postgres bus, where they are rows.
+Dead letters are deployment-wide (a message may belong to no project, and payloads of every project
+are mixed), so only a server admin (``ServerAdmins``: the server owner, not whoever owns the default
+project, since owners can make anyone an owner) may see or re-queue them; everyone else, API keys
+included, is refused. On Kafka they live in ``<topic>.dlq`` topics, read with Kafka's own tools; this
+API serves the Postgres bus, where they are rows.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agiflow_lab.audit import store as audit
-from agiflow_lab.authz.enforcer import Authorizer
+from agiflow_lab.authz.admins import ServerAdmins
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.db.database import Database
-from agiflow_lab.errors import Conflict, Forbidden
+from agiflow_lab.errors import Conflict
 
 
 class DeadLetterEntry(BaseModel):
@@ -37,15 +39,13 @@ class RequeueRequest(BaseModel):
 
 
 class BusAdmin:
-    def __init__(self, db: Database, authz: Authorizer, bus_kind: str, admin_project: str) -> None:
+    def __init__(self, db: Database, admins: ServerAdmins, bus_kind: str) -> None:
         self.db = db
-        self.authz = authz
+        self.admins = admins
         self.bus_kind = bus_kind
-        self.admin_project = admin_project
 
     def _check(self, actor: Actor) -> None:
-        if actor.kind != "user" or self.authz.role(actor, self.admin_project) != "owner":
-            raise Forbidden(f"only an owner of project {self.admin_project!r} administers the bus")
+        self.admins.check(actor, "administer the bus (its dead letters hold every project's messages)")
         if self.bus_kind != "postgres":
             raise Conflict(
                 f"the {self.bus_kind} bus keeps dead letters in '<topic>.dlq' topics; use its own tools",

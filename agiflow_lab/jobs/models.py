@@ -90,7 +90,9 @@ class WorkerStatus(BaseModel):
 
 
 class QueueStatus(BaseModel):
-    workers: list[WorkerStatus]
+    project: str | None = Field(None, description="The project the figures are for; null: the whole deployment")
+    workers: list[WorkerStatus] = Field(description="Worker processes (host names, pids): server admins only")
+    workers_alive: int = Field(description="Workers heartbeating now, across the deployment")
     queued: int = Field(description="Jobs waiting for a concurrency slot")
     dispatched: int = Field(description="Jobs on the bus, not yet picked up by a worker")
     running: int

@@ -33,8 +33,6 @@ from agiflow_lab.jobs.models import (
     Job,
     JobEvent,
     JobSubmit,
-    QueueStatus,
-    WorkerStatus,
 )
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab.jobs.ownership import STALE_AFTER_SECONDS
@@ -183,19 +181,6 @@ class JobService:
         async with self.db.connection() as conn:
             rows = await store.events_after(conn, after, job_id=job.id, limit=limit)
         return [JobEvent.model_validate(r) for r in rows]
-
-    async def status(self) -> QueueStatus:
-        async with self.db.connection() as conn:
-            counts = await store.queue_counts(conn)
-            workers = await store.workers(conn, STALE_AFTER_SECONDS)
-        oldest = counts["oldest"]
-        return QueueStatus(
-            workers=[WorkerStatus.model_validate(w) for w in workers],
-            queued=counts["queued"],
-            dispatched=counts["dispatched"],
-            running=counts["running"],
-            oldest_queued_seconds=None if oldest is None else float(oldest),
-        )
 
     # --- the backend's side of the pipeline ----------------------------------------------------
 

@@ -220,13 +220,16 @@ async def workers(conn: Conn, stale_seconds: float) -> list[dict[str, Any]]:
     return await cur.fetchall()
 
 
-async def queue_counts(conn: Conn) -> dict[str, Any]:
+async def queue_counts(conn: Conn, project_id: int | None = None) -> dict[str, Any]:
+    """Across the deployment, or for one project."""
     cur = await conn.execute(
         """SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
                   count(*) FILTER (WHERE state = 'dispatched') AS dispatched,
                   count(*) FILTER (WHERE state IN ('running', 'retrying')) AS running,
                   extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued')) AS oldest
-             FROM control.jobs WHERE state NOT IN ('succeeded', 'failed', 'cancelled')"""
+             FROM control.jobs
+            WHERE state NOT IN ('succeeded', 'failed', 'cancelled') AND (%(p)s::bigint IS NULL OR project_id = %(p)s)""",
+        {"p": project_id},
     )
     row = await cur.fetchone()
     assert row is not None

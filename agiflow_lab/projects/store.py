@@ -32,3 +32,12 @@ async def by_slugs(conn: Conn, slugs: list[str]) -> list[dict[str, Any]]:
         (slugs,),
     )
     return await cur.fetchall()
+
+
+async def note_user(conn: Conn, name: str) -> None:
+    await conn.execute("INSERT INTO control.known_users (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+
+
+async def known_users(conn: Conn, names: list[str]) -> set[str]:
+    cur = await conn.execute("SELECT name FROM control.known_users WHERE name = ANY(%s)", (names,))
+    return {row["name"] for row in await cur.fetchall()}

@@ -69,6 +69,7 @@ def authorized(method: H) -> H:
             # Jupyter's own authorizer first (JupyterHub scopes, custom authorizers), then ours.
             if not self.authorizer.is_authorized(self, self.current_user, action, "agiflow"):
                 raise Forbidden(f"the Jupyter server does not allow {action} on agiflow")
+            await self.platform.projects.note_user(actor)  # a signed-in user: counts as a real member
         project = kwargs.get("project")
         if project is None:
             if action == WRITE and actor.kind != "user":

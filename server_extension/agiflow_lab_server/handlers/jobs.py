@@ -147,14 +147,21 @@ class JobNotebookOpenHandler(JobBase):
         self.finish_json(OpenedNotebook(path=path))
 
 
+class StatusQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    project: str | None = Field(None, description="Figures for this project (default: all for admins, own for keys)")
+
+
 class StatusHandler(AgiflowHandler):
     auth_resource = "agiflow:status"
 
-    @operation("Workers, queue depth and lag", response=QueueStatus, tags=TAGS)
+    @operation("Queue depth and lag (the deployment's and its workers for server admins; else one project's)",
+               query=StatusQuery, response=QueueStatus, tags=TAGS)  # fmt: skip
     @authenticated
     @authorized
     async def get(self) -> None:
-        self.finish_json(await self.platform.jobs.status())
+        q = self.query(StatusQuery)
+        self.finish_json(await self.platform.status.status(self.actor, q.project))
 
 
 async def _maybe_await(value: Any) -> Any:
