@@ -47,6 +47,10 @@ class Settings:
     worker_concurrency: int = 2
     max_running_jobs: int = 32
     max_running_jobs_per_project: int = 8
+    # Untrusted input: request bodies (bytes; refused with 413 before they are read) and JSON nesting.
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_import_bytes: int = 512 * 1024 * 1024  # streamed dataset imports
+    max_json_depth: int = 64
     # Fernet key for provider credentials at rest; None: ``<data_dir>/secret.key`` (see ``secret_key_path``).
     secret_key_file: Path | None = None
     # Model connections may reach loopback/private addresses (a laptop's Ollama); a team deployment turns it off.
@@ -78,7 +82,8 @@ class Settings:
         for flag in ("allow_private_model_hosts", "keys_manage_members"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)
-        for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project"):
+        for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project",
+                     "max_body_bytes", "max_import_bytes", "max_json_depth"):  # fmt: skip
             if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
                 changes[name] = int(value)
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -56,6 +56,13 @@ class Conflict(AgiflowError):
     code = "conflict"
 
 
+class TooLarge(AgiflowError):
+    """A body (or a field) beyond a configured limit; details name the limit and its setting."""
+
+    status = 413
+    code = "too_large"
+
+
 class Unavailable(AgiflowError):
     """A dependency (database, broker) is down; the client may retry."""
 

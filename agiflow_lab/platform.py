@@ -59,7 +59,7 @@ class Platform:
         projects = ProjectService(db, authz, admins=admins, keys_manage_members=settings.keys_manage_members)
         prompts = PromptService(db, projects)
         models = open_model_service(db, projects, settings)
-        datasets = DatasetService(db, projects)
+        datasets = DatasetService(db, projects, max_json_depth=settings.max_json_depth)
         jobs = JobService(
             db, projects, max_running=settings.max_running_jobs,
             max_running_per_project=settings.max_running_jobs_per_project,

@@ -2,9 +2,9 @@
 
 A cursor is the sort key of a page's last row, as JSON, base64url-encoded. Clients send cursors back
 unchanged, or not: so every list decodes its cursor against the exact key type it issues
-(``Cursor[int](KeyInt)``, ``Cursor(...)(tuple[AwareDatetime, UUID])``), in strict mode, with integers
-bounded to Postgres ``bigint`` and text free of NUL. Anything else, however well-formed as JSON, is a
-400 naming ``cursor`` instead of a database error further down.
+(``Cursor[int](KeyInt)``, ``Cursor[tuple[datetime, UUID]](tuple[AwareDatetime, UUID])``), in strict
+mode, with integers bounded to Postgres ``bigint`` and text free of NUL. Anything else, however
+well-formed as JSON, is a 400 naming ``cursor`` instead of a database error further down.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from agiflow_lab.core.json_input import INT64_MAX
 from agiflow_lab.errors import InvalidInput
 
 T = TypeVar("T")
@@ -22,11 +23,10 @@ K = TypeVar("K")
 R = TypeVar("R")
 
 MAX_LIMIT = 200
-BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 MAX_CURSOR_CHARS = 2048  # a name key is at most a few hundred characters; base64 adds a third
 
 # Key parts. Strict: ``true`` is not 1 and ``"5"`` is not 5; the bounds are what Postgres can compare.
-KeyInt = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
+KeyInt = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
 KeyText = Annotated[str, Field(strict=True, max_length=512, pattern=r"^[^\x00]*$")]
 
 

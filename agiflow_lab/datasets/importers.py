@@ -12,8 +12,9 @@ A parser is fed the body as it arrives (``feed(bytes)``) and hands back the comp
   present; ``input`` defaults to every column not mapped elsewhere; ``metadata`` to none. A column the
   mapping names explicitly must be present in every row.
 - Blank lines are errors ("empty row"), except at the very end of the body. So are duplicate ids in one
-  upload, values Postgres cannot store (NaN, NUL characters, lone surrogates) and ids that are not a
-  non-empty string or a whole number.
+  upload, ids that are not a non-empty string or a whole number, and what ``core.json_input`` refuses in
+  any request (NaN, NUL characters, lone surrogates, nesting beyond the depth limit), named by its path in
+  the row (``input.q``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from agiflow_lab.core import json_input
 from agiflow_lab.datasets.models import MAX_ITEM_ID, ColumnMapping, ItemIn
 from agiflow_lab.errors import ValidationFailed
 
@@ -34,8 +35,6 @@ MAX_REPORTED_ERRORS = 100
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 ImportFormat = Literal["csv", "jsonl"]
 STRUCTURED_KEYS = frozenset({"id", "input", "expected", "metadata"})
-# A JSON \u0000 escape (after an even number of backslashes): Postgres jsonb refuses NUL characters.
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass
@@ -186,13 +185,14 @@ def _item_id(value: Any, row: int, errors: RowErrors) -> str | None:
 # --- JSONL ----------------------------------------------------------------------------------------
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _unsafe(errors: RowErrors, row: int, exc: json_input.UnsafeJson) -> None:
+    errors.add(row, exc.problem.message, exc.problem.path or None)
 
 
 class JsonlParser:
-    def __init__(self, mapping: ColumnMapping | None) -> None:
+    def __init__(self, mapping: ColumnMapping | None, max_depth: int = json_input.DEFAULT_MAX_DEPTH) -> None:
         self.errors = RowErrors()
+        self.max_depth = max_depth
         self.mapping = ResolvedMapping.of(mapping)
         self.structured_default = mapping is None
         self.ids = IdTracker()
@@ -239,7 +239,9 @@ class JsonlParser:
         self._blank.clear()
         row = self._line
         try:
-            value = json.loads(raw, parse_constant=_no_constants)
+            value = json_input.loads(raw, max_depth=self.max_depth)
+        except json_input.UnsafeJson as exc:
+            return _unsafe(self.errors, row, exc)
         except (ValueError, UnicodeDecodeError) as exc:
             self.errors.add(row, f"not valid JSON: {exc}")
             return
@@ -372,7 +374,12 @@ class CsvParser:
         if len(fields) != len(self._header):
             self.errors.add(self._row, f"row has {len(fields)} fields; the header has {len(self._header)}")
             return
-        item = self.mapping.apply(dict(zip(self._header, fields, strict=True)), self._row, self.errors)
+        record = dict(zip(self._header, fields, strict=True))
+        try:
+            json_input.check(record)
+        except json_input.UnsafeJson as exc:
+            return _unsafe(self.errors, self._row, exc)
+        item = self.mapping.apply(record, self._row, self.errors)
         if item is not None and self.ids.check(item.item_id, self._row, self.errors):
             out.append(item)
 
@@ -386,6 +393,10 @@ class CsvParser:
         duplicates = sorted({f for f in fields if fields.count(f) > 1})
         if duplicates:
             return self._fatal(f"the header repeats columns: {', '.join(duplicates)}")
+        try:
+            json_input.check(fields)
+        except json_input.UnsafeJson as exc:
+            return self._fatal(f"header column {int(exc.problem.path) + 1} {exc.problem.message}")
         for column in self.mapping.required:
             if column not in fields:
                 self.errors.add(0, f"column {column!r} is not in the header", column)
@@ -400,8 +411,10 @@ class CsvParser:
         return None
 
 
-def parser_for(fmt: ImportFormat, mapping: ColumnMapping | None) -> Parser:
-    return CsvParser(mapping) if fmt == "csv" else JsonlParser(mapping)
+def parser_for(
+    fmt: ImportFormat, mapping: ColumnMapping | None, max_depth: int = json_input.DEFAULT_MAX_DEPTH
+) -> Parser:
+    return CsvParser(mapping) if fmt == "csv" else JsonlParser(mapping, max_depth)
 
 
 def parse_all(fmt: ImportFormat, chunks: Iterable[bytes], mapping: ColumnMapping | None = None) -> list[ParsedItem]:
@@ -424,24 +437,18 @@ def from_models(items: Iterable[ItemIn], errors: RowErrors) -> Iterator[ParsedIt
 
 
 def _json_text(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    text.encode("utf-8")  # lone surrogates raise here rather than in the database
-    if _JSON_NUL.search(text):
-        raise ValueError("NUL characters (\\u0000) cannot be stored")
-    return text
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def encode(item: ParsedItem, errors: RowErrors) -> EncodedItem | None:
-    """JSON text for the database, or None after recording why the row cannot be stored."""
+    """JSON text for the database, or None after recording why the row cannot be stored. Values were checked
+    where they were parsed (``core.json_input``: the request body, the JSONL line, the CSV record)."""
     item_id = item.item_id if item.item_id is not None else uuid.uuid4().hex
-    if "\x00" in item_id:
-        errors.add(item.row, "id contains a NUL character", "id")
-        return None
     try:
         input_ = _json_text(item.input)
         expected = None if item.expected is None else _json_text(item.expected)
         metadata = _json_text(item.metadata)
-    except (ValueError, UnicodeEncodeError) as exc:
+    except ValueError as exc:
         errors.add(item.row, f"value cannot be stored: {exc}")
         return None
     return EncodedItem(item.row, item_id, input_, expected, metadata)

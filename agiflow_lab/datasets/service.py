@@ -20,6 +20,7 @@ import psycopg
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.core.actor import Actor
+from agiflow_lab.core.json_input import DEFAULT_MAX_DEPTH
 from agiflow_lab.core.paging import Cursor, KeyInt, KeyText, Page, check_limit
 from agiflow_lab.datasets import store
 from agiflow_lab.datasets.importers import (
@@ -76,9 +77,10 @@ def _item(row: dict[str, Any]) -> DatasetItem:
 
 
 class DatasetService:
-    def __init__(self, db: Database, projects: ProjectService) -> None:
+    def __init__(self, db: Database, projects: ProjectService, *, max_json_depth: int = DEFAULT_MAX_DEPTH) -> None:
         self.db = db
         self.projects = projects
+        self.max_json_depth = max_json_depth  # for imported rows, as for request bodies
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -165,7 +167,9 @@ class DatasetService:
         except BaseException:
             await stack.aclose()
             raise
-        return ImportSession(self, conn, stack, parser_for(fmt, mapping), actor, project_id, name, mode, message)
+        return ImportSession(
+            self, conn, stack, parser_for(fmt, mapping, self.max_json_depth), actor, project_id, name, mode, message
+        )
 
     async def _commit_version(
         self, conn: Conn, actor: Actor, project_id: int, name: str, mode: WriteMode, message: str, *, action: str

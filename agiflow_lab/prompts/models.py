@@ -16,6 +16,9 @@ PromptName = Annotated[
     Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$", description="Unique within the project"),
 ]
 LABEL_PATTERN = r"^[a-z0-9_.-]{1,36}$"
+# A template is read on every fetch and render; the request body limit bounds it too, but not this tightly.
+MAX_TEMPLATE_CHARS = 200_000
+MAX_MESSAGES = 500
 LabelName = Annotated[str, Field(pattern=LABEL_PATTERN, examples=["production"])]
 PromptType = Literal["text", "chat"]
 
@@ -23,7 +26,7 @@ PromptType = Literal["text", "chat"]
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str
+    content: str = Field(max_length=MAX_TEMPLATE_CHARS)
 
 
 class ModelConfig(BaseModel):
@@ -39,17 +42,22 @@ class ModelConfig(BaseModel):
 
 class _VersionFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    template: str | list[ChatMessage]
+    template: (
+        Annotated[str, Field(max_length=MAX_TEMPLATE_CHARS)]
+        | Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)]
+    )
     config: ModelConfig = Field(default_factory=ModelConfig)
     commit_message: str = Field("", max_length=2000)
-    labels: list[LabelName] = Field(default_factory=list, description="Labels to point at the new version")
+    labels: list[LabelName] = Field(
+        default_factory=list, max_length=20, description="Labels to point at the new version"
+    )
 
 
 class PromptCreate(_VersionFields):
     name: PromptName
     type: PromptType = "text"
     description: str = Field("", max_length=5000)
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _template_matches_type(self) -> PromptCreate:

@@ -123,7 +123,7 @@ async def get_version(
     cur = await conn.execute(
         VERSION
         + """ WHERE p.project_id = %s AND p.name = %s AND v.version = CASE
-                  WHEN %s::int IS NOT NULL THEN %s::int
+                  WHEN %s::bigint IS NOT NULL THEN %s::bigint
                   WHEN %s = 'latest' THEN p.latest_version
                   ELSE (SELECT l.version FROM control.prompt_labels l WHERE l.prompt_id = p.id AND l.label = %s)
               END""",
@@ -134,7 +134,7 @@ async def get_version(
 
 async def list_versions(conn: Conn, prompt_id: int, before: int | None, limit: int) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        VERSION + " WHERE p.id = %s AND (%s::int IS NULL OR v.version < %s) ORDER BY v.version DESC LIMIT %s",
+        VERSION + " WHERE p.id = %s AND (%s::bigint IS NULL OR v.version < %s) ORDER BY v.version DESC LIMIT %s",
         (prompt_id, before, before, limit),
     )
     return await cur.fetchall()

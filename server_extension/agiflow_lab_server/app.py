@@ -102,6 +102,17 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
     worker_concurrency = Integer(2, config=True, help="Jobs each supervised worker runs at once.")
     max_running_jobs = Integer(32, config=True, help="Jobs running at once across the deployment.")
     max_running_jobs_per_project = Integer(8, config=True, help="Jobs running at once in one project.")
+    max_body_bytes = Integer(
+        2 * 1024 * 1024, config=True,
+        help="Largest JSON request body; a larger one is refused with 413 before it is read. Env: AGIFLOW_MAX_BODY_BYTES.",
+    )  # fmt: skip
+    max_import_bytes = Integer(
+        512 * 1024 * 1024, config=True,
+        help="Largest streamed dataset import (CSV/JSONL) body. Env: AGIFLOW_MAX_IMPORT_BYTES.",
+    )  # fmt: skip
+    max_json_depth = Integer(
+        64, config=True, help="Deepest nesting accepted in JSON bodies and imported rows. Env: AGIFLOW_MAX_JSON_DEPTH."
+    )
     secret_key_file = Unicode(
         "", config=True,
         help="Fernet key file that encrypts provider API keys at rest (created 0600 on first use); default: "
@@ -125,6 +136,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             database_url=self.database_url or None, default_project=self.default_project, bus=self.bus,
             kafka_bootstrap=self.kafka_bootstrap, workers=self.workers, worker_concurrency=self.worker_concurrency,
             max_running_jobs=self.max_running_jobs, max_running_jobs_per_project=self.max_running_jobs_per_project,
+            max_body_bytes=self.max_body_bytes, max_import_bytes=self.max_import_bytes,
+            max_json_depth=self.max_json_depth,
             allow_private_model_hosts=self.allow_private_model_hosts, keys_manage_members=self.keys_manage_members,
         )  # fmt: skip
         changes: dict[str, Any] = {}

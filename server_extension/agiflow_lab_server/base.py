@@ -19,15 +19,18 @@ from typing import Any, TypeVar
 from jupyter_server.auth import IdentityProvider
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.call_context import CallContext
-from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.handlers import JupyterHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from agiflow_lab.authz.policy import READ, WRITE
+from agiflow_lab.config import Settings
+from agiflow_lab.core import json_input
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, Unauthenticated, Unavailable
+from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, Unauthenticated, Unavailable, ValidationFailed
 from agiflow_lab.keys.secrets import PREFIX as KEY_PREFIX
 from agiflow_lab.platform import Platform
+from agiflow_lab_server.body import StreamedBody
 from agiflow_lab_server.redaction import uri_for_log, validation_summary
 
 M = TypeVar("M", bound=BaseModel)
@@ -50,6 +53,19 @@ def validation_details(exc: ValidationError) -> dict[str, Any]:
             for e in exc.errors(include_url=False, include_input=False)
         ]
     }
+
+
+def check_parameter(name: str, value: str) -> None:
+    """A path segment or query value: text Postgres can store (no NUL), or a 400 naming it."""
+    try:
+        json_input.check_text(value, name)
+    except json_input.UnsafeJson as exc:
+        raise InvalidInput(f"{name} {exc.problem.message}", {"field": name}) from None
+
+
+def check_bigint(name: str, value: int) -> None:
+    if not json_input.INT64_MIN <= value <= json_input.INT64_MAX:
+        raise InvalidInput(f"{name} is out of range (a 64-bit integer)", {"field": name})
 
 
 def action_for(handler: type[AgiflowHandler], method: str) -> str:
@@ -77,8 +93,8 @@ def authorized(method: H) -> H:
         else:
             self.platform.authz.check(actor, project, self.auth_resource, action)
         for name, value in kwargs.items():  # Postgres refuses NUL characters: a bad name, not a 500
-            if isinstance(value, str) and "\x00" in value:
-                raise InvalidInput(f"{name} contains a NUL character", {"field": name})
+            if isinstance(value, str):
+                check_parameter(name, value)
         await method(self, *args, **kwargs)
 
     wrapper.__agiflow_authorized__ = True  # type: ignore[attr-defined]
@@ -95,9 +111,10 @@ class PlatformState:
     startup_error: str | None = None
 
 
-class AgiflowHandler(APIHandler):  # type: ignore[misc]
+class AgiflowHandler(StreamedBody):
     auth_resource = "agiflow:none"
     auth_actions: dict[str, str] = {}
+    body_limit_setting = "max_body_bytes"  # the Settings field bounding this route's request bodies
     _key_actor: Actor | None = None
 
     @property
@@ -106,9 +123,15 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
         assert platform is not None
         return platform
 
+    def body_limit(self) -> tuple[int, str]:
+        platform = self.settings["agiflow"].platform  # None if it failed to start: the defaults bound the refusal
+        settings = platform.settings if platform is not None else Settings()
+        return int(getattr(settings, self.body_limit_setting)), self.body_limit_setting
+
     async def prepare(self, **kwargs: Any) -> None:
         state: PlatformState = self.settings["agiflow"]
         await state.ready.wait()
+        self.admit_body()
         if state.startup_error:
             raise Unavailable("AGIFlow failed to start: " + state.startup_error)
         token = self._bearer_key()
@@ -170,22 +193,48 @@ class AgiflowHandler(APIHandler):  # type: ignore[misc]
             "",
         ):
             raise InvalidInput("send the body as application/json", {"field": "body"})
+        body = self.body or b"null"
         try:
-            data = json.loads(self.request.body or b"null")
+            json_input.loads(body, max_depth=self.platform.settings.max_json_depth)
+        except json_input.UnsafeJson as exc:
+            where, problem = exc.problem.path or "body", exc.problem
+            error = {"field": where, "message": problem.message, "type": problem.kind}
+            raise ValidationFailed(f"{where}: {problem.message}", {"field": where, "errors": [error]}) from None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"the body is not valid JSON: {exc}", {"field": "body"}) from exc
-        return model.model_validate(data)
+            raise InvalidInput(f"the body is not valid JSON: {exc}", {"field": "body"}) from None
+        # Strict, in JSON mode: ``true`` is not 1 and "5" is not 5, while strings still become datetimes or UUIDs.
+        return model.model_validate_json(body, strict=True)
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Path segments and query values: tornado's 400 for bad UTF-8 does not say which; this one does."""
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            field = name or "path"
+            raise InvalidInput(f"{field} is not valid UTF-8", {"field": field}) from None
 
     def path_int(self, field: str, value: str) -> int:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             raise InvalidInput(f"{field} must be a whole number", {"field": field, "value": value}) from None
+        check_bigint(field, number)
+        return number
 
     def query(self, model: type[M]) -> M:
-        # JupyterLab's ServerConnection appends a bare cache-busting timestamp (``&1732740000000``).
-        values = {k: v[-1].decode() for k, v in self.request.query_arguments.items() if not k.isdigit()}
-        return model.model_validate(values)
+        """Query strings are text, so the model is lax ("5" is 5; "true" is still not a number); the text is
+        checked first (UTF-8, no NUL) and integers after, against Postgres' bigint."""
+        values: dict[str, str] = {}
+        for name, raw in self.request.query_arguments.items():
+            if name.isdigit():  # JupyterLab's ServerConnection appends a bare cache-buster (``&1732740000000``)
+                continue
+            values[name] = self.decode_argument(raw[-1], name)
+            check_parameter(name, values[name])
+        parsed = model.model_validate(values)
+        for name, info in type(parsed).model_fields.items():
+            if isinstance(value := getattr(parsed, name), int) and not isinstance(value, bool):
+                check_bigint(info.alias or name, value)
+        return parsed
 
     # --- output ------------------------------------------------------------------------------
 

@@ -4,8 +4,7 @@ import asyncio
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from tornado.http1connection import HTTP1Connection
-from tornado.web import authenticated, stream_request_body
+from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
 from agiflow_lab.datasets.importers import ImportFormat
@@ -25,7 +24,6 @@ from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
 TAGS = ("datasets",)
-MAX_UPLOAD_BYTES = 1 << 30
 _cleanups: set[asyncio.Task[None]] = set()  # keeps abandoned uploads' rollbacks alive until they finish
 
 
@@ -164,48 +162,33 @@ async def _allow(handler: AgiflowHandler, **path: str) -> None:
 _check_access = authorized(_allow)
 
 
-@stream_request_body
 class ImportHandler(DatasetBase):
-    """Uploads of any size: the body (``text/csv`` or ``application/x-ndjson``) is parsed as it arrives.
+    """Uploads up to ``max_import_bytes``: the body (``text/csv`` or ``application/x-ndjson``) is parsed as it
+    arrives, never held whole.
 
-    With a streamed body tornado runs ``prepare`` before reading it, so the caller is authenticated and
-    authorized there, and a refused client's body is never parsed nor staged. A signed-in caller's refusal
-    (403, 404, 422) is sent once the body has been drained unparsed: answering first would close the
-    connection under a client still sending, which then sees a reset instead of the error. An anonymous
-    caller, or one that sent ``Expect: 100-continue``, is answered at once with ``Connection: close``.
-    Only an accepted upload may exceed the server's usual body size limit.
+    Every handler streams its body (``body.py``), so ``prepare`` runs before the body is read: the caller is
+    authenticated and authorized there, and a refused client's body is never parsed nor staged. A signed-in
+    caller's refusal (403, 404, 422) is sent once the body has been drained unparsed; an anonymous caller's
+    is sent at once, with ``Connection: close``: its body is not worth reading.
     """
 
+    body_limit_setting = "max_import_bytes"
     _session: ImportSession | None = None
-    _refusal: Exception | None = None
-    _hang_up = False  # answering before the body is read: tornado then closes the connection
-
-    def set_default_headers(self) -> None:
-        super().set_default_headers()
-        if self._hang_up:  # tell the client, so it does not reuse a connection that is about to close
-            self.set_header("Connection", "close")
 
     async def prepare(self, **kwargs: Any) -> None:
-        self._hang_up = True
+        self._answer_now = True
         await super().prepare(**kwargs)
         if self.current_user is None:
             raise Unauthenticated("sign in to Jupyter or send 'Authorization: Bearer <project API key>'")
-        try:
-            await _check_access(self, **self.path_kwargs)
-            q = self.query(ImportQuery)
-            self._session = await self.platform.datasets.begin_import(
-                self.actor, self.path_kwargs["project"], self.path_kwargs["name"],
-                fmt=q.format, mode=q.mode, mapping=q.column_mapping, message=q.message,
-            )  # fmt: skip
-        except Exception as exc:
-            if self.request.headers.get("Expect", "").lower() == "100-continue":
-                raise
-            self._refusal = exc
-        self._hang_up = False
-        if self._refusal is None and isinstance(self.request.connection, HTTP1Connection):
-            self.request.connection.set_max_body_size(MAX_UPLOAD_BYTES)  # tornado's default limit would refuse it
+        self._answer_now = False
+        await _check_access(self, **self.path_kwargs)
+        q = self.query(ImportQuery)
+        self._session = await self.platform.datasets.begin_import(
+            self.actor, self.path_kwargs["project"], self.path_kwargs["name"],
+            fmt=q.format, mode=q.mode, mapping=q.column_mapping, message=q.message,
+        )  # fmt: skip
 
-    async def data_received(self, chunk: bytes) -> None:
+    async def receive(self, chunk: bytes) -> None:  # type: ignore[override]
         if self._session is not None:
             await self._session.feed(chunk)
 
@@ -215,8 +198,6 @@ class ImportHandler(DatasetBase):
     @authenticated
     @authorized
     async def post(self, project: str, name: str) -> None:
-        if self._refusal is not None:
-            raise self._refusal
         assert self._session is not None
         self.finish_json(await self._session.finish(), status=201)
 
@@ -250,4 +231,4 @@ class ExportHandler(DatasetBase):
         async for chunk in self.platform.datasets.export_jsonl(ref):
             self.write(chunk)
             await self.flush()
-        self.finish()
+        self.finish(set_content_type="application/x-ndjson")  # APIHandler would say JSON for an empty version

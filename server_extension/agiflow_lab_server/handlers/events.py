@@ -23,6 +23,7 @@ REPLAY_PAGE = 1000
 
 class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: ignore[misc]
     auth_resource = "agiflow:jobs"
+    _stream_request_body = False  # an upgrade has no body to stream, and tornado's upgrade path expects none
 
     @operation("WebSocket of a project's job events; query: project, after (resume from an event id)",
                tags=("jobs",), websocket=True)  # fmt: skip
@@ -31,10 +32,7 @@ class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: i
         project = self.get_query_argument("project", "")
         if not project:
             raise InvalidInput("give the project to follow: ?project=<slug>", {"field": "project"})
-        try:
-            self.after = int(self.get_query_argument("after", "0"))
-        except ValueError:
-            raise InvalidInput("after must be an event id", {"field": "after"}) from None
+        self.after = self.path_int("after", self.get_query_argument("after", "0"))
         self.platform.authz.check(self.actor, project, self.auth_resource, "read")
         self.project = project
         await super().get(*args, **kwargs)
