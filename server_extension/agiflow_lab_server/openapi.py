@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -36,10 +36,19 @@ ERRORS = {
     "409": "Conflict with the current state",
     "422": "Body or query does not match the schema (details list field paths)",
 }
+TOO_LARGE = "Body larger than the endpoint's limit (details name the limit and its setting)"
 
 
-def _ref(model: Any) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+def _operation_id(verb: str, handler: type) -> str:
+    """``get_VersionsHandler`` is both prompts' and datasets' versions: the module keeps ids unique."""
+    return f"{verb}_{handler.__module__.rsplit('.', 1)[-1]}_{handler.__name__}"
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
@@ -51,8 +60,22 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, str], Any], dict[str, Any]]:
+    """Every body and response model's ``$ref`` as pydantic names it (``Page[Job]`` becomes ``Page_Job_``),
+    and the schemas those refs point at: the refs are taken from the same call that names the schemas."""
+    wanted: dict[tuple[Any, Literal["validation", "serialization"]], None] = {}
+    for route in routes:
+        for op in operations(route.handler).values():
+            if op.body is not None:
+                wanted[(op.body, "validation")] = None
+            if op.response is not None:
+                wanted[(op.response, "serialization")] = None
+    refs, schemas = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
+    return dict(refs), schemas.get("$defs", {})
+
+
 def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
-    models: list[Any] = []
+    refs, components = _schema_refs(routes)
     paths: dict[str, Any] = {}
     for route in routes:
         ops = operations(route.handler)
@@ -63,7 +86,7 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
         for verb, op in ops.items():
             entry: dict[str, Any] = {
                 "summary": op.summary,
-                "operationId": f"{verb}_{route.handler.__name__}",
+                "operationId": _operation_id(verb, route.handler),
                 "tags": list(op.tags),
                 "x-agiflow-resource": route.handler.auth_resource,
                 "x-agiflow-action": action_for(route.handler, verb),
@@ -72,31 +95,23 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
                 "parameters": [
                     {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
                 ],
-                "responses": {
-                    code: {
-                        "description": text,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    }
-                    for code, text in ERRORS.items()
-                },
+                "responses": {code: _error_response(text) for code, text in ERRORS.items()},
             }
             if op.query is not None:
                 entry["parameters"] += _query_parameters(op.query)
             if op.body is not None:
-                models.append((op.body, "validation"))
                 entry["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref(op.body)}},
+                    "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
                 }
+            if verb in ("post", "put", "patch"):
+                entry["responses"]["413"] = _error_response(TOO_LARGE)
             ok: dict[str, Any] = {"description": "OK" if op.status != 204 else "No content"}
             if op.response is not None:
-                models.append((op.response, "serialization"))
-                ok["content"] = {op.content_type: {"schema": _ref(op.response)}}
+                ok["content"] = {op.content_type: {"schema": refs[(op.response, "serialization")]}}
             entry["responses"][str(op.status)] = ok
             item[verb] = entry
         paths[f"/{API_PREFIX}{route.template}"] = item
-    _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
-    components = schemas.get("$defs", {})
     components["Error"] = ERROR_SCHEMA
     return {
         "openapi": "3.1.0",

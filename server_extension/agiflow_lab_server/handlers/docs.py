@@ -32,5 +32,4 @@ class DocsHandler(AgiflowHandler):
     @authenticated
     @authorized
     async def get(self) -> None:
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(DOCS_HTML)
+        self.finish(DOCS_HTML, set_content_type="text/html; charset=utf-8")  # APIHandler would say JSON

@@ -121,9 +121,8 @@ class JobNotebookHandler(JobBase):
     @authorized
     async def get(self, project: str, job_id: str) -> None:
         notebook = await self.jobs.output(project, job_id)
-        self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header("Content-Disposition", f'attachment; filename="job-{job_id}.ipynb"')
-        self.finish(json.dumps(notebook))
+        self.finish(json.dumps(notebook), set_content_type="application/x-ipynb+json")  # APIHandler would say JSON
 
 
 class JobNotebookOpenHandler(JobBase):
