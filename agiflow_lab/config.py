@@ -14,6 +14,8 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 
+from agiflow_lab.bus.kafka_security import KafkaSecurity
+
 ENV_PREFIX = "AGIFLOW_"
 
 
@@ -43,6 +45,11 @@ class Settings:
     key_cache_seconds: float = 5.0
     bus: str = "postgres"
     kafka_bootstrap: str | None = None
+    # SASL credentials for Kafka: API servers and workers hold them, job kernels never do.
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_security_protocol: str = "SASL_PLAINTEXT"
     workers: int = 1
     worker_concurrency: int = 2
     max_running_jobs: int = 32
@@ -57,6 +64,17 @@ class Settings:
     allow_private_model_hosts: bool = True
     # Project API keys may add, change and remove members (off: only signed-in owners manage access).
     keys_manage_members: bool = False
+    # Kernels (user code) as unprivileged uids of their own: auto (when the worker is root), on, off.
+    kernel_sandbox: str = "auto"
+    kernel_uids: str | None = None  # e.g. "61000-61511"
+
+    @property
+    def kafka_security(self) -> KafkaSecurity | None:
+        """None: the broker takes anonymous clients (acceptable only where nothing untrusted can reach it)."""
+        if not self.kafka_username:
+            return None
+        return KafkaSecurity(self.kafka_username, self.kafka_password or "", self.kafka_sasl_mechanism,
+                             self.kafka_security_protocol)  # fmt: skip
 
     @property
     def secret_key_path(self) -> Path:
@@ -77,8 +95,15 @@ class Settings:
             changes["bus"] = bus
         if bootstrap := env.get(f"{ENV_PREFIX}KAFKA_BOOTSTRAP"):
             changes["kafka_bootstrap"] = bootstrap
+        for name in ("kafka_username", "kafka_password", "kafka_sasl_mechanism", "kafka_security_protocol"):
+            if value := env.get(f"{ENV_PREFIX}{name.upper()}"):
+                changes[name] = value
         if key_file := env.get(f"{ENV_PREFIX}SECRET_KEY_FILE"):
             changes["secret_key_file"] = Path(key_file)
+        if sandbox := env.get(f"{ENV_PREFIX}KERNEL_SANDBOX"):
+            changes["kernel_sandbox"] = sandbox
+        if uids := env.get(f"{ENV_PREFIX}KERNEL_UIDS"):
+            changes["kernel_uids"] = uids
         for flag in ("allow_private_model_hosts", "keys_manage_members"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)

@@ -10,7 +10,8 @@ Standard library only. Library use::
 CLI::
 
     python scripts/kafka_broker.py fetch   # prints the lib dir
-    python scripts/kafka_broker.py run     # prints KAFKA_BOOTSTRAP=127.0.0.1:PORT, runs until Ctrl-C/SIGTERM
+    python scripts/kafka_broker.py run     # prints AGIFLOW_KAFKA_BOOTSTRAP=127.0.0.1:PORT, runs until Ctrl-C/SIGTERM
+    python scripts/kafka_broker.py run --sasl-user agiflow:secret   # SASL/PLAIN only; prints AGIFLOW_KAFKA_*
 """
 
 from __future__ import annotations
@@ -139,16 +140,21 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _server_properties(port: int, controller_port: int, log_dir: Path, partitions: int) -> str:
+def _server_properties(
+    port: int, controller_port: int, log_dir: Path, partitions: int, users: dict[str, str] | None = None
+) -> str:
+    """``users``: SASL/PLAIN accounts; the client listener then refuses anonymous clients (the controller
+    listener takes no client requests)."""
+    client = "SASL_PLAINTEXT" if users else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"{client}://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
         "log.dirs": str(log_dir),
         "num.partitions": str(partitions),
         "auto.create.topics.enable": "true",
@@ -163,6 +169,16 @@ def _server_properties(port: int, controller_port: int, log_dir: Path, partition
         "broker.heartbeat.interval.ms": "500",
         "broker.session.timeout.ms": "3000",
     }
+    if users:
+        admin = uuid.uuid4().hex
+        accounts = " ".join(f'user_{name}="{password}"' for name, password in {"admin": admin, **users}.items())
+        props.update({
+            "sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                f'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
+                f'password="{admin}" {accounts};',
+        })  # fmt: skip
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -196,7 +212,26 @@ class Broker:
     workdir: Path
     lib: Path
     timeout: float = 90
+    users: dict[str, str] = field(default_factory=dict, repr=False)  # SASL/PLAIN accounts; empty: anonymous
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """The first SASL account (name, password), or None for an anonymous broker."""
+        return next(iter(self.users.items()), None)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``AGIFLOW_KAFKA_*`` for AGIFlow processes that use this broker."""
+        env = {"AGIFLOW_KAFKA_BOOTSTRAP": self.bootstrap}
+        if self.credentials:
+            env.update(
+                AGIFLOW_KAFKA_USERNAME=self.credentials[0],
+                AGIFLOW_KAFKA_PASSWORD=self.credentials[1],
+                AGIFLOW_KAFKA_SASL_MECHANISM="PLAIN",
+                AGIFLOW_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+            )
+        return env
 
     @property
     def bootstrap(self) -> str:
@@ -275,16 +310,19 @@ def start(
     workdir: Path | None = None,
     partitions: int = 4,
     timeout: float = 90,
+    users: dict[str, str] | None = None,
 ) -> Broker:
-    """Format a fresh single-node KRaft log dir in ``workdir`` and start a broker on free ports."""
+    """Format a fresh single-node KRaft log dir in ``workdir`` and start a broker on free ports;
+    with ``users`` it accepts only SASL/PLAIN clients with one of those accounts."""
     lib = fetch(cache_dir)
     java = java_executable()
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="kafka-broker-"))
     workdir.mkdir(parents=True, exist_ok=True)
     port, controller_port = _free_ports(2)
-    broker = Broker(port=port, controller_port=controller_port, workdir=workdir, lib=lib, timeout=timeout)
+    broker = Broker(port=port, controller_port=controller_port, workdir=workdir, lib=lib, timeout=timeout,
+                    users=dict(users or {}))  # fmt: skip
     broker.config.write_text(
-        _server_properties(broker.port, broker.controller_port, workdir / "kraft-logs", partitions)
+        _server_properties(broker.port, broker.controller_port, workdir / "kraft-logs", partitions, users)
     )
     (workdir / "log4j2.xml").write_text(_log4j2_config(broker.log_file))
     broker.log_file.touch()
@@ -307,18 +345,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--sasl-user",
+        action="append",
+        default=[],
+        metavar="NAME:PASSWORD",
+        help="accept only SASL/PLAIN clients with this account (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
             print(fetch(args.cache_dir))
             return 0
-        broker = start(args.cache_dir, args.workdir, args.partitions)
+        users = dict(u.split(":", 1) for u in args.sasl_user)
+        broker = start(args.cache_dir, args.workdir, args.partitions, users=users)
     except KafkaBrokerError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with broker:
-        print(f"KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
+        for name, value in broker.env.items():
+            print(f"{name}={value}", flush=True)
         print(f"# workdir {broker.workdir}, log {broker.log_file}", file=sys.stderr, flush=True)
         try:
             while broker.process is not None and broker.process.poll() is None:

@@ -17,6 +17,7 @@ import pytest
 
 from agiflow_lab.bus import JOBS, Bus, Consumer, Message, OutboxRelay, RetryPolicy, enqueue, first_time, make_bus
 from agiflow_lab.bus.kafka import KafkaBus, dlq_topic
+from agiflow_lab.bus.kafka_security import KafkaSecurity
 from agiflow_lab.bus.postgres import PostgresBus, dead_letters, requeue
 from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
@@ -60,7 +61,7 @@ async def make(backend: str, db: Database, request: pytest.FixtureRequest) -> As
             options.setdefault("topics", ())
             options.setdefault("heartbeat_interval_ms", 300)
             options.setdefault("session_timeout_ms", 6000)
-            new = KafkaBus(broker.bootstrap, partitions=4, **options)
+            new = KafkaBus(broker.bootstrap, security=KafkaSecurity(*broker.credentials), partitions=4, **options)
         else:
             new = PostgresBus(db, **options)
         await new.start()
@@ -372,7 +373,9 @@ async def test_notify_wakes_an_idle_consumer_long_before_the_poll(db: Database, 
 
 async def test_kafka_topics_are_created_with_the_configured_partitions(kafka_broker: Broker) -> None:
     topic = f"t-{uuid.uuid4().hex[:12]}"
-    bus = KafkaBus(kafka_broker.bootstrap, partitions=3, topics=[topic])
+    bus = KafkaBus(
+        kafka_broker.bootstrap, security=KafkaSecurity(*kafka_broker.credentials), partitions=3, topics=[topic]
+    )
     await bus.start()
     try:
         producer = await bus._ready_producer()
@@ -403,7 +406,12 @@ async def test_a_job_submitted_while_kafka_is_down_is_delivered_when_it_returns(
 ) -> None:
     """Last in the file: it stops the session's broker (and always starts it again)."""
     topic = f"{JOBS}-{uuid.uuid4().hex[:12]}"
-    bus = KafkaBus(kafka_broker.bootstrap, topics=[topic], request_timeout_ms=10_000)
+    bus = KafkaBus(
+        kafka_broker.bootstrap,
+        security=KafkaSecurity(*kafka_broker.credentials),
+        topics=[topic],
+        request_timeout_ms=10_000,
+    )
     await bus.start()
     relay = OutboxRelay(db, bus, backoff_max=1.0, publish_timeout=15)
     relay.start()

@@ -44,7 +44,7 @@ class Stacks:
         db_url = create_database(start_postgres(pg_data))
         env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend, "AGIFLOW_SECRET_KEY_FILE": str(workdir / "secret.key")}
         if backend == "kafka":
-            env["AGIFLOW_KAFKA_BOOTSTRAP"] = self.request.getfixturevalue("kafka_broker").bootstrap
+            env.update(self.request.getfixturevalue("kafka_broker").env)
         stack = Stack(backend, db_url, env, workdir, pg_data=pg_data)
         self.started[backend] = stack
         stack.server = start_jupyter(db_url, workdir / "server", extra_args=["--AgiflowLab.workers=0"], extra_env=env)

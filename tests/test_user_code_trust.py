@@ -20,7 +20,7 @@ from tests.support.evals import make_connection, make_dataset, make_prompt, qa_i
 from tests.support.jobs import submit, wait_for
 from tests.support.scripted_llm import ScriptedLLM
 
-PROBE = '''
+PROBE = """
 import json, os, urllib.error, urllib.request
 
 def _try(fn):
@@ -46,7 +46,8 @@ def probe():
     import psycopg
     found = {}
     found["env"] = sorted(k for k, v in os.environ.items()
-                          if DB_URL in v or KEY_PATH in v or DATA_DIR in v or "DATABASE" in k or "SECRET" in k
+                          if DB_URL in v or KEY_PATH in v or DATA_DIR in v
+                          or any(w in k for w in ("DATABASE", "SECRET", "KAFKA", "PASSWORD"))
                           or k in ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN"))
     found["database"] = _try(lambda: psycopg.connect(DB_URL, connect_timeout=5).close())
     found["key_file"] = _try(lambda: open(KEY_PATH, "rb").read())
@@ -70,7 +71,7 @@ def probe():
     found["job_api_no_token"] = _status(f"{job_api}/v1/run")
     found["job_api_run"] = _status(f"{job_api}/v1/run", token=token)
     return found
-'''
+"""
 
 DENIED = {
     "env": [],

@@ -40,6 +40,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from agiflow_lab.bus.base import Bus, Consumer, Delivery, Message, Outgoing, RetryPolicy
+from agiflow_lab.bus.kafka_security import KafkaSecurity
 from agiflow_lab.bus.topics import ALL_TOPICS
 from agiflow_lab.errors import Unavailable
 
@@ -60,6 +61,7 @@ class KafkaBus(Bus):
         self,
         bootstrap_servers: str,
         *,
+        security: KafkaSecurity | None = None,
         partitions: int = 4,
         replication_factor: int = 1,
         client_id: str = "agiflow-lab",
@@ -74,6 +76,7 @@ class KafkaBus(Bus):
         commit_timeout: float = 30.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.client_options: dict[str, Any] = security.client_options() if security else {}
         self.partitions = partitions
         self.replication_factor = replication_factor
         self.client_id = client_id
@@ -113,6 +116,7 @@ class KafkaBus(Bus):
                     enable_idempotence=True,
                     acks="all",
                     request_timeout_ms=self.request_timeout_ms,
+                    **self.client_options,
                 )
                 try:
                     await producer.start()
@@ -135,6 +139,7 @@ class KafkaBus(Bus):
                 bootstrap_servers=self.bootstrap_servers,
                 client_id=self.client_id,
                 request_timeout_ms=self.request_timeout_ms,
+                **self.client_options,
             )
             try:
                 await admin.start()
@@ -288,6 +293,7 @@ class _KafkaConsumer(Consumer):
                 request_timeout_ms=bus.request_timeout_ms,
                 session_timeout_ms=bus.session_timeout_ms,
                 heartbeat_interval_ms=bus.heartbeat_interval_ms,
+                **bus.client_options,
             )
             self._kafka.subscribe(list(self.topics), listener=_Rebalance(self))
             try:

@@ -5,10 +5,9 @@ in the kernel (it runs user code); see ``agiflow_lab_workers.job_api`` for the s
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel
 
 from agiflow_lab.evals.wire import (
     JOB_API_VERSION,
@@ -22,8 +21,6 @@ from agiflow_lab.evals.wire import (
     Totals,
 )
 from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError
-
-M = TypeVar("M", bound=BaseModel)
 
 ENV_URL = "AGIFLOW_JOB_API"
 ENV_TOKEN = "AGIFLOW_JOB_TOKEN"
@@ -51,20 +48,22 @@ class JobApiClient:
         return cls(url, token)
 
     async def spec(self) -> RunSpec:
-        return await self._call("GET", "/run", RunSpec)
+        return RunSpec.model_validate_json(await self._call("GET", "/run"))
 
     async def totals(self) -> Totals:
-        return await self._call("GET", "/run/totals", Totals)
+        return Totals.model_validate_json(await self._call("GET", "/run/totals"))
 
     async def pending_items(self, after: int, limit: int) -> ItemsPage:
-        return await self._call("GET", "/run/items", ItemsPage, params={"after": after, "limit": limit})
+        return ItemsPage.model_validate_json(
+            await self._call("GET", "/run/items", params={"after": after, "limit": limit})
+        )
 
     async def write(self, results: list[dict[str, Any]], progress: Progress | None) -> None:
         body = ResultsBatch(results=results, progress=progress)
-        await self._call("POST", "/run/results", None, content=body.model_dump_json())
+        await self._call("POST", "/run/results", content=body.model_dump_json())
 
     async def report(self) -> ReportData:
-        return await self._call("GET", "/run/report", ReportData)
+        return ReportData.model_validate_json(await self._call("GET", "/run/report"))
 
     def completer(self, connection: str) -> Any:
         """``complete(request)`` for ``connection``, the worker applying the run's retry policy."""
@@ -72,7 +71,9 @@ class JobApiClient:
         async def complete(request: CompletionRequest) -> Completion:
             call = CompleteCall(connection=connection, messages=request.messages, model=request.model,
                                 params=request.params, json_output=request.json_output)  # fmt: skip
-            reply = await self._call("POST", "/run/complete", CompleteReply, content=call.model_dump_json())
+            reply = CompleteReply.model_validate_json(
+                await self._call("POST", "/run/complete", content=call.model_dump_json())
+            )
             if reply.error is not None or reply.text is None:
                 raise ProviderError(reply.error or "no completion", status=reply.status, attempts=reply.attempts)
             return Completion(text=reply.text, model=reply.model or request.model, tokens_in=reply.tokens_in,
@@ -84,9 +85,9 @@ class JobApiClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, model: type[M] | None, **kwargs: Any) -> Any:
+    async def _call(self, method: str, path: str, **kwargs: Any) -> bytes:
         headers = {"Content-Type": "application/json"} if "content" in kwargs else None
         r = await self._http.request(method, path, headers=headers, **kwargs)
         if r.status_code >= 400:
             raise JobApiError(f"job API {method} {path}: {r.status_code} {r.text[:500]}")
-        return None if model is None else model.model_validate_json(r.content)
+        return r.content

@@ -63,6 +63,8 @@ class JobService:
         self, actor: Actor, project: str, body: JobSubmit, input_notebook: dict[str, Any] | None = None
     ) -> tuple[Job, bool]:
         """Returns (job, created); a repeated idempotency key returns the first job and False."""
+        if body.notebook.startswith(BUILTIN_PREFIX):
+            builtin_path(body.notebook)  # unknown or internal task: 400 naming the choices
         project_id = await self.projects.resolve_id(project)
         async with self.db.transaction() as conn:
             job, created = await self.submit_in(conn, actor, project_id, body, input_notebook)
@@ -76,7 +78,7 @@ class JobService:
         """Submit inside the caller's transaction, so a job and the record that owns it (an evaluation
         run) are written together or not at all. The caller sets ``dispatch_wanted`` after commit."""
         if body.notebook.startswith(BUILTIN_PREFIX):
-            builtin_path(body.notebook)  # an unknown task is the client's mistake: 400 naming the choices
+            builtin_path(body.notebook, internal=True)  # callers in the platform check what a person may submit
         job_id = await store.insert(
             conn, project_id, body.notebook, input_notebook, body.parameters, body.idempotency_key,
             actor.principal, body.timeout_seconds, body.max_attempts,

@@ -131,6 +131,16 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         "manage members. Env: AGIFLOW_KEYS_MANAGE_MEMBERS.",
     )  # fmt: skip
 
+    kernel_sandbox = Unicode(
+        "auto", config=True,
+        help="Run each job's kernel (user code) as an unprivileged uid of its own: 'auto' (when the worker runs "
+        "as root), 'on' (required) or 'off'. Env: AGIFLOW_KERNEL_SANDBOX.",
+    )  # fmt: skip
+    kernel_uids = Unicode(
+        "", config=True, help="The uids kernels are leased from, e.g. '61000-61511' (the default). "
+        "Env: AGIFLOW_KERNEL_UIDS."
+    )  # fmt: skip
+
     def settings_from_config(self) -> Settings:
         base = Settings(
             database_url=self.database_url or None, default_project=self.default_project, bus=self.bus,
@@ -147,6 +157,9 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             changes["owner"] = self.owner
         if self.secret_key_file:
             changes["secret_key_file"] = Path(self.secret_key_file)
+        changes["kernel_sandbox"] = self.kernel_sandbox
+        if self.kernel_uids:
+            changes["kernel_uids"] = self.kernel_uids
         return replace(base, **changes).with_env()
 
     def initialize_settings(self) -> None:
@@ -164,7 +177,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         try:
             platform = await Platform.open(settings)
             self.state.platform = platform
-            bus = make_bus(settings.bus, platform.db, kafka_bootstrap=settings.kafka_bootstrap)
+            bus = make_bus(settings.bus, platform.db, kafka_bootstrap=settings.kafka_bootstrap,
+                           kafka_security=settings.kafka_security)  # fmt: skip
             self.state.backend = JobBackend(platform.db, bus, platform.jobs)
             await self.state.backend.start()
             self.supervisor = WorkerSupervisor(
@@ -172,6 +186,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                 env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
                      "AGIFLOW_SECRET_KEY_FILE": str(settings.secret_key_path.absolute()),
                      "AGIFLOW_ALLOW_PRIVATE_MODEL_HOSTS": str(settings.allow_private_model_hosts).lower(),
+                     "AGIFLOW_KERNEL_SANDBOX": settings.kernel_sandbox,
+                     **({"AGIFLOW_KERNEL_UIDS": settings.kernel_uids} if settings.kernel_uids else {}),
                      **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
                 args=["--concurrency", str(settings.worker_concurrency)],
             )  # fmt: skip

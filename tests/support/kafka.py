@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -40,10 +41,16 @@ Broker = kafka_broker_module.Broker
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A running Kafka broker for the whole session; ``.bootstrap`` is ``"127.0.0.1:PORT"``."""
+    """A running Kafka broker for the whole session; ``.bootstrap`` is ``"127.0.0.1:PORT"``.
+
+    It takes SASL/PLAIN clients only, as a deployment's brokers must (a job's kernel on the same host
+    must not read or forge bus messages): ``.env`` has the ``AGIFLOW_KAFKA_*`` settings with the account,
+    ``.credentials`` the account for a ``KafkaSecurity`` made in a test."""
     try:
         kafka_broker_module.fetch()
-        broker = kafka_broker_module.start(workdir=tmp_path_factory.mktemp("kafka"))
+        broker = kafka_broker_module.start(
+            workdir=tmp_path_factory.mktemp("kafka"), users={"agiflow": uuid.uuid4().hex}
+        )
     except kafka_broker_module.KafkaBrokerError as e:
         error = str(e)
     else:

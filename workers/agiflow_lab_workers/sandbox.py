@@ -9,8 +9,10 @@ its own, leased from a range for the kernel's lifetime and nobody else's while l
 - the kernel's home (``HOME``, IPython and Jupyter dirs, ``TMPDIR``) is a fresh 0700 directory, so one
   job cannot leave a start-up file for the next;
 - the job's working folder is handed to the uid when the job starts;
-- before a uid goes back to the range every process still running under it is killed, so a daemon a
-  job started cannot wait for the next kernel with the same uid.
+- before a uid goes back to the range, and again before it is leased, every process running under it is
+  killed, so a daemon a job started cannot wait for the next kernel with the same uid;
+- several workers on one host share the range: a uid is leased under an exclusive ``flock`` on a file in
+  a root-only folder (``/run/agiflow-lab/kernel-uids``), which the kernel dies with if its worker does.
 
 The uids need no ``/etc/passwd`` entry (like systemd's ``DynamicUser``). A worker that is not root cannot
 switch users: kernels then run as the worker's user, which the README's deployment notes cover.
@@ -19,6 +21,7 @@ switch users: kernels then run as the worker's user, which the README's deployme
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import secrets
@@ -33,6 +36,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DEFAULT_UIDS = range(61000, 61512)
+LOCK_DIR = Path("/run/agiflow-lab/kernel-uids")
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class KernelSandbox:
         if os.geteuid() != 0:
             raise RuntimeError("running kernels as other users needs a worker running as root")
         self._free = list(uids)
-        self._leased: set[int] = set()
+        self._leased: dict[int, int] = {}  # uid → the fd holding its lock
         self.root = root or Path(tempfile.mkdtemp(prefix="agiflow-kernels-"))
+        self.locks = _root_only_dir(LOCK_DIR) if LOCK_DIR.parent.parent.is_dir() else self.root
         self.root.chmod(0o711)  # kernels may enter their own home below it, not list the others
         self.work_root: Path | None = None  # the worker's scratch folder, where job folders are made
 
@@ -66,10 +71,8 @@ class KernelSandbox:
         return cls(parse_uids(uids) if uids else DEFAULT_UIDS)
 
     def lease(self) -> KernelIdentity:
-        if not self._free:
-            raise RuntimeError("no free kernel uid: widen AGIFLOW_KERNEL_UIDS")
-        uid = self._free.pop(0)
-        self._leased.add(uid)
+        uid = self._lock_free_uid()
+        kill_user_processes(uid)  # left over from a worker that died
         home = self.root / f"k{uid}-{secrets.token_hex(4)}"
         home.mkdir(mode=0o700)
         for sub in ("tmp", ".ipython", ".jupyter", ".config"):
@@ -110,9 +113,24 @@ class KernelSandbox:
         """Kill what the uid still runs, remove its home, and free the uid (blocking: call in a thread)."""
         kill_user_processes(identity.uid)
         shutil.rmtree(identity.home, ignore_errors=True)
-        if identity.uid in self._leased:
-            self._leased.discard(identity.uid)
+        fd = self._leased.pop(identity.uid, None)
+        if fd is not None:
+            os.close(fd)  # releases the flock
             self._free.append(identity.uid)
+
+    def _lock_free_uid(self) -> int:
+        for _ in range(len(self._free)):
+            uid = self._free.pop(0)
+            fd = os.open(self.locks / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another worker's kernel has it
+                os.close(fd)
+                self._free.append(uid)
+                continue
+            self._leased[uid] = fd
+            return uid
+        raise RuntimeError("no free kernel uid: widen AGIFLOW_KERNEL_UIDS")
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -136,6 +154,15 @@ class KernelSandbox:
                 f"{probe.stderr.strip()[-500:]} — make the installation readable by other users, or set "
                 "AGIFLOW_KERNEL_SANDBOX=off to run kernels as the worker's user"
             )
+
+
+def _root_only_dir(path: Path) -> Path:
+    """Create ``path`` (0700) and check nobody else could have planted it (no link, owned by us)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not path.is_dir() or path.is_symlink() or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise RuntimeError(f"{path} must be a folder owned by uid {os.geteuid()} that others cannot write")
+    return path
 
 
 def parse_uids(text: str) -> range:
