@@ -79,7 +79,8 @@ async def search(
 
 async def list_versions(conn: Conn, dataset_id: int, before: int | None, limit: int) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        VERSION + " WHERE v.dataset_id = %s AND (%s::bigint IS NULL OR v.version < %s) ORDER BY v.version DESC LIMIT %s",
+        VERSION
+        + " WHERE v.dataset_id = %s AND (%s::bigint IS NULL OR v.version < %s) ORDER BY v.version DESC LIMIT %s",
         (dataset_id, before, before, limit),
     )
     return await cur.fetchall()
