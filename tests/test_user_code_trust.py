@@ -175,3 +175,19 @@ async def test_an_internal_task_cannot_be_submitted_against_another_projects_run
     assert listed == []
     after = (await api.get(f"/projects/{victim['project']}/evals/runs/{victim['run']}/results")).json()
     assert after == before
+
+
+async def test_an_api_key_cannot_run_a_notebook_from_the_servers_files(api: Api, project: str) -> None:
+    """The server's files are not a project's: a key (held by a script, perhaps of another team) must not
+    run, and so read, whatever notebook lies there."""
+    name = f"private-{uuid.uuid4().hex[:6]}.ipynb"
+    notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    r = await api.client.put(api.server.url + f"api/contents/{name}", headers=api.headers(),
+                             json={"type": "notebook", "format": "json", "content": notebook})  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    for role in ("owner", "editor"):
+        key = await api.new_key(project, role)
+        r = await api.post(f"/projects/{project}/jobs", {"notebook": f"contents:{name}"}, key=key)
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["details"]["field"] == "notebook"
+    assert (await api.get(f"/projects/{project}/jobs")).json()["items"] == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -25,10 +26,11 @@ from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Cursor, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
-from agiflow_lab.errors import Conflict, NotFound
+from agiflow_lab.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import (
     BUILTIN_PREFIX,
+    CONTENTS_PREFIX,
     FINAL_STATES,
     Job,
     JobEvent,
@@ -60,11 +62,26 @@ class JobService:
     # --- client operations ---------------------------------------------------------------------
 
     async def submit(
-        self, actor: Actor, project: str, body: JobSubmit, input_notebook: dict[str, Any] | None = None
-    ) -> tuple[Job, bool]:
-        """Returns (job, created); a repeated idempotency key returns the first job and False."""
+        self, actor: Actor, project: str, body: JobSubmit,
+        load_notebook: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
+    ) -> tuple[Job, bool]:  # fmt: skip
+        """Returns (job, created); a repeated idempotency key returns the first job and False.
+
+        ``load_notebook`` reads a ``contents:`` notebook from the server's files, to be copied into the job.
+        Only a signed-in Jupyter user may name one: the files belong to the server, not to a project, so a
+        project API key must not run (and so read) whatever notebook lies there."""
+        input_notebook = None
         if body.notebook.startswith(BUILTIN_PREFIX):
             builtin_path(body.notebook)  # unknown or internal task: 400 naming the choices
+        elif body.notebook.startswith(CONTENTS_PREFIX):
+            if actor.kind != "user":
+                raise Forbidden(
+                    "an API key cannot run notebooks from the server's files; submit it as a signed-in user",
+                    {"field": "notebook"},
+                )
+            if load_notebook is None:
+                raise InvalidInput("this server cannot read notebooks from its files", {"field": "notebook"})
+            input_notebook = await load_notebook(body.notebook.removeprefix(CONTENTS_PREFIX).lstrip("/"))
         project_id = await self.projects.resolve_id(project)
         async with self.db.transaction() as conn:
             job, created = await self.submit_in(conn, actor, project_id, body, input_notebook)

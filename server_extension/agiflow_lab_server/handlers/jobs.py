@@ -8,7 +8,7 @@ from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
 from agiflow_lab.errors import InvalidInput
-from agiflow_lab.jobs.models import CONTENTS_PREFIX, Job, JobEvent, JobState, JobSubmit, QueueStatus
+from agiflow_lab.jobs.models import Job, JobEvent, JobState, JobSubmit, QueueStatus
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
@@ -64,15 +64,11 @@ class JobsHandler(JobBase):
     @authorized
     async def post(self, project: str) -> None:
         body = self.parse(JobSubmit)
-        snapshot = await self._snapshot(body.notebook)
-        job, created = await self.jobs.submit(self.actor, project, body, snapshot)
+        job, created = await self.jobs.submit(self.actor, project, body, self._snapshot)
         self.finish_json(job, status=201 if created else 200)
 
-    async def _snapshot(self, notebook: str) -> dict[str, Any] | None:
+    async def _snapshot(self, path: str) -> dict[str, Any]:
         """A contents notebook is copied into the job, so any worker can run it and the run is reproducible."""
-        if not notebook.startswith(CONTENTS_PREFIX):
-            return None
-        path = notebook.removeprefix(CONTENTS_PREFIX).lstrip("/")
         try:
             model = await _maybe_await(self.contents_manager.get(path, content=True, type="notebook"))
         except Exception as exc:  # the contents manager raises tornado HTTPErrors of its own
