@@ -78,18 +78,21 @@ async def count(api: Api, path: str) -> int:
 
 # --- cursors ---------------------------------------------------------------------------------------
 
-LISTS = {
-    "/jobs": None,
-    "/evals/runs": None,
-    "/evals/runs/{run}/results": None,
-    "/evals/compare?runs={run},{run2}": None,
-    "/audit": None,
+LISTS = {  # each list's key: what a cursor it issues holds
+    "/jobs": "time",
+    "/evals/runs": "time",
+    "/evals/runs/{run}/results": "int",
+    "/evals/compare?runs={run},{run2}": "int",
+    "/audit": "int",
     "/prompts": "name",
-    "/prompts/greet/versions": None,
+    "/prompts/greet/versions": "int",
     "/datasets": "name",
-    "/datasets/qa/versions": None,
+    "/datasets/qa/versions": "int",
     "/datasets/qa/items": "pair",
 }
+# A key of the right shape at the edge of its range: a page (maybe empty), never a database error.
+EDGE_KEYS = {"time": f'["9999-12-31T23:59:59Z","{uuid.UUID(int=0)}"]', "int": str(2**63 - 1), "name": '"zzz"',
+             "pair": f"[1,{2**63 - 1}]"}  # fmt: skip
 WRONG_JSON = ["[]", "{}", "[1,2]", "true", "false", "null", '"x"', "1" * 400, "1e400", "-1", "1.5", '"\\u0000"',
               '"\\ud800"', "[1,2,3]", '["x",1]', '{"a":1}', "[" * 1000 + "]" * 1000]  # fmt: skip
 
@@ -103,12 +106,14 @@ def b64(text: str | bytes) -> str:
 async def test_a_cursor_of_any_other_shape_is_a_400_naming_cursor(api: Api, world: dict[str, str], path: str) -> None:
     url, _, query = p(world, path).partition("?")
     params = dict(part.split("=") for part in query.split("&") if part)
-    valid_here = {"name": '"x"', "pair": "[1,2]"}.get(LISTS[path] or "")
+    valid_here = {"name": '"x"', "pair": "[1,2]"}.get(LISTS[path])
     cursors = [b64(j) for j in WRONG_JSON if j != valid_here]
     cursors += ["%%%", "!!", b64(b"\xff\xfe"), "A" * 5000, b64('"' + "n" * 600 + '"')]
     for cursor in cursors:
         r = await api.get(url, params={**params, "limit": 1, "cursor": cursor})
         assert_error(r, 400, "invalid_input", "cursor")
+    edge = await api.get(url, params={**params, "limit": 1, "cursor": b64(EDGE_KEYS[LISTS[path]])})
+    assert edge.status_code == 200, edge.text
     first = await api.get(url, params={**params, "limit": 1})
     assert first.status_code == 200, first.text
     if cursor := first.json()["next_cursor"]:  # the cursors a list issues still work
