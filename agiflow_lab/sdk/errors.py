@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from agiflow_lab.errors import (
+    HTTP_ERRORS,
     AgiflowError,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
+    TooLarge,
     Unauthenticated,
     Unavailable,
     ValidationFailed,
@@ -62,6 +64,10 @@ class ApiConflict(ApiError, Conflict):
     pass
 
 
+class ApiTooLarge(ApiError, TooLarge):
+    pass
+
+
 class ApiUnavailable(ApiError, Unavailable):
     pass
 
@@ -86,18 +92,15 @@ _BY_CODE: dict[str, type[ApiError]] = {
         ApiForbidden,
         ApiNotFound,
         ApiConflict,
+        ApiTooLarge,
         ApiUnavailable,
     )
 }
+# A body without our error shape (a proxy's page, a gateway timeout) is classified by its status: the
+# server's own table, plus the gateway statuses a proxy in front of it answers when it is down.
 _BY_STATUS: dict[int, type[ApiError]] = {
-    400: ApiInvalidInput,
-    401: ApiUnauthenticated,
-    403: ApiForbidden,
-    404: ApiNotFound,
-    409: ApiConflict,
-    422: ApiValidationFailed,
+    **{status: _BY_CODE[cls.code] for status, cls in HTTP_ERRORS.items() if cls.code in _BY_CODE},
     502: ApiUnavailable,
-    503: ApiUnavailable,
     504: ApiUnavailable,
 }
 

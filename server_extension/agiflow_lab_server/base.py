@@ -27,7 +27,15 @@ from agiflow_lab.authz.policy import READ, WRITE
 from agiflow_lab.config import Settings
 from agiflow_lab.core import json_input
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, Unauthenticated, Unavailable, ValidationFailed
+from agiflow_lab.errors import (
+    AgiflowError,
+    Forbidden,
+    InvalidInput,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+    code_for,
+)
 from agiflow_lab.keys.secrets import PREFIX as KEY_PREFIX
 from agiflow_lab.platform import Platform
 from agiflow_lab_server.body import StreamedBody
@@ -36,8 +44,6 @@ from agiflow_lab_server.redaction import uri_for_log, validation_summary
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
-HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 413: "too_large", 415: "unsupported_media_type", 503: "unavailable"}  # fmt: skip
 # Identity providers that only say "whoever holds the server's token": the person running the server.
 SHARED_SECRET_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
 
@@ -255,15 +261,11 @@ class AgiflowHandler(StreamedBody):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message, details = (
-            HTTP_CODES.get(status_code, "internal_error"),
-            responses.get(status_code, ""),
-            {},
-        )
+        code, message, details = code_for(status_code), responses.get(status_code, ""), {}
         if isinstance(exc, AgiflowError):
             status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
         elif isinstance(exc, ValidationError):
-            status_code, code, details = 422, "validation_failed", validation_details(exc)
+            status_code, code, details = ValidationFailed.status, ValidationFailed.code, validation_details(exc)
             first = details["errors"][0]
             message = f"{first['field']}: {first['message']}"
         elif isinstance(exc, web.HTTPError):

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from agiflow_lab import __version__
+from agiflow_lab.errors import HTTP_ERRORS
 from agiflow_lab_server.base import action_for
 from agiflow_lab_server.routing import API_PREFIX, Route, operations
 
@@ -28,15 +29,9 @@ ERROR_SCHEMA = {
     },
 }
 
-ERRORS = {
-    "400": "Invalid input (details name the field)",
-    "401": "Not authenticated",
-    "403": "Not allowed for the caller's role",
-    "404": "Not found",
-    "409": "Conflict with the current state",
-    "422": "Body or query does not match the schema (details list field paths)",
-}
-TOO_LARGE = "Body larger than the endpoint's limit (details name the limit and its setting)"
+# The statuses every operation may answer with; bodies (post, put, patch) may also be too large.
+OPERATION_ERRORS = (400, 401, 403, 404, 409, 422)
+BODY_ERRORS = (413,)
 
 
 def _operation_id(verb: str, handler: type) -> str:
@@ -44,9 +39,9 @@ def _operation_id(verb: str, handler: type) -> str:
     return f"{verb}_{handler.__module__.rsplit('.', 1)[-1]}_{handler.__name__}"
 
 
-def _error_response(description: str) -> dict[str, Any]:
+def _error_response(status: int) -> dict[str, Any]:
     return {
-        "description": description,
+        "description": HTTP_ERRORS[status].summary,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
 
@@ -95,7 +90,7 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
                 "parameters": [
                     {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
                 ],
-                "responses": {code: _error_response(text) for code, text in ERRORS.items()},
+                "responses": {str(status): _error_response(status) for status in OPERATION_ERRORS},
             }
             if op.query is not None:
                 entry["parameters"] += _query_parameters(op.query)
@@ -105,7 +100,7 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
                     "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
                 }
             if verb in ("post", "put", "patch"):
-                entry["responses"]["413"] = _error_response(TOO_LARGE)
+                entry["responses"].update({str(status): _error_response(status) for status in BODY_ERRORS})
             ok: dict[str, Any] = {"description": "OK" if op.status != 204 else "No content"}
             if op.response is not None:
                 ok["content"] = {op.content_type: {"schema": refs[(op.response, "serialization")]}}

@@ -26,7 +26,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from agiflow_lab.db.database import Database
-from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated
+from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, ValidationFailed, code_for
 from agiflow_lab.evals.run_access import JobContext, RunAccess
 from agiflow_lab.evals.wire import JOB_API_VERSION, CompleteCall, ResultsBatch
 from agiflow_lab.prompts.service import PromptService
@@ -152,16 +152,16 @@ class _Handler(web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message, details = "internal_error", responses.get(status_code, ""), {}
+        code, message, details = code_for(status_code), responses.get(status_code, ""), {}
         if isinstance(exc, AgiflowError):
             status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
         elif isinstance(exc, ValidationError):
-            status_code, code = 422, "validation_failed"
+            status_code, code = ValidationFailed.status, ValidationFailed.code
             details = {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
                                   for e in exc.errors(include_url=False, include_input=False)]}  # fmt: skip
             message = "the body does not match the schema"
         elif isinstance(exc, web.HTTPError):
-            code, message = "bad_request" if status_code < 500 else code, exc.log_message or message
+            message = exc.log_message or message
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
