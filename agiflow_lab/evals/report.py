@@ -7,14 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agiflow_lab.db.database import Database
-from agiflow_lab.evals import store
-from agiflow_lab.evals.aggregates import aggregates
 from agiflow_lab.evals.models import RunAggregates
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
+
+    from agiflow_lab.db.database import Database
 
 SCORE_BUCKETS = 10
 LATENCY_BUCKETS = 20
@@ -32,6 +31,10 @@ class Report:
 
     @classmethod
     async def load(cls, db: Database, run_id: str) -> Report:
+        """Read in the worker (the kernel gets the result through the job API, so it never imports psycopg)."""
+        from agiflow_lab.evals import store
+        from agiflow_lab.evals.aggregates import aggregates
+
         async with db.connection() as conn:
             run = await store.get_run(conn, run_id)
             assert run is not None, f"no evaluation run {run_id}"

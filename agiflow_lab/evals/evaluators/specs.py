@@ -13,8 +13,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 from agiflow_lab.prompts.models import LabelName, PromptName
@@ -104,6 +102,11 @@ class JsonSchemaSpec(_Spec):
     @field_validator("json_schema")
     @classmethod
     def _is_a_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        # Imported here: jsonschema's format checkers cost seconds to import (an IRI grammar is compiled),
+        # and every evaluation kernel imports this module.
+        from jsonschema.exceptions import SchemaError
+        from jsonschema.validators import validator_for
+
         try:
             validator_for(schema).check_schema(schema)
         except SchemaError as exc:

@@ -12,9 +12,6 @@ import json
 import re
 from typing import Any
 
-from jsonschema.exceptions import best_match
-from jsonschema.validators import validator_for
-
 from agiflow_lab.evals.evaluators.base import Case, Evaluator, Verdict
 from agiflow_lab.evals.evaluators.specs import JsonSchemaSpec, JsonValidSpec
 
@@ -56,6 +53,8 @@ class JsonSchema(Evaluator):
     def __init__(self, spec: JsonSchemaSpec) -> None:
         super().__init__(spec.evaluator_name, spec.threshold)
         self.allow_fence = spec.allow_fence
+        from jsonschema.validators import validator_for  # slow to import: only runs that check schemas pay
+
         cls = validator_for(spec.json_schema)
         self.validator = cls(spec.json_schema, format_checker=cls.FORMAT_CHECKER)
 
@@ -67,6 +66,8 @@ class JsonSchema(Evaluator):
         errors = list(self.validator.iter_errors(document))
         if not errors:
             return Verdict(1.0, "The output is valid JSON and matches the schema.")
+        from jsonschema.exceptions import best_match
+
         first = best_match(errors)
         assert first is not None
         count = f"{len(errors)} schema errors; the first" if len(errors) > 1 else "1 schema error"
