@@ -17,7 +17,7 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts } from './support/lab.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openFromLauncher } from './support/lab.mjs';
 
 const evals = {
   prompt: process.env.AGIFLOW_EVALS_PROMPT ?? '',
@@ -62,7 +62,7 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       await page.goto(`${env.url}lab/workspaces/agiflow-evals-test?token=${encodeURIComponent(env.token)}`);
       await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
 
-      const view = await openFromPalette(page);
+      const view = await openFromLauncher(page, 'agiflow-lab-evals', 'AGIFlow Evaluations');
       const project = view.getByTestId('agiflow-project-select');
       await firstOf(project, view);
       await project.selectOption(env.project);
@@ -179,22 +179,6 @@ describe('AGIFlow evaluations in JupyterLab', () => {
 
 function runRow(view, id) {
   return view.locator(`[data-testid="agiflow-run-item"][data-run-id="${id}"]`);
-}
-
-/** Open the evaluations view with its command palette entry. */
-async function openFromPalette(page) {
-  const view = page.locator('#agiflow-lab-evals');
-  if (await view.isVisible()) {
-    return view;
-  }
-  const input = page.locator('.lm-CommandPalette-input');
-  await page.locator('#jp-main-dock-panel').click({ position: { x: 5, y: 5 } }).catch(() => {});
-  await page.keyboard.press('Control+Shift+C');
-  await input.waitFor({ state: 'visible' });
-  await input.fill('AGIFlow Evaluations');
-  await page.locator('.lm-CommandPalette-item').filter({ hasText: 'AGIFlow Evaluations' }).first().click();
-  await view.waitFor({ state: 'visible' });
-  return view;
 }
 
 /** Start an evaluation run through the REST API, as a notebook or CI would. */

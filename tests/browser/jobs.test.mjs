@@ -14,7 +14,7 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts } from './support/lab.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openFromLauncher } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of this file)' : false;
 
@@ -50,7 +50,7 @@ describe('AGIFlow jobs in JupyterLab', () => {
       await page.goto(`${env.url}lab/workspaces/agiflow-jobs-test?token=${encodeURIComponent(env.token)}`);
       await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
 
-      const view = await openJobsView(page);
+      const view = await openFromLauncher(page, 'agiflow-lab-jobs', 'AGIFlow Jobs');
       const form = view.locator('.agiflow-job-submit');
       await firstOf(form, view);
       await view.getByTestId('agiflow-project-select').selectOption(env.project);
@@ -103,19 +103,4 @@ describe('AGIFlow jobs in JupyterLab', () => {
     }
   });
 });
-
-/** Open the jobs view from the launcher (a new launcher if none is showing). */
-async function openJobsView(page) {
-  const view = page.locator('#agiflow-lab-jobs');
-  if (await view.isVisible()) {
-    return view;
-  }
-  const card = page.locator('.jp-LauncherCard').filter({ hasText: 'AGIFlow Jobs', visible: true }).first();
-  if (!(await card.isVisible())) {
-    await page.locator('#jp-main-dock-panel .lm-TabBar-addButton').first().click();
-  }
-  await card.click();
-  await view.waitFor({ state: 'visible' });
-  return view;
-}
 

@@ -46,6 +46,25 @@ export async function firstOf(locator, scope) {
   }
 }
 
+/**
+ * Open one of AGIFlow's main-area views (`#id`) from its launcher card, opening a launcher first when
+ * none shows. A launcher card is a plain click on something visible: no keyboard shortcut whose focus
+ * JupyterLab's restored layout can steal (the command palette flaked that way).
+ */
+export async function openFromLauncher(page, id, title) {
+  const view = page.locator(`#${id}`);
+  if (await view.isVisible()) {
+    return view;
+  }
+  const card = page.locator('.jp-LauncherCard').filter({ hasText: title, visible: true }).first();
+  if (!(await card.isVisible())) {
+    await page.locator('#jp-main-dock-panel .lm-TabBar-addButton').first().click();
+  }
+  await card.click();
+  await view.waitFor({ state: 'visible' });
+  return view;
+}
+
 function withSlash(url) {
   return url.endsWith('/') ? url : `${url}/`;
 }
