@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+from jupyter_server.auth.decorator import ws_authenticated
 from tornado import web
 
 from agiflow_lab_server.app import ROUTES
@@ -134,6 +135,7 @@ async def test_every_route_with_every_role(api: Api, project: str, world: dict[s
 def test_every_route_is_authenticated_and_authorized() -> None:
     """A route added without the decorators fails here before it can ship."""
     authenticated_code = web.authenticated(lambda self: None).__code__
+    ws_authenticated_code = ws_authenticated(lambda self: None).__code__  # no login redirect on an upgrade
     for route in ROUTES:
         ops = operations(route.handler)
         assert ops, f"{route.template} has no documented operations"
@@ -142,7 +144,9 @@ def test_every_route_is_authenticated_and_authorized() -> None:
             if method is None:
                 continue
             assert verb in ops, f"{route.handler.__name__}.{verb} is not in the OpenAPI document"
-            assert method.__code__ is authenticated_code, f"{route.handler.__name__}.{verb} lacks @authenticated"
+            decorator = "ws_authenticated" if ops[verb].websocket else "authenticated"
+            wanted = ws_authenticated_code if ops[verb].websocket else authenticated_code
+            assert method.__code__ is wanted, f"{route.handler.__name__}.{verb} lacks @{decorator}"
             assert getattr(method, "__agiflow_authorized__", False), (
                 f"{route.handler.__name__}.{verb} lacks @authorized"
             )

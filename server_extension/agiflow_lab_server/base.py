@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from http.client import responses
 from typing import Any, TypeVar
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.auth import IdentityProvider
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.call_context import CallContext
@@ -87,11 +88,7 @@ def authorized(method: H) -> H:
     async def wrapper(self: AgiflowHandler, *args: Any, **kwargs: Any) -> None:
         action = action_for(type(self), self.request.method or "GET")
         actor = self.actor
-        if actor.kind == "user":
-            # Jupyter's own authorizer first (JupyterHub scopes, custom authorizers), then ours.
-            if not self.authorizer.is_authorized(self, self.current_user, action, "agiflow"):
-                raise Forbidden(f"the Jupyter server does not allow {action} on agiflow")
-            await self.platform.projects.note_user(actor)  # a signed-in user: counts as a real member
+        await self.check_jupyter_authorizer(action)  # Jupyter's own authorizer first, then ours
         project = kwargs.get("project")
         if project is None:
             if action == WRITE and actor.kind != "user":
@@ -179,6 +176,16 @@ class AgiflowHandler(StreamedBody):
 
     def get_login_url(self) -> str:
         raise Unauthenticated("sign in to Jupyter or send 'Authorization: Bearer <project API key>'")
+
+    async def check_jupyter_authorizer(self, action: str) -> None:
+        """A signed-in user must also pass the Jupyter server's authorizer (JupyterHub scopes, custom ones).
+
+        ``is_authorized`` may be a coroutine (an async Authorizer): unawaited, it would always be truthy."""
+        if self.actor.kind != "user":
+            return
+        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, action, "agiflow")):
+            raise Forbidden(f"the Jupyter server does not allow {action} on agiflow")
+        await self.platform.projects.note_user(self.actor)  # a signed-in user: counts as a real member
 
     @property
     def actor(self) -> Actor:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from jupyter_server.auth.decorator import ws_authenticated
 from jupyter_server.base.websocket import WebSocketMixin
-from tornado.web import authenticated
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from agiflow_lab.errors import InvalidInput
@@ -27,12 +27,13 @@ class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: i
 
     @operation("WebSocket of a project's job events; query: project, after (resume from an event id)",
                tags=("jobs",), websocket=True)  # fmt: skip
-    @authenticated
+    @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
         project = self.get_query_argument("project", "")
         if not project:
             raise InvalidInput("give the project to follow: ?project=<slug>", {"field": "project"})
         self.after = self.path_int("after", self.get_query_argument("after", "0"))
+        await self.check_jupyter_authorizer("read")
         self.platform.authz.check(self.actor, project, self.auth_resource, "read")
         self.project = project
         await super().get(*args, **kwargs)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
+from jupyter_core.utils import ensure_async
 from pydantic import BaseModel, ConfigDict, Field
 from tornado.web import authenticated
 
@@ -33,6 +35,23 @@ class EventsQuery(BaseModel):
 
 class EventList(BaseModel):
     items: list[JobEvent]
+
+
+class Contents(Protocol):
+    """The part of Jupyter's contents manager used here. Its methods are unannotated, and sync or async
+    depending on the manager the server is configured with: hence the union, and ``ensure_async``."""
+
+    def get(
+        self, path: str, content: bool = True, type: str | None = None, format: str | None = None
+    ) -> Awaitable[dict[str, Any]] | dict[str, Any]: ...
+
+    def dir_exists(self, path: str) -> Awaitable[bool] | bool: ...
+
+    def new(
+        self, model: dict[str, Any] | None = None, path: str = ""
+    ) -> Awaitable[dict[str, Any]] | dict[str, Any]: ...
+
+    def save(self, model: dict[str, Any], path: str) -> Awaitable[dict[str, Any]] | dict[str, Any]: ...
 
 
 class OpenedNotebook(BaseModel):
@@ -70,7 +89,8 @@ class JobsHandler(JobBase):
     async def _snapshot(self, path: str) -> dict[str, Any]:
         """A contents notebook is copied into the job, so any worker can run it and the run is reproducible."""
         try:
-            model = await _maybe_await(self.contents_manager.get(path, content=True, type="notebook"))
+            contents: Contents = self.contents_manager
+            model = await ensure_async(contents.get(path, content=True, type="notebook"))
         except Exception as exc:  # the contents manager raises tornado HTTPErrors of its own
             raise InvalidInput(f"notebook {path!r} cannot be read: {exc}", {"field": "notebook"}) from None
         content: dict[str, Any] = json.loads(json.dumps(model["content"]))
@@ -135,10 +155,10 @@ class JobNotebookOpenHandler(JobBase):
         notebook = await self.jobs.output(project, job_id)
         job = await self.jobs.get(project, job_id)
         path = f"{OPEN_FOLDER}/{project}-{job.id}.ipynb"
-        cm = self.contents_manager
-        if not await _maybe_await(cm.dir_exists(OPEN_FOLDER)):
-            await _maybe_await(cm.new(model={"type": "directory"}, path=OPEN_FOLDER))
-        await _maybe_await(cm.save({"type": "notebook", "format": "json", "content": notebook}, path))
+        cm: Contents = self.contents_manager
+        if not await ensure_async(cm.dir_exists(OPEN_FOLDER)):
+            await ensure_async(cm.new(model={"type": "directory"}, path=OPEN_FOLDER))
+        await ensure_async(cm.save({"type": "notebook", "format": "json", "content": notebook}, path))
         self.finish_json(OpenedNotebook(path=path))
 
 
@@ -157,9 +177,3 @@ class StatusHandler(AgiflowHandler):
     async def get(self) -> None:
         q = self.query(StatusQuery)
         self.finish_json(await self.platform.status.status(self.actor, q.project))
-
-
-async def _maybe_await(value: Any) -> Any:
-    if hasattr(value, "__await__"):
-        return await value
-    return value
