@@ -8,7 +8,6 @@ one API replica is revoked on all of them within milliseconds.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from importlib import resources
 
@@ -17,6 +16,7 @@ import casbin
 from agiflow_lab.authz import store
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.db.database import Database
+from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.errors import Forbidden
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ class Authorizer:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._enforcer = _new_enforcer()
-        self._listener: asyncio.Task[None] | None = None
+        # Any policy change, and every reconnect (a change may have been missed), loads the policy afresh.
+        self._listener = Listener(db, store.CHANNEL, on_connect=self._reload_on_connect, on_notify=self._reload_on_notify,
+                                  name="policy listener")  # fmt: skip
         # Casbin walks every policy row per call; decisions are remembered until the policy changes.
         self._decisions: dict[tuple[str, str, str, str], bool] = {}
 
@@ -41,11 +43,10 @@ class Authorizer:
         async with self.db.transaction() as conn:
             await store.seed_role_permissions(conn)
         await self.reload()
-        self._listener = asyncio.create_task(self._listen(), name="agiflow-policy-listener")
+        self._listener.start()
 
     async def stop(self) -> None:
-        if self._listener:
-            self._listener.cancel()
+        await self._listener.stop()
 
     async def reload(self) -> None:
         async with self.db.connection() as conn:
@@ -60,20 +61,11 @@ class Authorizer:
         self._enforcer = enforcer
         self._decisions = {}
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                conn = await self.db.connect()
-                async with conn:
-                    await conn.execute(f"LISTEN {store.CHANNEL}")
-                    await self.reload()  # anything missed while we were not listening
-                    async for _ in conn.notifies():
-                        await self.reload()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database went away: keep the last policy, retry
-                log.warning("policy listener lost its connection; retrying", exc_info=True)
-                await asyncio.sleep(1)
+    async def _reload_on_connect(self, _conn: ListenConn) -> None:
+        await self.reload()
+
+    async def _reload_on_notify(self, _payload: str) -> None:
+        await self.reload()
 
     def allowed(self, actor: Actor, project: str, resource: str, action: str) -> bool:
         if actor.kind == "system":

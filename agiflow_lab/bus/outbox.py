@@ -20,7 +20,6 @@ session ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +28,7 @@ from psycopg.types.json import Jsonb
 
 from agiflow_lab.bus.base import Bus, Outgoing, new_message_id
 from agiflow_lab.db.database import Conn, Database
+from agiflow_lab.db.listen import ListenConn, Listener
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,11 @@ async def enqueue(
 
 
 class OutboxRelay:
-    """Drains committed outbox rows to the bus: woken by NOTIFY, with a slow poll as a safety net."""
+    """Drains committed outbox rows to the bus: woken by NOTIFY, with a slow poll as a safety net.
+
+    The relay follows the outbox channel with the shared ``Listener``; its connection also holds the
+    relay lock, so every reconnect starts as a follower again and tries to take the lock.
+    """
 
     def __init__(
         self,
@@ -74,23 +78,22 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.leader = False
         self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._conn: ListenConn | None = None
         self._stopping = False
+        self._listener = Listener(
+            db, CHANNEL, on_connect=self._connected, on_notify=self._notified, on_idle=self._relay,
+            on_lost=self._disconnected, idle=poll_interval, name="outbox relay",
+        )  # fmt: skip
 
     def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="agiflow-outbox-relay")
+        self._stopping = False
+        self._listener.start()
 
     async def stop(self) -> None:
-        # The flag ends the loops even if the cancel is swallowed (Python 3.11 asyncio.wait_for in psycopg_pool).
+        # The flag ends a publish back-off even if the cancel is swallowed (Python 3.11 asyncio.wait_for in
+        # psycopg_pool, reached through a Postgres bus's publish).
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self.leader = False
+        await self._listener.stop()
 
     async def __aenter__(self) -> OutboxRelay:
         self.start()
@@ -99,56 +102,58 @@ class OutboxRelay:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                # The session advisory lock lives and dies with this connection, which also LISTENs.
-                async with await self.db.connect() as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    await self._serve(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("outbox relay lost its database connection; retrying", exc_info=True)
-            self.leader = False
-            if not self._stopping:
-                await asyncio.sleep(1)
+    async def _connected(self, conn: ListenConn) -> None:
+        # The session advisory lock lives and dies with this connection, which also LISTENs.
+        self._conn = conn
+        self.leader = False
+        await self._relay()
 
-    async def _serve(self, conn: Conn) -> None:
+    async def _notified(self, _payload: str) -> None:
+        await self._relay()
+
+    def _disconnected(self) -> None:
+        self._conn = None
+        self.leader = False
+
+    async def _relay(self) -> None:
+        """Take the relay lock if it is free, then send batches until the outbox is empty.
+
+        A bus failure keeps the rows and backs off here; a database failure propagates, so the listener
+        reconnects (the lock is gone with the old session) and starts again."""
+        conn = self._conn
+        if conn is None:
+            return
+        if not self.leader:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", _RELAY_LOCK)
+            row = await cur.fetchone()
+            self.leader = bool(row and row["ok"])
         failures = 0
-        while not self._stopping:
-            if not self.leader:
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok", _RELAY_LOCK)
-                row = await cur.fetchone()
-                self.leader = bool(row and row["ok"])
-            if self.leader:
-                try:
-                    sent = await self._relay_batch(conn)
-                except Exception as exc:  # the bus is down: keep the rows, back off, try again
-                    failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
-                    log.warning("outbox relay cannot publish (%s); retrying in %.1fs", self.last_error, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                failures = 0
-                self.last_error = None
-                if sent == self.batch_size:
-                    continue  # more waiting: no need to sleep
-            async for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
-                pass
+        while self.leader and not self._stopping:
+            rows = await self._next_batch(conn)
+            if not rows:
+                return
+            batch = [Outgoing(r["topic"], r["key"], r["payload"], str(r["message_id"]), r["headers"]) for r in rows]
+            try:
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.bus.publish_batch(batch)
+            except Exception as exc:  # the bus is down: keep the rows, back off, try again
+                failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+                log.warning("outbox relay cannot publish (%s); retrying in %.1fs", self.last_error, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            self.last_error = None
+            await conn.execute("DELETE FROM control.bus_outbox WHERE id = ANY(%s)", ([r["id"] for r in rows],))
+            if len(rows) < self.batch_size:
+                return
 
-    async def _relay_batch(self, conn: Conn) -> int:
+    async def _next_batch(self, conn: ListenConn) -> list[dict[str, Any]]:
         cur = await conn.execute(
             """SELECT id, message_id, topic, key, payload, headers FROM control.bus_outbox
                 ORDER BY id LIMIT %s""",
             (self.batch_size,),
         )
-        rows = await cur.fetchall()
-        if not rows:
-            return 0
-        batch = [Outgoing(r["topic"], r["key"], r["payload"], str(r["message_id"]), r["headers"]) for r in rows]
-        async with asyncio.timeout(self.publish_timeout):
-            await self.bus.publish_batch(batch)
-        await conn.execute("DELETE FROM control.bus_outbox WHERE id = ANY(%s)", ([r["id"] for r in rows],))
-        return len(rows)
+        rows: list[dict[str, Any]] = await cur.fetchall()
+        return rows

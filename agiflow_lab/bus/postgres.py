@@ -39,6 +39,7 @@ from psycopg.types.json import Jsonb
 
 from agiflow_lab.bus.base import Bus, Consumer, Delivery, Message, Outgoing, RetryPolicy
 from agiflow_lab.db.database import Conn, Database
+from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.errors import InvalidInput, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -205,24 +206,15 @@ class _Listener:
     """One LISTEN connection per bus, fanning notifications out to the consumers of each topic."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
-        self.connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._listener = Listener(db, CHANNEL, on_connect=self._resync, on_notify=self._notified, name="bus listener")
+        self.connected = self._listener.connected
 
     def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="agiflow-bus-listener")
+        self._listener.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self.connected.clear()
+        await self._listener.stop()
 
     def register(self, topics: Iterable[str], event: asyncio.Event) -> None:
         for topic in topics:
@@ -232,29 +224,17 @@ class _Listener:
         for topic in topics:
             self._waiters[topic].discard(event)
 
+    async def _resync(self, _conn: ListenConn) -> None:
+        self._wake(None)  # whatever was published while we were not listening
+
+    async def _notified(self, topic: str) -> None:
+        self._wake(topic)
+
     def _wake(self, topic: str | None) -> None:
         groups = self._waiters.values() if topic is None else [self._waiters.get(topic, set())]
         for events in groups:
             for event in events:
                 event.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:  # checked as well as cancel(): see _PgConsumer._beat
-            try:
-                async with await self._db.connect() as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.connected.set()
-                    self._wake(None)  # whatever was published while we were not listening
-                    while not self._stopping:
-                        async for note in conn.notifies(timeout=5):
-                            self._wake(note.payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.connected.clear()
-                if not self._stopping:
-                    log.warning("bus listener lost its connection; retrying", exc_info=True)
-                    await asyncio.sleep(1)
 
 
 @dataclass(frozen=True)

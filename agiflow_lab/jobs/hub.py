@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 from agiflow_lab.db.database import Database
+from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import JobEvent
 
@@ -34,18 +35,19 @@ class EventHub:
         self.fallback_poll = fallback_poll
         self.subscriptions: set[Subscription] = set()
         self._last_id = 0
-        self._task: asyncio.Task[None] | None = None
+        # Every wake-up (a notification, a reconnect, fallback_poll seconds of quiet) reads from the last id.
+        self._listener = Listener(
+            db, store.EVENTS_CHANNEL, on_connect=self._deliver_on_connect, on_notify=self._deliver_on_notify,
+            on_idle=self._deliver_new, idle=fallback_poll, name="event hub",
+        )  # fmt: skip
 
     async def start(self) -> None:
         async with self.db.connection() as conn:
             self._last_id = await store.last_event_id(conn)
-        self._task = asyncio.create_task(self._run(), name="agiflow-event-hub")
+        self._listener.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.stop()
 
     def subscribe(self, projects: set[str]) -> Subscription:
         sub = Subscription(frozenset(projects))
@@ -55,23 +57,12 @@ class EventHub:
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscriptions.discard(sub)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                conn = await self.db.connect()
-                async with conn:
-                    await conn.execute(f"LISTEN {store.EVENTS_CHANNEL}")
-                    await self._deliver_new()
-                    while True:
-                        # Wakes on the first notification, or after fallback_poll seconds regardless.
-                        async for _ in conn.notifies(timeout=self.fallback_poll, stop_after=1):
-                            pass
-                        await self._deliver_new()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("event hub lost its database connection; retrying", exc_info=True)
-                await asyncio.sleep(1)
+    async def _deliver_on_connect(self, _conn: ListenConn) -> None:
+        await self._deliver_new()
+
+    async def _deliver_on_notify(self, payload: str) -> None:
+        if not payload.isdigit() or int(payload) > self._last_id:  # a burst of inserts: the first read takes all
+            await self._deliver_new()
 
     async def _deliver_new(self) -> None:
         while True:

@@ -10,13 +10,12 @@ the listener reconnects (it also clears everything when it reconnects).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
 
 from agiflow_lab.db.database import Conn, Database
+from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.prompts.models import PromptVersion
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,9 @@ class PromptCache:
         self._entries: dict[EntryKey, tuple[float, PromptVersion]] = {}
         self._by_prompt: defaultdict[PromptKey, set[EntryKey]] = defaultdict(set)
         self._generation: defaultdict[PromptKey, int] = defaultdict(int)
-        self._task: asyncio.Task[None] | None = None
         self.listening = False
+        self._listener = Listener(db, CHANNEL, on_connect=self._resync, on_notify=self._changed, on_lost=self._paused,
+                                  name="prompt cache")  # fmt: skip
 
     def generation(self, prompt: PromptKey) -> int:
         return self._generation[prompt]
@@ -73,29 +73,23 @@ class PromptCache:
         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{prompt[0]}:{prompt[1]}"))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="agiflow-prompt-cache")
+        self._listener.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.stop()
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with await self.db.connect() as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.clear()
-                    self.listening = True
-                    async for note in conn.notifies():
-                        project_id, _, name = note.payload.partition(":")
-                        self.invalidate((int(project_id), name))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("prompt cache lost its listener; caching paused", exc_info=True)
-            finally:
-                self.listening = False
-                self.clear()
-            await asyncio.sleep(1)
+    async def _resync(self, _conn: ListenConn) -> None:
+        self.clear()  # whatever changed while nobody listened
+        self.listening = True
+
+    def _paused(self) -> None:
+        self.listening = False
+        self.clear()
+
+    async def _changed(self, payload: str) -> None:
+        project_id, _, name = payload.partition(":")
+        if not project_id.isdigit():  # something changed, but we cannot tell what: drop everything
+            log.warning("malformed prompt invalidation %r; clearing the cache", payload)
+            self.clear()
+            return
+        self.invalidate((int(project_id), name))

@@ -28,6 +28,7 @@ from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.config import Settings
 from agiflow_lab.db.database import Database
+from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.evals.job_client import ENV_TOKEN, ENV_URL
 from agiflow_lab.evals.run_access import JobContext
 from agiflow_lab.jobs import ownership, store
@@ -110,10 +111,9 @@ class Worker:
                                         opts.concurrency)  # fmt: skip
         consumer = bus.consume(opts.topics, opts.group, max_in_flight=opts.concurrency)
         await consumer.start()
-        helpers = [
-            asyncio.create_task(self._heartbeat(), name="heartbeat"),
-            asyncio.create_task(self._listen_for_cancels(), name="cancel-listener"),
-        ]
+        helpers = [asyncio.create_task(self._heartbeat(), name="heartbeat")]
+        cancels = self._cancel_listener()
+        cancels.start()
         taking = asyncio.create_task(self._take_work(consumer), name="take-work")
         log.info("worker %s ready: bus=%s topics=%s concurrency=%s", self.id, type(bus).__name__, opts.topics,
                  opts.concurrency)  # fmt: skip
@@ -126,6 +126,7 @@ class Worker:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            await cancels.stop()
             with contextlib.suppress(Exception):
                 async with self.db.connection() as conn:
                     await store.worker_stopped(conn, self.id)
@@ -246,27 +247,31 @@ class Worker:
                     await run.delivery.extend()
                 if self.running:
                     for job_id in await ownership.cancel_requested(self.db, list(self.running)):
-                        self.running[job_id].cancel.set()
+                        self._cancel(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
 
-    async def _listen_for_cancels(self) -> None:
-        while True:
-            try:
-                async with await self.db.connect() as conn:
-                    await conn.execute(f"LISTEN {store.CANCEL_CHANNEL}")
-                    async for note in conn.notifies():
-                        run = self.running.get(note.payload)
-                        if run is not None:
-                            log.info("cancelling job %s", note.payload)
-                            run.cancel.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("cancel listener lost its connection; retrying", exc_info=True)
-                await asyncio.sleep(1)
+    def _cancel_listener(self) -> Listener:
+        """Cancels reach a running job at once through NOTIFY; on every (re)connect the worker asks the
+        database which of its jobs had a cancel requested meanwhile, since those notifications are lost."""
+
+        async def resync(_conn: ListenConn) -> None:
+            if self.running:
+                for job_id in await ownership.cancel_requested(self.db, list(self.running)):
+                    self._cancel(job_id)
+
+        async def notified(job_id: str) -> None:
+            self._cancel(job_id)
+
+        return Listener(self.db, store.CANCEL_CHANNEL, on_connect=resync, on_notify=notified, name="cancel listener")
+
+    def _cancel(self, job_id: str) -> None:
+        run = self.running.get(job_id)
+        if run is not None and not run.cancel.is_set():
+            log.info("cancelling job %s", job_id)
+            run.cancel.set()
 
 
 def _finished(result: RunResult) -> dict[str, Any]:
