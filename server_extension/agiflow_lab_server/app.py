@@ -163,8 +163,10 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         return replace(base, **changes).with_env()
 
     def initialize_settings(self) -> None:
-        token = getattr(getattr(self.serverapp, "identity_provider", None), "token", "") or ""
-        install_filter([self.log, self.serverapp.log], [token])
+        serverapp = self.serverapp
+        assert serverapp is not None, "settings are initialised once the extension is linked to its server"
+        token = getattr(getattr(serverapp, "identity_provider", None), "token", "") or ""
+        install_filter([self.log, serverapp.log], [token])
         self.state = PlatformState()
         self.settings.update(agiflow=self.state, agiflow_routes=ROUTES)
 

@@ -17,7 +17,7 @@ from http.client import responses
 from typing import Any, TypeVar
 
 from jupyter_core.utils import ensure_async
-from jupyter_server.auth import IdentityProvider
+from jupyter_server.auth import IdentityProvider, User
 from jupyter_server.auth.identity import PasswordIdentityProvider
 from jupyter_server.base.call_context import CallContext
 from jupyter_server.base.handlers import JupyterHandler
@@ -122,7 +122,8 @@ class AgiflowHandler(StreamedBody):
 
     @property
     def platform(self) -> Platform:
-        platform = self.settings["agiflow"].platform
+        state: PlatformState = self.settings["agiflow"]
+        platform = state.platform
         assert platform is not None
         return platform
 
@@ -157,7 +158,8 @@ class AgiflowHandler(StreamedBody):
         if not self.check_host():
             raise web.HTTPError(403)
         self._key_actor = await self.platform.keys.authenticate(token)
-        self.current_user = self._jupyter_current_user = self._key_actor
+        # Jupyter's user for tornado's @authenticated and its request log ("key:<id>@<ip>"); ``actor`` is the key.
+        self.current_user = self._jupyter_current_user = User(username=self._key_actor.principal)
 
     def _bearer_key(self) -> str | None:
         header = self.request.headers.get("Authorization", "")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
 
 from agiflow_lab import __version__
 from agiflow_lab.errors import HTTP_ERRORS
@@ -55,10 +55,10 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
-def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, str], Any], dict[str, Any]]:
+def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
     """Every body and response model's ``$ref`` as pydantic names it (``Page[Job]`` becomes ``Page_Job_``),
     and the schemas those refs point at: the refs are taken from the same call that names the schemas."""
-    wanted: dict[tuple[Any, Literal["validation", "serialization"]], None] = {}
+    wanted: dict[tuple[Any, JsonSchemaMode], None] = {}
     for route in routes:
         for op in operations(route.handler).values():
             if op.body is not None:
@@ -66,7 +66,7 @@ def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, str], Any], dict[
             if op.response is not None:
                 wanted[(op.response, "serialization")] = None
     refs, schemas = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
-    return dict(refs), schemas.get("$defs", {})
+    return refs, schemas.get("$defs", {})
 
 
 def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:

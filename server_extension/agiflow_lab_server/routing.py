@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:  # base.py is the handlers' module; routes only name the classes
+    from agiflow_lab_server.base import AgiflowHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +52,7 @@ def path_regex(template: str) -> str:
 @dataclass(frozen=True)
 class Route:
     template: str
-    handler: type
+    handler: type[AgiflowHandler]
 
 
 def operations(handler: type) -> dict[str, Operation]:
