@@ -17,10 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agiflow_lab.bus import outbox
-from agiflow_lab.bus.topics import JOB_EVENTS
 from agiflow_lab.datasets import store as datasets_store
-from agiflow_lab.db.database import Database
+from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Forbidden, InvalidInput, NotFound
 from agiflow_lab.evals import store
 from agiflow_lab.evals.report import Report
@@ -35,6 +33,7 @@ from agiflow_lab.evals.wire import (
     RunSpec,
     Totals,
 )
+from agiflow_lab.jobs.events import ItemProgress, ProgressEvent, record_event
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.retry import RetryPolicy, complete_with_retries
@@ -43,7 +42,6 @@ from agiflow_lab.providers.service import ModelService
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000
-WRITE_RETRY_DELAYS = (0.2, 0.5, 1, 2, 5, 10, 0)  # a database blip must not lose finished work
 
 
 @dataclass(frozen=True)
@@ -165,20 +163,14 @@ class RunAccess:
         return ItemsPage(items=pending, next_after=int(page[-1]["ordinal"]) if len(page) == limit else None)
 
     async def write(self, batch: ResultsBatch) -> None:
+        """Results and the progress they make commit together, so progress never runs ahead of results."""
         rows = [{"run_id": self.run_id, **ResultRow.model_validate(r).model_dump()} for r in batch.results]
+
+        async def insert(conn: Conn) -> None:
+            await store.insert_results(conn, rows)
+
         event = self._event(batch.progress) if batch.progress is not None else None
-        for delay in WRITE_RETRY_DELAYS:
-            try:
-                async with self.db.transaction() as conn:
-                    await store.insert_results(conn, rows)
-                    if event is not None:
-                        await outbox.enqueue(conn, JOB_EVENTS, self.job.job_id, event)
-                return
-            except Exception:
-                if not delay:
-                    raise
-                log.warning("cannot write %d results of run %s; retrying", len(rows), self.run_id, exc_info=True)
-                await asyncio.sleep(delay)
+        await record_event(self.db, event, with_writes=insert)
 
     async def complete(self, call: CompleteCall) -> CompleteReply:
         """One model call with the run's retry policy, on a connection this run pinned."""
@@ -223,13 +215,10 @@ class RunAccess:
                 self._clients[connection] = client
             return client
 
-    def _event(self, progress: Progress) -> dict[str, Any]:
-        return {
-            "job_id": self.job.job_id, "attempt": self.job.attempt, "worker_id": self.job.worker_id,
-            "type": "progress",
-            "data": {"unit": "items", "run_id": self.run_id, "done": progress.done,
-                     "total": int(self.run["items_total"]), "passed": progress.passed, "errors": progress.errors},
-        }  # fmt: skip
+    def _event(self, progress: Progress) -> ProgressEvent:
+        items = ItemProgress(run_id=self.run_id, done=progress.done, total=int(self.run["items_total"]),
+                             passed=progress.passed, errors=progress.errors)  # fmt: skip
+        return ProgressEvent(job_id=self.job.job_id, attempt=self.job.attempt, worker_id=self.job.worker_id, data=items)
 
 
 def _template(template: Any) -> Any:

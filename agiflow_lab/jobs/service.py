@@ -17,17 +17,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, ValidationError
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.bus import outbox
-from agiflow_lab.bus.base import Message
+from agiflow_lab.bus.base import Message, Reject
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Cursor, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agiflow_lab.jobs import store
+from agiflow_lab.jobs.events import CellProgress, FinishedEvent, ItemProgress, LogEvent, ProgressEvent, parse_job_event
 from agiflow_lab.jobs.models import (
     BUILTIN_PREFIX,
     CONTENTS_PREFIX,
@@ -201,6 +202,20 @@ class JobService:
             rows = await store.events_after(conn, after, job_id=job.id, limit=limit)
         return [JobEvent.model_validate(r) for r in rows]
 
+    async def project_events(self, project: str, *, after: int, limit: int = 500) -> list[JobEvent]:
+        """A page of a project's events with ids above ``after``, oldest first: what a live view
+        missed, read from the table before it follows the hub. The caller has checked read access."""
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.connection() as conn:
+            rows = await store.events_after(conn, after, project_ids=[project_id], limit=limit)
+        return [JobEvent.model_validate(r) for r in rows]
+
+    async def latest_event_id(self, project: str) -> int:
+        """The newest event id of a project (0 if none): where a view that wants no history starts."""
+        project_id = await self.projects.resolve_id(project)
+        async with self.db.connection() as conn:
+            return await store.last_event_id(conn, project_id)
+
     # --- the backend's side of the pipeline ----------------------------------------------------
 
     async def dispatch(self) -> int:
@@ -241,36 +256,46 @@ class JobService:
                 del self._rescued[job_id]
 
     async def apply_event(self, message: Message) -> None:
-        """Apply one ``job-events`` message from a worker; safe to call again with the same message."""
-        payload = message.payload
-        job_id, attempt, kind = str(payload["job_id"]), int(payload["attempt"]), str(payload["type"])
-        data: dict[str, Any] = dict(payload.get("data") or {})
+        """Apply one ``job-events`` message from a worker; safe to call again with the same message.
+
+        A body that is not a job event can never be applied: it is rejected (dead-lettered, where an
+        operator can read it) rather than retried, and the consumer goes on with the next message."""
+        try:
+            event = parse_job_event(message.payload)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                                 for e in exc.errors(include_url=False, include_input=False))  # fmt: skip
+            raise Reject(f"not a job event: {problems}") from None
+        job_id, attempt = event.job_id, event.attempt
         async with self.db.transaction() as conn:
             row = await store.get(conn, job_id, lock=True)
             if row is None:
                 return
             current = row["attempts"] == attempt and row["state"] == "running"
-            if kind == "progress":
-                event = await store.add_event(conn, job_id, row["project_id"], "progress", data, attempt=attempt,
+
+            async def record(type_: str, data: dict[str, Any]) -> bool:
+                """The event row (for live views); False if this bus message was applied before."""
+                added = await store.add_event(conn, job_id, row["project_id"], type_, data, attempt=attempt,
                                               message_id=message.id)  # fmt: skip
-                if event is not None and current and "unit" not in data:  # item progress (evals) is not cells
-                    await store.progress(conn, job_id, attempt, int(data["done"]), int(data["total"]))
-            elif kind == "log":
-                await store.add_event(
-                    conn, job_id, row["project_id"], "log", data, attempt=attempt, message_id=message.id
-                )
-            elif kind == "finished":
-                status = str(data["status"])
-                state = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(status, "failed")
-                event = await store.add_event(conn, job_id, row["project_id"], "state",
-                                              {"state": state, "status": status, "error": data.get("error")},
-                                              attempt=attempt, message_id=message.id)  # fmt: skip
-                if event is not None and current:
-                    await store.set_state(
-                        conn, job_id, state, finished_at="now()", error=data.get("error"), result=data.get("result"),
-                        cells_done=int(data.get("cells_done", row["cells_done"])),
-                    )  # fmt: skip
-        if kind == "finished":
+                return added is not None
+
+            match event:
+                case ProgressEvent(data=CellProgress() as progress):
+                    if await record("progress", progress.model_dump(mode="json")) and current:
+                        await store.progress(conn, job_id, attempt, progress.done, progress.total)
+                case ProgressEvent(data=ItemProgress() as progress):  # an evaluation's items: shown, not cells
+                    await record("progress", progress.model_dump(mode="json"))
+                case LogEvent(data=output):
+                    await record("log", output.model_dump(mode="json"))
+                case FinishedEvent(data=done):
+                    state = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(done.status, "failed")
+                    error = None if done.error is None else done.error.model_dump(mode="json")
+                    if await record("state", {"state": state, "status": done.status, "error": error}) and current:
+                        await store.set_state(
+                            conn, job_id, state, finished_at="now()", error=error, result=done.result,
+                            cells_done=row["cells_done"] if done.cells_done is None else done.cells_done,
+                        )  # fmt: skip
+        if isinstance(event, FinishedEvent):
             self.dispatch_wanted.set()
 
     async def _locked(self, conn: Any, job_id: str, project_id: int) -> dict[str, Any]:

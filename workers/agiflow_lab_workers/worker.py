@@ -32,6 +32,7 @@ from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.evals.job_client import ENV_TOKEN, ENV_URL
 from agiflow_lab.evals.run_access import JobContext
 from agiflow_lab.jobs import ownership, store
+from agiflow_lab.jobs.events import Finished, RunErrorData
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab.projects.service import ProjectService
@@ -190,8 +191,8 @@ class Worker:
         try:
             input_path = await self._input_path(job, claim, folder)
         except Exception as exc:
-            await events.send("finished", {"status": "failed", "error": {"ename": type(exc).__name__,
-                                                                       "evalue": str(exc), "traceback": []}})  # fmt: skip
+            await events.finished(Finished(status="failed", error=RunErrorData(ename=type(exc).__name__,
+                                                                               evalue=str(exc))))  # fmt: skip
             await run.delivery.ack()
             return
         token = self.job_api.grant(JobContext(run.job_id, run.attempt, self.id, str(job["project"])))
@@ -216,7 +217,7 @@ class Worker:
         if notebook is not None:
             async with self.db.connection() as conn:
                 await store.save_output(conn, run.job_id, run.attempt, notebook)
-        await events.send("finished", _finished(result))
+        await events.finished(_finished(result))
         await run.delivery.ack()
         await asyncio.to_thread(shutil.rmtree, self.options.work_dir / run.job_id, True)
 
@@ -274,14 +275,14 @@ class Worker:
             run.cancel.set()
 
 
-def _finished(result: RunResult) -> dict[str, Any]:
-    return {
-        "status": result.status,
-        "error": None if result.error is None else asdict(result.error),
-        "result": result.result,
-        "cells_done": result.cells_done,
-        "cells_total": result.cells_total,
-    }
+def _finished(result: RunResult) -> Finished:
+    return Finished(
+        status=result.status,
+        error=None if result.error is None else RunErrorData(**asdict(result.error)),
+        result=result.result,
+        cells_done=result.cells_done,
+        cells_total=result.cells_total,
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
