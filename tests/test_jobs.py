@@ -171,11 +171,11 @@ async def test_status_shows_live_workers_and_queue(api: Api) -> None:
     assert {"queued", "dispatched", "running", "oldest_queued_seconds"} <= set(status)
 
 
-def ws_url(api: Api, project: str, after: int = 0) -> str:
+def ws_url(api: Api, project: str, after: int | str = 0) -> str:
     return api.server.url.replace("http://", "ws://") + f"agiflow/api/v1/events?project={project}&after={after}"
 
 
-async def connect(api: Api, project: str, after: int = 0, **who: Any) -> WebSocketClientConnection:
+async def connect(api: Api, project: str, after: int | str = 0, **who: Any) -> WebSocketClientConnection:
     request = HTTPRequest(ws_url(api, project, after), headers=api.headers(**who))
     return await websocket_connect(request)
 
@@ -210,6 +210,21 @@ async def test_websocket_pushes_events_live_and_resumes_from_an_id(api: Api, pro
         replayed = [(await receive(ws))["id"] for _ in expected]
     ws.close()
     assert replayed == expected
+
+
+async def test_websocket_after_latest_follows_what_happens_next_without_the_history(api: Api, project: str) -> None:
+    earlier = await submit(api, project, {"notebook": "builtin:hello", "parameters": {"name": "earlier"}})
+    await wait_for(api, project, earlier["id"])
+    ws = await connect(api, project, after="latest")
+    later = await submit(api, project, {"notebook": "builtin:hello", "parameters": {"name": "later"}})
+    async with asyncio.timeout(60):
+        first = await receive(ws)
+    ws.close()
+    assert first["job_id"] == later["id"]  # with after=0 it would be the earlier job's "queued"
+
+    with pytest.raises(HTTPClientError) as bad:
+        await connect(api, project, after="soon")
+    assert bad.value.code == 400
 
 
 async def test_websocket_access_is_checked_per_project(api: Api, project: str) -> None:

@@ -114,8 +114,14 @@ async def events_after(
     return await cur.fetchall()
 
 
-async def last_event_id(conn: Conn) -> int:
-    cur = await conn.execute("SELECT coalesce(max(id), 0) AS id FROM control.job_events")
+async def last_event_id(conn: Conn, project_id: int | None = None) -> int:
+    """The newest event id, of the deployment or of one project (0 if there is none)."""
+    if project_id is None:
+        cur = await conn.execute("SELECT coalesce(max(id), 0) AS id FROM control.job_events")
+    else:  # a backward scan of job_events_by_project
+        cur = await conn.execute(
+            "SELECT coalesce(max(id), 0) AS id FROM control.job_events WHERE project_id = %s", (project_id,)
+        )
     row = await cur.fetchone()
     return int(row["id"]) if row else 0
 

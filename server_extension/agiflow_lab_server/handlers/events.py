@@ -2,6 +2,8 @@
 
 A client that reconnects passes ``after=<last event id it saw>`` and first receives everything it
 missed (read from the event table), then live events; ids only ever grow, so it can deduplicate.
+``after=latest`` starts from the project's newest event: a view that loaded its state over REST
+follows what happens next without replaying the project's whole history.
 """
 
 from __future__ import annotations
@@ -14,25 +16,27 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from agiflow_lab.errors import InvalidInput
-from agiflow_lab.jobs import store
 from agiflow_lab_server.base import AgiflowHandler
 from agiflow_lab_server.routing import operation
 
 REPLAY_PAGE = 1000
+LATEST = "latest"
 
 
 class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: ignore[misc]
     auth_resource = "agiflow:jobs"
     _stream_request_body = False  # an upgrade has no body to stream, and tornado's upgrade path expects none
 
-    @operation("WebSocket of a project's job events; query: project, after (resume from an event id)",
+    @operation("WebSocket of a project's job events; query: project, after (an event id to resume after, "
+               "default 0: the whole history; `latest`: only events newer than the project's newest now)",
                tags=("jobs",), websocket=True)  # fmt: skip
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
         project = self.get_query_argument("project", "")
         if not project:
             raise InvalidInput("give the project to follow: ?project=<slug>", {"field": "project"})
-        self.after = self.path_int("after", self.get_query_argument("after", "0"))
+        after = self.get_query_argument("after", "0")
+        self.after: int | None = None if after == LATEST else self.path_int("after", after)
         await self.check_jupyter_authorizer("read")
         self.platform.authz.check(self.actor, project, self.auth_resource, "read")
         self.project = project
@@ -46,16 +50,16 @@ class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: i
         self.sender = asyncio.create_task(self._send_events())
 
     async def _send_events(self) -> None:
-        last = self.after
-        project_id = await self.platform.projects.resolve_id(self.project)
+        jobs = self.platform.jobs
         try:
+            # Read after subscribing (open), so nothing newer than the starting point is missed.
+            last = await jobs.latest_event_id(self.project) if self.after is None else self.after
             while True:  # catch up from the table
-                async with self.platform.db.connection() as conn:
-                    rows = await store.events_after(conn, last, project_ids=[project_id], limit=REPLAY_PAGE)
-                for row in rows:
-                    await self._send(row)
-                    last = row["id"]
-                if len(rows) < REPLAY_PAGE:
+                events = await jobs.project_events(self.project, after=last, limit=REPLAY_PAGE)
+                for event in events:
+                    await self._send(event.model_dump(mode="json"))
+                    last = event.id
+                if len(events) < REPLAY_PAGE:
                     break
             while True:  # then live, skipping what the catch-up already sent
                 event = await self.subscription.queue.get()
