@@ -20,10 +20,10 @@ from anthropic.resources.messages import AsyncMessages
 
 from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
 from agiflow_lab.providers.hosts import HostPolicy
-from agiflow_lab.providers.openai_compat import MAX_VENDOR_MESSAGE, NO_KEY, connection_error, split_params
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
 from agiflow_lab.providers.transport import guarded_client
+from agiflow_lab.providers.vendor import NO_KEY, connection_error, split_params, vendor_message
 
 DEFAULT_MAX_TOKENS = 1024
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -112,7 +112,7 @@ class AnthropicClient:
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
             return ProviderError(
-                f"anthropic: HTTP {status}: {redact(_message(exc), self._api_key)}", status=status,
+                f"anthropic: HTTP {status}: {redact(vendor_message(exc.body), self._api_key)}", status=status,
                 retryable=retryable_status(status), retry_after=parse_retry_after(exc.response.headers),
             )  # fmt: skip
         return ProviderError(f"anthropic: {type(exc).__name__}: {redact(str(exc), self._api_key)}")
@@ -136,13 +136,3 @@ class _Message(Reply):
     content: list[_Block]
     model: str | None = None
     usage: _Usage | None = None
-
-
-def _message(exc: anthropic.APIStatusError) -> str:
-    """The vendor's error message, or nothing: see ``openai_compat._message``."""
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])[:MAX_VENDOR_MESSAGE]
-    return "the server did not answer like a model API"

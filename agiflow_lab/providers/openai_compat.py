@@ -21,12 +21,8 @@ from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderEr
 from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
-from agiflow_lab.providers.transport import blocked_host, guarded_client
-
-# The SDK refuses to start without some key, and would otherwise fall back to OPENAI_API_KEY from the
-# server's environment — a credential the connection's owner never gave. Keyless servers ignore this one.
-NO_KEY = "no-key"
-MAX_VENDOR_MESSAGE = 500
+from agiflow_lab.providers.transport import guarded_client
+from agiflow_lab.providers.vendor import NO_KEY, connection_error, split_params, vendor_message
 
 
 @functools.cache
@@ -34,12 +30,6 @@ def _sdk_params() -> frozenset[str]:
     """Keyword arguments ``chat.completions.create`` takes; anything else travels in ``extra_body``."""
     names = set(inspect.signature(AsyncCompletions.create).parameters) - {"self", "messages", "model", "stream"}
     return frozenset(names - {"extra_headers", "extra_query", "extra_body", "timeout"})
-
-
-def split_params(params: Mapping[str, Any], known: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    sdk = {k: v for k, v in params.items() if k in known and v is not None}
-    extra = {k: v for k, v in params.items() if k not in known and v is not None}
-    return sdk, extra
 
 
 class OpenAICompatibleClient:
@@ -109,7 +99,7 @@ class OpenAICompatibleClient:
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             return ProviderError(
-                f"{where}: HTTP {status}: {redact(_message(exc), self._api_key)}", status=status,
+                f"{where}: HTTP {status}: {redact(vendor_message(exc.body), self._api_key)}", status=status,
                 retryable=retryable_status(status), retry_after=parse_retry_after(exc.response.headers),
             )  # fmt: skip
         return ProviderError(f"{where}: {type(exc).__name__}: {redact(str(exc), self._api_key)}")
@@ -136,24 +126,3 @@ class _ChatCompletion(Reply):
     choices: list[_Choice]
     model: str | None = None
     usage: _Usage | None = None
-
-
-def _message(exc: openai.APIStatusError | Any) -> str:
-    """The vendor's own error message when the body is a vendor error (JSON with a message), else nothing.
-
-    Quoting any other body would turn a connection to a host that is not a model API into a way of
-    reading that host's pages."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])[:MAX_VENDOR_MESSAGE]
-    return "the server did not answer like a model API"
-
-
-def connection_error(where: str, exc: Exception) -> ProviderError:
-    """No detail of why a connection failed (refused, reset, unreachable): that would map the ports of
-    whatever host ``base_url`` names. A host this server refuses to call is said so, and is not retried."""
-    if (blocked := blocked_host(exc)) is not None:
-        return ProviderError(f"{where}: {blocked.args[0]}", retryable=False)
-    return ProviderError(f"{where}: could not connect to the server", retryable=True)

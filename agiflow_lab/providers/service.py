@@ -29,7 +29,6 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.providers import store
-from agiflow_lab.providers.anthropic_client import AnthropicClient
 from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.echo import ECHO, ECHO_DESCRIPTION, EchoClient
 from agiflow_lab.providers.hosts import HostPolicy, HostRefused
@@ -46,7 +45,6 @@ from agiflow_lab.providers.models import (
     PriceSet,
     PriceTable,
 )
-from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
 from agiflow_lab.providers.prices import Price, PriceBook, shipped_as_of, shipped_prices
 from agiflow_lab.providers.secrets import SecretBox, load_cipher
 
@@ -77,12 +75,18 @@ ClientFactory = Callable[[ClientSpec], ProviderClient]
 
 
 def make_client(spec: ClientSpec) -> ProviderClient:
+    """The vendor SDK is imported here, on first use: importing openai and anthropic costs about two seconds,
+    which every Jupyter server start and every worker would otherwise pay before serving anything."""
     headers = dict(spec.headers)
     if spec.kind == "anthropic":
+        from agiflow_lab.providers.anthropic_client import AnthropicClient
+
         return AnthropicClient(
             spec.base_url, spec.api_key, spec.timeout, default_headers=headers, host_policy=spec.host_policy
         )
     if spec.kind in ("openai", "azure_openai"):
+        from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
+
         return OpenAICompatibleClient(
             spec.base_url, spec.api_key, timeout=spec.timeout, default_headers=headers, kind=spec.kind,
             api_version=spec.options.get("api_version"), host_policy=spec.host_policy,
