@@ -24,7 +24,14 @@ async def first_time(conn: Conn, consumer: str, message_id: str) -> bool:
     return cur.rowcount == 1
 
 
-async def forget_before(conn: Conn, older_than: timedelta) -> int:
-    """Drop markers older than any redelivery can be (keep this well above the bus retention)."""
-    cur = await conn.execute("DELETE FROM control.processed_messages WHERE processed_at < now() - %s", (older_than,))
+async def forget_before(conn: Conn, older_than: timedelta, *, limit: int) -> int:
+    """Drop up to ``limit`` markers older than any redelivery can be (keep this well above the bus
+    retention: a marker that goes while its message can still come back lets the work happen twice)."""
+    cur = await conn.execute(
+        """DELETE FROM control.processed_messages
+            WHERE (consumer, message_id) IN (SELECT consumer, message_id FROM control.processed_messages
+                                              WHERE processed_at < now() - %s
+                                              ORDER BY processed_at LIMIT %s)""",
+        (older_than, limit),
+    )
     return cur.rowcount

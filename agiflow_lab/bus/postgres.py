@@ -164,10 +164,23 @@ WITH r AS (
 )
 SELECT pg_notify(%(channel)s, r.topic) FROM r"""
 
-_PURGE = """
-DELETE FROM control.bus_messages m
- WHERE m.created_at < now() - %(age)s
-   AND NOT EXISTS (SELECT 1 FROM control.bus_deliveries d WHERE d.message_id = m.id AND d.state <> 'done')"""
+# A message goes when every group has settled it (done; dead too if asked) and the last settlement is
+# older than the retention, not merely the message: one retried for days is kept as long as one acked
+# at once. FOR UPDATE SKIP LOCKED on the message leaves alone one a new group's backfill is inserting a
+# delivery for (its foreign key check holds a share lock on the message), so nothing slips away.
+_PURGE_SETTLED = """
+WITH doomed AS (
+    SELECT m.id FROM control.bus_messages m
+     WHERE m.created_at < now() - %(age)s
+       AND NOT EXISTS (
+           SELECT 1 FROM control.bus_deliveries d
+            WHERE d.message_id = m.id
+              AND (d.state <> ALL(%(settled)s::text[]) OR d.updated_at >= now() - %(age)s))
+     ORDER BY m.created_at
+     LIMIT %(limit)s
+       FOR UPDATE OF m SKIP LOCKED
+)
+DELETE FROM control.bus_messages WHERE id IN (SELECT id FROM doomed)"""
 
 
 def _uuid(message_id: str) -> uuid.UUID:
@@ -553,8 +566,10 @@ async def requeue(db: Database, message_id: str, group: str) -> None:
             )
 
 
-async def purge(db: Database, older_than: timedelta) -> int:
-    """Delete messages every group has finished with; dead letters are kept until re-queued or finished."""
-    async with db.connection() as conn:
-        cur = await conn.execute(_PURGE, {"age": older_than})
-        return cur.rowcount
+async def purge_settled(conn: Conn, older_than: timedelta, *, dead_letters: bool, limit: int) -> int:
+    """Delete up to ``limit`` messages (their deliveries with them) that every subscribed group settled
+    more than ``older_than`` ago. Dead letters are kept for an operator unless ``dead_letters``; pending
+    and claimed deliveries always keep their message."""
+    settled = ["done", "dead"] if dead_letters else ["done"]
+    cur = await conn.execute(_PURGE_SETTLED, {"age": older_than, "settled": settled, "limit": limit})
+    return cur.rowcount

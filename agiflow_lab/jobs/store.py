@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -252,3 +252,64 @@ async def running_on_dead_workers(conn: Conn, stale_seconds: float) -> list[dict
         (stale_seconds,),
     )
     return await cur.fetchall()
+
+
+# Retention. A job's events are its history; the job row holds its state. Each job keeps its last state
+# change and its last progress (what a view rebuilding a job from its events needs) and its newest few
+# events of any kind (the end of its log); the rest goes once the job has been finished for the retention
+# period. A batch is a set of such jobs, locked (one being retried right now is skipped) and marked, so
+# the next batch and the next run start after them; a retry clears the mark.
+_PURGE_EVENTS = """
+WITH batch AS (
+    SELECT id FROM control.jobs
+     WHERE state IN ('succeeded', 'failed', 'cancelled') AND events_purged_at IS NULL
+       AND finished_at < now() - %(age)s
+     ORDER BY finished_at
+     LIMIT %(jobs)s
+       FOR UPDATE SKIP LOCKED
+), doomed AS (
+    SELECT e.id
+      FROM batch
+     CROSS JOIN LATERAL (
+           SELECT e.id, e.type, e.at,
+                  row_number() OVER (ORDER BY e.id DESC) AS newest,
+                  row_number() OVER (PARTITION BY e.type ORDER BY e.id DESC) AS newest_of_type
+             FROM control.job_events e
+            WHERE e.job_id = batch.id) AS e
+     WHERE e.newest > %(keep)s
+       AND NOT (e.type IN ('state', 'progress') AND e.newest_of_type = 1)
+       AND e.at < now() - %(age)s
+), gone AS (
+    DELETE FROM control.job_events WHERE id IN (SELECT id FROM doomed) RETURNING 1
+), marked AS (
+    UPDATE control.jobs SET events_purged_at = now() WHERE id IN (SELECT id FROM batch) RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked) AS jobs, (SELECT count(*) FROM gone) AS events"""
+
+
+async def purge_events(conn: Conn, older_than: timedelta, *, keep_per_job: int, jobs: int) -> tuple[int, int]:
+    """Purge the events of up to ``jobs`` jobs finished more than ``older_than`` ago (see ``_PURGE_EVENTS``);
+    returns (jobs done, events deleted).
+
+    An event row also marks its bus message as applied; keep ``older_than`` above the time a message can
+    still be redelivered, or a late duplicate is recorded again (it can no longer change the job)."""
+    cur = await conn.execute(_PURGE_EVENTS, {"age": older_than, "keep": keep_per_job, "jobs": jobs})
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["jobs"]), int(row["events"])
+
+
+async def forget_idempotency_keys(conn: Conn, older_than: timedelta, *, limit: int) -> int:
+    """Release the submission keys of up to ``limit`` jobs finished more than ``older_than`` ago: a key
+    guards against a retried request, which comes within minutes; much later, the same key is a new job.
+    A job that is queued or running keeps its key whatever its age."""
+    cur = await conn.execute(
+        """UPDATE control.jobs SET idempotency_key = NULL
+            WHERE id IN (SELECT id FROM control.jobs
+                          WHERE state IN ('succeeded', 'failed', 'cancelled') AND idempotency_key IS NOT NULL
+                            AND finished_at < now() - %s
+                          ORDER BY finished_at LIMIT %s
+                            FOR UPDATE SKIP LOCKED)""",
+        (older_than, limit),
+    )
+    return cur.rowcount
