@@ -208,27 +208,43 @@ async def test_progress_reaches_the_websocket_while_the_run_goes(api: Api, proje
 
 async def test_comparing_runs_shows_aggregates_and_items_that_regressed_or_improved(api: Api, project: str) -> None:
     await make_prompt(api, project, "qa", "Q: {{question}}")
-    await make_dataset(api, project, "qa", qa_items(6, wrong={0}))
-    exact = {**run_body("qa", "qa"), "evaluators": [{"type": "exact_match"}]}
-    base = await wait_run(api, project, (await start_run(api, project, exact))["id"])
-    # v2 answers differently: items whose expected is the v1 echo now fail; "wrong 0" fails in both.
+    items = qa_items(6, wrong={0})
+    items[5]["expected"] = "Q: question"  # near the v1 echo, further from v2's: fails in both, scores lower in v2
+    await make_dataset(api, project, "qa", items)
+    checks = {
+        **run_body("qa", "qa"),
+        "evaluators": [{"type": "exact_match"}, {"type": "levenshtein", "threshold": 0.9}],
+    }
+    base = await wait_run(api, project, (await start_run(api, project, checks))["id"])
+    # v2 answers differently: items whose expected is the v1 echo now fail; q0 and q5 fail in both runs.
     r = await api.post(f"/projects/{project}/prompts/qa/versions", {"template": "{{question}}"})
     assert r.status_code == 201, r.text
-    changed = await start_run(api, project, exact)
-    cand = await wait_run(api, project, changed["id"])
-    assert (base["aggregates"]["passed"], cand["aggregates"]["passed"]) == (5, 0)
+    cand = await wait_run(api, project, (await start_run(api, project, checks))["id"])
+    assert (base["aggregates"]["passed"], cand["aggregates"]["passed"]) == (4, 0)
 
     r = await api.get(f"/projects/{project}/evals/compare?runs={base['id']},{cand['id']}")
     assert r.status_code == 200, r.text
     comparison = r.json()
     assert [run["id"] for run in comparison["runs"]] == [base["id"], cand["id"]]
-    assert (comparison["regressed"], comparison["improved"], comparison["unchanged"]) == (5, 0, 1)
-    assert [i["item_id"] for i in comparison["items"]] == ["q1", "q2", "q3", "q4", "q5"]
+    # Regressed and improved follow the verdict (pass → fail, fail → pass), never the score: q0 failing with a
+    # higher score in v2 (0.12 → 0.15) is not "improved", q5 failing with a lower one is not "regressed".
+    counts = {k: comparison[k] for k in ("regressed", "improved", "unchanged", "missing", "score_up", "score_down")}
+    assert counts == {"regressed": 4, "improved": 0, "unchanged": 2, "missing": 0, "score_up": 1, "score_down": 1}
+    assert [i["item_id"] for i in comparison["items"]] == ["q1", "q2", "q3", "q4"]
     first = comparison["items"][0]
     assert first["change"] == "regressed"
     assert [res["output"] for res in first["results"]] == ["Q: question 1", "question 1"]
+    assert first["score_delta"] == pytest.approx(first["results"][1]["score"] - first["results"][0]["score"])
+    assert first["score_delta"] < 0
+
     only = await api.get(f"/projects/{project}/evals/compare?runs={base['id']},{cand['id']}&change=unchanged")
-    assert [i["item_id"] for i in only.json()["items"]] == ["q0"]
+    unchanged = {i["item_id"]: i for i in only.json()["items"]}
+    assert list(unchanged) == ["q0", "q5"]
+    for item in unchanged.values():
+        before, after = item["results"]
+        assert not before["passed"] and not after["passed"]
+        assert item["score_delta"] == pytest.approx(after["score"] - before["score"])
+    assert unchanged["q0"]["score_delta"] > 0 > unchanged["q5"]["score_delta"]
     listed = (await api.get(f"/projects/{project}/evals/runs?dataset=qa")).json()["items"]
     assert [run["id"] for run in listed] == [cand["id"], base["id"]]
 

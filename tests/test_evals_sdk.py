@@ -69,8 +69,46 @@ async def test_a_notebook_runs_an_evaluation_and_reads_results_as_a_dataframe(
     summary = comparison.summary()
     assert list(summary.columns) == [f"{r.name} ({r.id[:8]})" for r in (run.run, again.run)]
     assert summary.loc["pass rate"].tolist() == [pytest.approx(0.75), pytest.approx(0.75)]
-    assert (comparison.regressed, comparison.improved) == (0, 0)
+    assert (comparison.regressed, comparison.improved, comparison.unchanged) == (0, 0, 8)
+    assert (comparison.score_up, comparison.score_down) == (0, 0)
     assert comparison.items().empty  # nothing changed between the two runs
+
+
+async def test_a_comparison_counts_verdict_changes_and_shows_score_moves_beside_them(
+    api: Api, project: str, client: Client, jupyter: JupyterServer, owner_key: str
+) -> None:
+    """Regressed is pass → fail and improved fail → pass; an item failing in both runs is unchanged, however
+    its score moved (0.12 → 0.15 is not "improved"), and the move is shown beside it."""
+    await qa_prompt(api, project)  # v1 "Q: {{question}}", then v2 "{{question}}"
+    expected = {"q0": "Q: question 0",  # v1 passes, v2 fails: regressed
+                "q1": "question 1",  # v1 fails, v2 passes: improved
+                "q2": "wrong 2",  # fails in both, closer to v2's answer: score up
+                "q3": "Q: question"}  # fails in both, closer to v1's answer: score down  # fmt: skip
+    client.datasets.create("qa", [{"id": k, "input": {"question": f"question {k[1]}"}, "expected": v}
+                                  for k, v in expected.items()])  # fmt: skip
+    checks = ["exact_match", {"type": "levenshtein", "threshold": 0.9}]
+    first = client.evals.run("qa", "qa", evaluators=checks, wait=True, progress=False)
+    client.prompts.add_version("qa", "{{question}}")
+    second = client.evals.run("qa", "qa", evaluators=checks, wait=True, progress=False)
+
+    comparison = first.compare(second)
+    counts = (comparison.regressed, comparison.improved, comparison.unchanged, comparison.missing)
+    assert counts == (1, 1, 2, 0)
+    assert (comparison.score_up, comparison.score_down) == (1, 1)
+    assert "1 regressed, 1 improved, 2 unchanged (1 score up, 1 score down)" in repr(comparison)
+    changed = comparison.items()
+    assert changed["change"].to_dict() == {"q0": "regressed", "q1": "improved"}
+    assert changed.loc["q0", "score_delta"] < 0 < changed.loc["q1", "score_delta"]
+    unchanged = comparison.items("unchanged")
+    assert not unchanged["run0.passed"].any() and not unchanged["run1.passed"].any()
+    assert unchanged["score_delta"].to_dict() == pytest.approx(
+        (unchanged["run1.score"] - unchanged["run0.score"]).to_dict()
+    )
+    assert unchanged.loc["q2", "score_delta"] > 0 > unchanged.loc["q3", "score_delta"]
+
+    shown = eval_cli(jupyter, owner_key, project, "compare", first.id, second.id)
+    assert shown.returncode == 0, shown.stderr
+    assert "1 regressed, 1 improved, 2 unchanged (1 score up, 1 score down)" in shown.stdout
 
 
 async def test_eval_run_gates_ci_on_the_pass_rate(

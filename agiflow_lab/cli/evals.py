@@ -106,11 +106,14 @@ def cmd_eval_compare(args: argparse.Namespace, client: Client, out: Any, err: An
         out(comparison.first.model_dump_json(indent=2))
         return 0
     out(comparison.summary().to_string())
+    missing = f", {comparison.missing} missing" if comparison.missing else ""
     out(f"\n{comparison.regressed} regressed, {comparison.improved} improved, {comparison.unchanged} unchanged "
-        f"(last run against the first)")  # fmt: skip
+        f"({comparison.score_up} score up, {comparison.score_down} score down){missing} "
+        f"(pass/fail of the last run against the first)")  # fmt: skip
     for item in comparison.first.items[: args.show]:
         scores = " → ".join("-" if r is None else _num(r.score) for r in item.results)
-        out(f"  {item.change:<9} {item.item_id:<24} {scores}")
+        delta = "" if item.score_delta is None else f" ({item.score_delta:+.3f})"
+        out(f"  {item.change:<9} {item.item_id:<24} {scores}{delta}")
     return 0
 
 

@@ -143,14 +143,23 @@ class ItemComparison(BaseModel):
     item_id: str
     input: dict[str, Any]
     expected: Any = None
-    change: Change = Field(description="Of the last run against the first (the baseline)")
+    change: Change = Field(
+        description="The verdict of the last run against the first (the baseline): regressed is pass → fail, "
+        "improved is fail → pass; a score that moves while the verdict stays is unchanged"
+    )
+    score_delta: float | None = Field(
+        None, description="The last run's score minus the baseline's; null when either has no score"
+    )
     results: list[ItemResult | None] = Field(description="One per run, in the order asked; null if not in that run")
 
 
 class Comparison(BaseModel):
     runs: list[Run]
     regressed: int = Field(description="Items that passed in the baseline and fail in the last run")
-    improved: int
-    unchanged: int
+    improved: int = Field(description="Items that failed in the baseline and pass in the last run")
+    unchanged: int = Field(description="Items with the same verdict in both, whatever their scores")
+    missing: int = Field(0, description="Items in only one of the two runs")
+    score_up: int = Field(0, description="Unchanged items whose score rose in the last run")
+    score_down: int = Field(0, description="Unchanged items whose score fell in the last run")
     items: list[ItemComparison] = Field(description="Changed items first page; follow next_cursor for more")
     next_cursor: str | None = None

@@ -165,7 +165,8 @@ class EvalService:
     async def compare(
         self, project: str, run_ids: list[str], *, change: str | None, cursor: str | None, limit: int
     ) -> Comparison:
-        """The first run is the baseline; items are classified by the last run against it."""
+        """The first run is the baseline; items are classified by the last run's verdict against it (pass →
+        fail regressed, fail → pass improved), with score changes beside the verdict, never counted as one."""
         if not 2 <= len(run_ids) <= MAX_COMPARED or len(set(run_ids)) != len(run_ids):
             raise InvalidInput(f"compare 2 to {MAX_COMPARED} different runs", {"field": "runs"})
         runs = [await self.get(project, run_id) for run_id in run_ids]
@@ -182,10 +183,11 @@ class EvalService:
             results = [by_key.get((r.id, row["item_id"])) for r in runs]
             first = next(result for result in results if result is not None)
             items.append(ItemComparison(item_id=row["item_id"], input=first.input, expected=first.expected,
-                                        change=row["change"], results=results))  # fmt: skip
+                                        change=row["change"], score_delta=row["score_delta"],
+                                        results=results))  # fmt: skip
         return Comparison(
-            runs=runs, regressed=counts.get("regressed", 0), improved=counts.get("improved", 0),
-            unchanged=counts.get("unchanged", 0), items=items,
+            runs=runs, regressed=counts.regressed, improved=counts.improved, unchanged=counts.unchanged,
+            missing=counts.missing, score_up=counts.score_up, score_down=counts.score_down, items=items,
             next_cursor=ORDINAL_CURSOR.next(page, limit, lambda r: r["ordinal"]),
         )  # fmt: skip
 

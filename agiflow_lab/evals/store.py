@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -176,32 +177,59 @@ async def histogram(
     return await cur.fetchall()
 
 
+# An item's change is its verdict's: regressed is pass → fail, improved is fail → pass. A score that moves
+# while the verdict stays (0.05 → 0.14, failing both times) is not a change; it is reported beside it, as
+# ``score_delta`` per item and ``score_up``/``score_down`` among the unchanged, so the counts add up to
+# the items compared.
 CHANGE = """
     CASE WHEN b.item_id IS NULL OR c.item_id IS NULL THEN 'missing'
          WHEN b.passed AND NOT c.passed THEN 'regressed'
          WHEN c.passed AND NOT b.passed THEN 'improved'
-         WHEN c.score < b.score - 1e-9 THEN 'regressed'
-         WHEN c.score > b.score + 1e-9 THEN 'improved'
          ELSE 'unchanged' END"""
+SCORE_DELTA = "c.score - b.score"  # null when either run has no score for the item
+SCORE_EPSILON = 1e-9  # mean scores are floats: a difference below this is the same score
 PAIR = """
       FROM (SELECT * FROM analytics.eval_results WHERE run_id = %(base)s) b
       FULL JOIN (SELECT * FROM analytics.eval_results WHERE run_id = %(last)s) c USING (item_id)"""
 
 
-async def change_counts(conn: Conn, base: str, last: str) -> dict[str, int]:
+@dataclass(frozen=True)
+class ChangeCounts:
+    regressed: int = 0
+    improved: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    score_up: int = 0  # unchanged verdict, higher score in the last run
+    score_down: int = 0
+
+
+async def change_counts(conn: Conn, base: str, last: str) -> ChangeCounts:
     cur = await conn.execute(
-        f"SELECT {CHANGE} AS change, count(*) AS n {PAIR} GROUP BY 1", {"base": base, "last": last}
+        f"""SELECT change, count(*) AS n,
+                   count(*) FILTER (WHERE change = 'unchanged' AND delta > %(eps)s) AS up,
+                   count(*) FILTER (WHERE change = 'unchanged' AND delta < -%(eps)s) AS down
+              FROM (SELECT {CHANGE} AS change, {SCORE_DELTA} AS delta {PAIR}) x
+             GROUP BY change""",
+        {"base": base, "last": last, "eps": SCORE_EPSILON},
     )
-    return {row["change"]: int(row["n"]) for row in await cur.fetchall()}
+    rows = {row["change"]: row for row in await cur.fetchall()}
+    n = {change: int(row["n"]) for change, row in rows.items()}
+    unchanged = rows.get("unchanged", {"up": 0, "down": 0})
+    return ChangeCounts(
+        regressed=n.get("regressed", 0), improved=n.get("improved", 0), unchanged=n.get("unchanged", 0),
+        missing=n.get("missing", 0), score_up=int(unchanged["up"]), score_down=int(unchanged["down"]),
+    )  # fmt: skip
 
 
 async def changes_page(
     conn: Conn, base: str, last: str, *, change: str | None, after: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Items of the baseline/last pair with their change, in item order; ``change=None`` means every changed one."""
+    """Items of the baseline/last pair with their change and score delta, in item order; ``change=None``
+    means every item whose verdict changed (or that is missing from one run)."""
     cur = await conn.execute(
         f"""SELECT * FROM (
-                SELECT item_id, coalesce(b.ordinal, c.ordinal) AS ordinal, {CHANGE} AS change {PAIR}) x
+                SELECT item_id, coalesce(b.ordinal, c.ordinal) AS ordinal, {CHANGE} AS change,
+                       {SCORE_DELTA} AS score_delta {PAIR}) x
              WHERE (%(change)s::text IS NULL AND change <> 'unchanged' OR change = %(change)s)
                AND (%(after)s::bigint IS NULL OR ordinal > %(after)s)
              ORDER BY ordinal LIMIT %(limit)s""",

@@ -199,7 +199,21 @@ class RunComparison:
 
     @property
     def unchanged(self) -> int:
+        """Same verdict in both runs, whatever the scores did (see ``score_up`` / ``score_down``)."""
         return self.first.unchanged
+
+    @property
+    def missing(self) -> int:
+        return self.first.missing
+
+    @property
+    def score_up(self) -> int:
+        """Unchanged items whose score rose: better, but not enough to change the verdict."""
+        return self.first.score_up
+
+    @property
+    def score_down(self) -> int:
+        return self.first.score_down
 
     def summary(self) -> pd.DataFrame:
         """Aggregates side by side: one column per run."""
@@ -219,15 +233,16 @@ class RunComparison:
         return pd.DataFrame(columns)
 
     def items(self, change: str | None = None) -> pd.DataFrame:
-        """Every changed item (or those of one ``change``), with each run's output, score and pass."""
+        """Every item whose verdict changed (or those of one ``change``: ``"unchanged"`` lists the rest with their
+        ``score_delta``), with each run's output, score and pass."""
         import pandas as pd
 
         rows = []
         page, cursor = (self.first, self.first.next_cursor) if change is None else (self._page(change, None), None)
         while True:
             for item in page.items:
-                row: dict[str, Any] = {"item_id": item.item_id, "change": item.change, "input": item.input,
-                                       "expected": item.expected}  # fmt: skip
+                row: dict[str, Any] = {"item_id": item.item_id, "change": item.change, "score_delta": item.score_delta,
+                                       "input": item.input, "expected": item.expected}  # fmt: skip
                 for n, result in enumerate(item.results):
                     row[f"run{n}.output"] = None if result is None else result.output
                     row[f"run{n}.score"] = None if result is None else result.score
@@ -240,7 +255,8 @@ class RunComparison:
         return pd.DataFrame(rows).set_index("item_id") if rows else pd.DataFrame()
 
     def __repr__(self) -> str:
-        return f"<RunComparison {len(self.run_ids)} runs: {self.regressed} regressed, {self.improved} improved>"
+        return (f"<RunComparison {len(self.run_ids)} runs: {self.regressed} regressed, {self.improved} improved, "
+                f"{self.unchanged} unchanged ({self.score_up} score up, {self.score_down} score down)>")  # fmt: skip
 
 
 def _flat(item: ItemResult) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import type { AgiflowApi } from './api';
 import { EchoBadge, asText, costTitle, formatCost, formatLatency, formatPercent, formatScore } from './EvalBadges';
 import { ErrorNotice } from './ErrorNotice';
 import { JobStateBadge } from './JobBadges';
-import type { Comparison, ItemComparison, ItemResult, Run } from './types';
+import type { Change, Comparison, ItemComparison, ItemResult, Run } from './types';
 import { usePages } from './usePages';
 
 export interface EvalCompareProps {
@@ -19,8 +19,10 @@ export interface EvalCompareProps {
 const ITEMS_PAGE = 50;
 
 /**
- * Two runs side by side: their aggregates, how many items regressed, improved
- * or stayed, and the changed items. Fetched again when either run's state moves.
+ * Two runs side by side: their aggregates, how many items regressed (pass →
+ * fail), improved (fail → pass) or kept their verdict, with score moves shown
+ * beside the verdicts rather than counted as changes, and the changed items.
+ * Fetched again when either run's state moves.
  */
 export function EvalCompare({ api, project, baseline, other, onClose }: EvalCompareProps): JSX.Element {
   const pages = usePages<Comparison, ItemComparison>(
@@ -51,6 +53,10 @@ export function EvalCompare({ api, project, baseline, other, onClose }: EvalComp
           <Count change="regressed" n={comparison.regressed} />
           <Count change="improved" n={comparison.improved} />
           <Count change="unchanged" n={comparison.unchanged} />
+          <span className="agiflow-muted" data-testid="agiflow-compare-scores">
+            ({comparison.score_up} score up, {comparison.score_down} score down)
+          </span>
+          {comparison.missing > 0 && <Count change="missing" n={comparison.missing} />}
           <span className="agiflow-muted">
             of <b>{other.name}</b> against the baseline
           </span>
@@ -81,7 +87,7 @@ export function EvalCompare({ api, project, baseline, other, onClose }: EvalComp
   );
 }
 
-function Count({ change, n }: { change: 'regressed' | 'improved' | 'unchanged'; n: number }): JSX.Element {
+function Count({ change, n }: { change: Change; n: number }): JSX.Element {
   return (
     <span className={`agiflow-chip agiflow-change agiflow-change-${change}`} data-testid={`agiflow-compare-${change}`}>
       <b className="agiflow-count">{n}</b> {change}
@@ -157,6 +163,7 @@ function ChangedItems({ runs, items }: { runs: Run[]; items: ItemComparison[] })
         <tr>
           <th>Item</th>
           <th>Change</th>
+          <th title="the last run's score minus the baseline's">Score Δ</th>
           {runs.map((run, i) => (
             <th key={run.id}>{i === 0 ? 'Baseline' : run.name}</th>
           ))}
@@ -171,6 +178,7 @@ function ChangedItems({ runs, items }: { runs: Run[]; items: ItemComparison[] })
             <td>
               <span className={`agiflow-chip agiflow-change agiflow-change-${item.change}`}>{item.change}</span>
             </td>
+            <td className="agiflow-score-delta">{formatDelta(item.score_delta)}</td>
             {item.results.map((result, i) => (
               <td key={runs[i]?.id ?? i}>
                 <ResultCell result={result} />
@@ -181,6 +189,15 @@ function ChangedItems({ runs, items }: { runs: Run[]; items: ItemComparison[] })
       </tbody>
     </table>
   );
+}
+
+/** `+0.04`, `-0.12`; a move that rounds to nothing is `0.00`, never `-0.00`. */
+function formatDelta(delta: number | null): string {
+  if (delta === null) {
+    return formatScore(null);
+  }
+  const rounded = Number(delta.toFixed(2));
+  return rounded === 0 ? '0.00' : `${rounded > 0 ? '+' : ''}${rounded.toFixed(2)}`;
 }
 
 function ResultCell({ result }: { result: ItemResult | null }): JSX.Element {

@@ -272,7 +272,11 @@ export interface ItemResult {
   passed: boolean;
 }
 
-/** Of the last run against the first (the baseline). */
+/**
+ * The verdict of the last run against the first (the baseline): regressed is
+ * pass → fail, improved is fail → pass; a score that moves while the verdict
+ * stays is unchanged (see `score_delta`).
+ */
 export type Change = 'regressed' | 'improved' | 'unchanged' | 'missing';
 
 /** ItemComparison */
@@ -281,6 +285,8 @@ export interface ItemComparison {
   input: Record<string, unknown>;
   expected: unknown;
   change: Change;
+  /** the last run's score minus the baseline's; null when either has no score */
+  score_delta: number | null;
   /** one per run, in the order asked; null if the item is not in that run */
   results: Array<ItemResult | null>;
 }
@@ -290,8 +296,16 @@ export interface Comparison {
   runs: Run[];
   /** items that passed in the baseline and fail in the last run */
   regressed: number;
+  /** items that failed in the baseline and pass in the last run */
   improved: number;
+  /** items with the same verdict in both runs, whatever their scores */
   unchanged: number;
+  /** items in only one of the two runs */
+  missing: number;
+  /** unchanged items whose score rose in the last run */
+  score_up: number;
+  /** unchanged items whose score fell in the last run */
+  score_down: number;
   /** the changed items, a page at a time */
   items: ItemComparison[];
   next_cursor: string | null;

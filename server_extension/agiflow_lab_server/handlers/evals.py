@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
 from agiflow_lab.evals.evaluators.registry import describe
-from agiflow_lab.evals.models import Comparison, ItemResult, Run, RunSubmit
+from agiflow_lab.evals.models import Change, Comparison, ItemResult, Run, RunSubmit
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
@@ -32,8 +32,8 @@ class ResultsQuery(BaseModel):
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     runs: list[str] = Field(description="Comma-separated run ids; the first is the baseline", min_length=2)
-    change: Literal["regressed", "improved", "unchanged", "missing"] | None = Field(
-        None, description="Default: every item whose result changed"
+    change: Change | None = Field(
+        None, description="Default: every item whose verdict changed (pass ↔ fail) or that one run lacks"
     )
     cursor: str | None = None
     limit: int = Field(50, ge=1, le=500)
