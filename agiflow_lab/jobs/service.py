@@ -173,7 +173,7 @@ class JobService:
                                {"state": row["state"]})  # fmt: skip
             await conn.execute(
                 """UPDATE control.jobs SET state = 'queued', cancel_requested = false, error = NULL, result = NULL,
-                          finished_at = NULL, worker_id = NULL, cells_done = 0,
+                          finished_at = NULL, events_purged_at = NULL, worker_id = NULL, cells_done = 0,
                           max_attempts = greatest(max_attempts, attempts + 1), updated_at = now()
                     WHERE id = %s""",
                 (job_id,),
