@@ -19,8 +19,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from types import TracebackType
 from typing import Any
+
+from agiflow_lab.bus.health import BusHealth
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,17 @@ async def _settle(delivery: Delivery, handler: Handler) -> None:
 
 class Bus(ABC):
     """Topics, keyed messages, consumer groups and explicit acknowledgement."""
+
+    @property
+    def kind(self) -> str:
+        """The backend's name as configuration spells it (``PostgresBus`` → ``postgres``)."""
+        return type(self).__name__.removesuffix("Bus").lower()
+
+    @cached_property
+    def health(self) -> BusHealth:
+        """Reachability as this process last saw it: reported by publishers and consumers (and a
+        backend's own probe), shown by ``/status``, logged once per outage."""
+        return BusHealth(self.kind)
 
     @abstractmethod
     async def start(self) -> None: ...

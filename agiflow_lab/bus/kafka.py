@@ -20,6 +20,14 @@ last failed attempt) publishes to ``<topic>.dlq`` with the error in headers, the
 
 On a rebalance, revoked partitions get ``revoke_grace`` seconds for in-flight work to settle and
 commit; anything still running after that is redelivered to the new owner (handlers are idempotent).
+
+Outages: the broker is a service of its own and can vanish while nothing is published, so the bus
+probes it (cluster metadata through the producer's client) every couple of seconds, and on a capped
+backoff while it is unreachable; ``health`` holds the result for ``/status`` and logs each outage once
+(see ``agiflow_lab.bus.health``, which also quiets aiokafka's own per-attempt logging). A bus whose
+broker is down at start still starts its probe and raises ``Unavailable``: callers keep going and
+retry. Closing never waits on the broker for longer than ``close_timeout`` per client: aiokafka's
+``stop()`` can wait indefinitely for an unreachable coordinator.
 """
 
 from __future__ import annotations
@@ -40,8 +48,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from agiflow_lab.bus.base import Bus, Consumer, Delivery, Message, Outgoing, RetryPolicy
+from agiflow_lab.bus.health import quiet_library_logs
 from agiflow_lab.bus.kafka_security import KafkaSecurity
 from agiflow_lab.bus.topics import ALL_TOPICS
+from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -74,6 +84,8 @@ class KafkaBus(Bus):
         revoke_grace: float = 5.0,
         join_timeout: float = 60.0,
         commit_timeout: float = 30.0,
+        close_timeout: float = 3.0,
+        probe_interval: float = 2.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_options: dict[str, Any] = security.client_options() if security else {}
@@ -88,23 +100,40 @@ class KafkaBus(Bus):
         self.revoke_grace = revoke_grace
         self.join_timeout = join_timeout
         self.commit_timeout = commit_timeout
+        self.close_timeout = close_timeout
+        self.probe_interval = probe_interval
         self._initial_topics = list(topics)
         self._known_topics: set[str] = set()
         self._topic_lock = asyncio.Lock()
         self._producer: Any = None
         self._producer_lock = asyncio.Lock()
         self._consumers: set[_KafkaConsumer] = set()
+        quiet_library_logs("aiokafka")
 
     async def start(self) -> None:
-        await self.ensure_topics(self._initial_topics + [dlq_topic(t) for t in self._initial_topics])
-        await self._ready_producer()
+        """Probe the broker from now on; raises ``Unavailable`` (after reporting it) if it is down."""
+        quiet_library_logs("aiokafka")  # loggers of modules aiokafka imported since
+        self.health.watch(self._probe, interval=self.probe_interval)
+        try:
+            await self.ensure_topics(self._initial_topics + [dlq_topic(t) for t in self._initial_topics])
+            await self._ready_producer()
+        except Unavailable as exc:
+            self.health.down(exc)
+            raise
+        self.health.up()
 
     async def close(self) -> None:
+        await self.health.unwatch()
         for consumer in list(self._consumers):
             await consumer.close()
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            await producer.stop()
+            await finish_within(self.close_timeout, producer.stop(), "the Kafka producer")
+
+    async def _probe(self) -> None:
+        """Raises unless the broker answers a metadata request now."""
+        producer = await self._ready_producer()
+        await producer.client.fetch_all_metadata()
 
     async def _ready_producer(self) -> Any:
         """The started producer; started lazily too, so a bus created during an outage recovers."""
@@ -120,9 +149,11 @@ class KafkaBus(Bus):
                 )
                 try:
                     await producer.start()
-                except KafkaError as exc:
-                    await producer.stop()
-                    raise Unavailable("Kafka is unreachable", {"reason": str(exc)}) from exc
+                except BaseException as exc:  # a timeout or cancel too: never leave a half-started client
+                    await finish_within(self.close_timeout, producer.stop(), "a Kafka producer that did not start")
+                    if isinstance(exc, KafkaError):
+                        raise Unavailable("Kafka is unreachable", {"reason": str(exc)}) from exc
+                    raise
                 self._producer = producer
             return self._producer
 
@@ -299,7 +330,7 @@ class _KafkaConsumer(Consumer):
             try:
                 await self._kafka.start()
             except KafkaError as exc:
-                await self._kafka.stop()
+                await finish_within(bus.close_timeout, self._kafka.stop(), f"Kafka consumer of group {self.group}")
                 raise Unavailable("Kafka is unreachable", {"reason": str(exc)}) from exc
             bus._consumers.add(self)
             self._pump_task = asyncio.create_task(self._pump(), name=f"agiflow-kafka-pump-{self.group}")
@@ -323,8 +354,8 @@ class _KafkaConsumer(Consumer):
             self._drop(part)
         self._partitions.clear()
         self._ready.clear()
-        if self._kafka is not None:
-            await self._kafka.stop()  # leaves the group; nothing is committed for unsettled messages
+        if self._kafka is not None:  # leaves the group; nothing is committed for unsettled messages
+            await finish_within(self._bus.close_timeout, self._kafka.stop(), f"Kafka consumer of group {self.group}")
         self._bus._consumers.discard(self)
 
     async def __anext__(self) -> Delivery:
@@ -366,7 +397,8 @@ class _KafkaConsumer(Consumer):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("Kafka consumer in group %s failed to fetch; retrying", self.group, exc_info=True)
+                if not self._bus.health.is_down:  # an outage is logged once, by the bus's health
+                    log.warning("Kafka consumer in group %s failed to fetch; retrying", self.group, exc_info=True)
                 await asyncio.sleep(1)
                 continue
             for tp, records in batches.items():
@@ -440,7 +472,8 @@ class _KafkaConsumer(Consumer):
                     await self._kafka.commit({part.tp: target})
                 part.committed = target
             except Exception as exc:  # a later commit covers it; failing that, the message is redelivered
-                log.warning("commit of %s@%s in group %s failed: %r", part.tp, target, self.group, exc)
+                if not self._bus.health.is_down:
+                    log.warning("commit of %s@%s in group %s failed: %r", part.tp, target, self.group, exc)
 
     # -- rebalancing ----------------------------------------------------------------------------
 

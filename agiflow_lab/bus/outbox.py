@@ -140,7 +140,10 @@ class OutboxRelay:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
-                log.warning("outbox relay cannot publish (%s); retrying in %.1fs", self.last_error, delay)
+                # Once per outage: the first failure, unless the bus's health has already reported it.
+                quiet = failures > 1 or self.bus.health.is_down
+                log.log(logging.DEBUG if quiet else logging.WARNING,
+                        "outbox relay cannot publish (%s); retrying in %.1fs", self.last_error, delay)  # fmt: skip
                 await asyncio.sleep(delay)
                 continue
             failures = 0

@@ -4,6 +4,10 @@
 - the dispatcher admits queued jobs under the concurrency limits and puts them on the bus;
 - the job-events consumer applies what workers report (one consumer group shared by replicas);
 - the event hub pushes every recorded event to the WebSocket clients of this process.
+
+The backend starts whatever state the bus is in: a broker that is down at start is reported (once, by
+the bus's health) and the consumer joins when it is back, while submissions wait in the outbox. It
+stops within seconds whatever state the bus and the database are in: every step is bounded.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import asyncio
 import contextlib
 import logging
 
-from agiflow_lab.bus.base import Bus, Message
+from agiflow_lab.bus.base import Bus, Consumer, Message
 from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOB_EVENTS
+from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.db.database import Database
+from agiflow_lab.errors import Unavailable
 from agiflow_lab.jobs.hub import EventHub
 from agiflow_lab.jobs.service import JobService
 
@@ -24,6 +30,8 @@ log = logging.getLogger(__name__)
 BACKEND_GROUP = "agiflow-backend"
 EVENTS_IN_FLIGHT = 16
 DISPATCH_TICK = 1.0  # catches work freed by another replica, whose in-process kick we never see
+RETRY_MAX = 10.0  # cap of the backoff while the consumer cannot join (broker or database down)
+STEP_SECONDS = 2.0  # each step of stop(); together well inside the 10 s a stopping server has
 
 
 class JobBackend:
@@ -34,25 +42,49 @@ class JobBackend:
         self.relay = OutboxRelay(db, bus)
         self.hub = EventHub(db)
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumer: Consumer | None = None
+        self._stopping = False
 
     async def start(self) -> None:
-        await self.bus.start()
+        try:
+            await self.bus.start()
+        except Unavailable:
+            pass  # reported by the bus's health; the relay and the consumer retry until it is back
+        else:
+            self.bus.health.up()
         self.relay.start()
         await self.hub.start()
-        # Per-key order holds on both buses, so events of different jobs are applied concurrently.
-        consumer = self.bus.consume([JOB_EVENTS], BACKEND_GROUP, max_in_flight=EVENTS_IN_FLIGHT)
-        await consumer.start()
-        self._consumer = consumer
         self._tasks = [
-            asyncio.create_task(consumer.run(self._apply), name="agiflow-job-events"),
+            asyncio.create_task(self._consume_events(), name="agiflow-job-events"),
             asyncio.create_task(self._dispatch_loop(), name="agiflow-dispatcher"),
         ]
+
+    async def _consume_events(self) -> None:
+        """Apply job events until stopped, joining the group again (capped backoff) after a failed join."""
+        failures = 0
+        while not self._stopping:
+            # Per-key order holds on both buses, so events of different jobs are applied concurrently.
+            consumer = self.bus.consume([JOB_EVENTS], BACKEND_GROUP, max_in_flight=EVENTS_IN_FLIGHT)
+            self._consumer = consumer
+            try:
+                await consumer.start()
+                failures = 0
+                await consumer.run(self._apply)  # returns once the consumer is closed
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                if failures == 1 and not self.bus.health.is_down:
+                    log.warning("job events consumer cannot run (%s: %s); retrying", type(exc).__name__, exc)
+                await finish_within(STEP_SECONDS, consumer.close(), "the job events consumer")
+                await asyncio.sleep(min(RETRY_MAX, 0.5 * 2 ** (failures - 1)))
 
     async def _apply(self, message: Message) -> None:
         await self.jobs.apply_event(message)
 
     async def _dispatch_loop(self) -> None:
         wanted = self.jobs.dispatch_wanted
+        failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wanted.wait(), DISPATCH_TICK)
@@ -62,16 +94,26 @@ class JobBackend:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("dispatching jobs failed; retrying", exc_info=True)
-                await asyncio.sleep(1)
+                failures += 1  # logged once per streak: a database outage is one fact
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG, "dispatching jobs failed; retrying",
+                        exc_info=True)  # fmt: skip
+                await asyncio.sleep(min(RETRY_MAX, 2 ** (failures - 1)))
+            else:
+                if failures:
+                    log.warning("dispatching jobs again after %d failed attempts", failures)
+                failures = 0
 
     async def stop(self) -> None:
+        """Every step bounded (see ``finish_within``): a broker or database that is gone cannot hold a
+        stopping server, and a step that fails does not skip the ones after it."""
+        self._stopping = True
         # Close the consumer first: a cancel can be swallowed by a pool wait (psycopg_pool on 3.11).
-        with contextlib.suppress(Exception):
-            await self._consumer.close()
+        if self._consumer is not None:
+            await finish_within(STEP_SECONDS, self._consumer.close(), "the job events consumer")
         for task in self._tasks:
             task.cancel()
-        await asyncio.wait(self._tasks, timeout=10)
-        await self.hub.stop()
-        await self.relay.stop()
-        await self.bus.close()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STEP_SECONDS)
+        await finish_within(STEP_SECONDS, self.hub.stop(), "the event hub")
+        await finish_within(STEP_SECONDS, self.relay.stop(), "the outbox relay")
+        await finish_within(STEP_SECONDS, self.bus.close(), "the bus")

@@ -89,8 +89,16 @@ class WorkerStatus(BaseModel):
     alive: bool
 
 
+class BusStatus(BaseModel):
+    backend: str = Field(description="The configured bus: postgres or kafka")
+    state: Literal["unknown", "up", "down"] = Field(description="Whether this API process reaches the bus now")
+    since: datetime = Field(description="When the bus entered this state (as this process saw it)")
+    error: str | None = Field(None, description="Why it is down (server admins only: it names hosts)")
+
+
 class QueueStatus(BaseModel):
     project: str | None = Field(None, description="The project the figures are for; null: the whole deployment")
+    bus: BusStatus | None = Field(None, description="The message bus as this API process sees it")
     workers: list[WorkerStatus] = Field(description="Worker processes (host names, pids): server admins only")
     workers_alive: int = Field(description="Workers heartbeating now, across the deployment")
     queued: int = Field(description="Jobs waiting for a concurrency slot")

@@ -11,6 +11,7 @@ from traitlets import Bool, Integer, Unicode
 
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.config import Settings
+from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
 from agiflow_lab_server.base import PlatformState
@@ -181,6 +182,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             self.state.platform = platform
             bus = make_bus(settings.bus, platform.db, kafka_bootstrap=settings.kafka_bootstrap,
                            kafka_security=settings.kafka_security)  # fmt: skip
+            platform.status.follow_bus(bus.health)
             self.state.backend = JobBackend(platform.db, bus, platform.jobs)
             await self.state.backend.start()
             self.supervisor = WorkerSupervisor(
@@ -203,9 +205,12 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         self.state.ready.set()
 
     async def stop_extension(self) -> None:
+        """Stop workers, then the backend, then the platform, each step bounded: Jupyter waits for this
+        coroutine before it stops its loop, so a step that hangs (or raises a CancelledError that is not
+        ours, as aiokafka's close does when the broker is gone) would keep the server alive forever."""
         if getattr(self, "supervisor", None) is not None:
-            await self.supervisor.stop()
+            await finish_within(self.supervisor.stop_timeout + 5, self.supervisor.stop(), "the worker supervisor")
         if self.state.backend is not None:
-            await self.state.backend.stop()
+            await finish_within(10, self.state.backend.stop(), "the job backend")
         if self.state.platform is not None:
-            await self.state.platform.close()
+            await finish_within(5, self.state.platform.close(), "the platform")

