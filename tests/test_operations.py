@@ -1,4 +1,4 @@
-"""Operations: outages of the broker and the database, and shutdown.
+"""Operations: outages of the broker and the database, shutdown, and a supervised worker's death.
 
 Everything is a real process: Jupyter servers supervising real workers, the session's Kafka broker
 (killed with SIGKILL and restarted on the same port), Postgres servers of their own that the tests stop.
@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.support.api import Api
-from tests.support.jobs import submit, wait_for
+from tests.support.jobs import events, states_of, submit, wait_for
 from tests.support.servers import REPO, JupyterServer, create_database, start_jupyter, start_postgres
 
 STOP_LIMIT = 10.0  # the issue's bound for a server or worker to exit after SIGTERM
@@ -148,6 +148,34 @@ async def test_kafka_outages_before_start_and_while_running_are_reported_once_an
     # Not thousands: what aiokafka says per connection attempt is silenced once the outage is reported.
     assert len(log_lines(log, "Unable connect to node")) <= 10, server.log_tail(40)
     assert len(log.read_text(errors="replace").splitlines()) < 400, server.log_tail(80)
+
+
+async def test_a_supervised_worker_killed_mid_job_hands_the_job_back_at_once(
+    pg_server: str, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # Heartbeats could only expose the death after 60 s (and the dispatcher's rescue after 120 s).
+    env = {"AGIFLOW_WORKERS": "1", "AGIFLOW_WORKER_STALE_SECONDS": "60",
+           "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}  # fmt: skip
+    server = await asyncio.to_thread(start_jupyter, create_database(pg_server), tmp_path, extra_env=env)
+    try:
+        api = Api(server, client)
+        victim = await supervised_pid(api)
+        job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 3}})
+        running = await wait_for(api, "default", job["id"], {"running"}, timeout=60)
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+
+        done = await wait_for(api, "default", job["id"], timeout=60)
+        took = time.monotonic() - killed_at
+        assert done["state"] == "succeeded", (done, server.log_tail())
+        assert done["attempts"] == 2 and done["worker_id"] != running["worker_id"]
+        states = states_of(await events(api, "default", job["id"]))
+        assert states == ["queued", "running", "retrying", "running", "succeeded"], states
+        print(f"\nkill -9 → succeeded as attempt 2 in {took:.1f}s (the job sleeps 3 s)")
+        # Mostly the worker's restart (imports, kernel pool); without the fast path it would take 120 s.
+        assert took < 45, f"took {took:.1f}s: only the heartbeat threshold (60 s) would explain that"
+    finally:
+        server.stop()
 
 
 async def test_a_server_and_a_worker_stop_promptly_while_the_database_is_down(

@@ -250,10 +250,19 @@ class JobService:
             if now - self._rescued.get(row["id"], -silent) < silent:
                 continue  # sent recently; give the claim time to happen
             self._rescued[row["id"]] = now
-            await outbox.enqueue(conn, JOBS, row["id"], {"job_id": row["id"], "rescue": True})
+            # Keyed apart from the job's own message: on the Postgres bus a key's next message waits until
+            # the one before is settled, and the dead worker's lease on that one runs for a while yet.
+            await outbox.enqueue(conn, JOBS, f"{row['id']}:rescue", {"job_id": row["id"], "rescue": True})
         for job_id, at in list(self._rescued.items()):
             if now - at > 10 * silent:
                 del self._rescued[job_id]
+
+    async def worker_exited(self, worker_id: str) -> None:
+        """A supervisor saw this worker's process end: mark it stopped and wake the dispatcher, whose
+        rescue sends its running jobs back to the bus now instead of after the heartbeat threshold."""
+        async with self.db.connection() as conn:
+            await store.worker_stopped(conn, worker_id)
+        self.dispatch_wanted.set()
 
     async def apply_event(self, message: Message) -> None:
         """Apply one ``job-events`` message from a worker; safe to call again with the same message.

@@ -194,6 +194,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                      **({"AGIFLOW_KERNEL_UIDS": settings.kernel_uids} if settings.kernel_uids else {}),
                      **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
                 args=["--concurrency", str(settings.worker_concurrency)],
+                on_exit=platform.jobs.worker_exited,
             )  # fmt: skip
             self.supervisor.start()
         except Exception as exc:

@@ -1,6 +1,12 @@
 """Worker subprocesses for a plain ``jupyter lab``: started with the server, restarted if they crash,
 stopped (gracefully, then firmly) with it. Deployments at scale run workers on their own instead and
-set the count to 0."""
+set the count to 0.
+
+The supervisor knows at once when a worker dies, which nobody else can: the heartbeat threshold exists
+for deaths nobody sees. So each child gets a worker id chosen here, and when the child exits,
+``on_exit(worker_id)`` marks that worker stopped, which lets the dispatcher's rescue send its running
+jobs back to the bus right away (the same path, and the same claim, as a rescue after a silent death,
+so a job is never run twice). The first restart is immediate; repeated quick exits back off."""
 
 from __future__ import annotations
 
@@ -9,20 +15,36 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
+import uuid
+from collections.abc import Awaitable, Callable
+
+from agiflow_lab.core.shutdown import finish_within
 
 log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_MAX = 30.0
+STEADY_SECONDS = 60.0  # a worker that ran this long before exiting is restarted at once, not backed off
+ON_EXIT_SECONDS = 5.0
+
+
+def new_worker_id(slot: int) -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-w{slot}-{uuid.uuid4().hex[:4]}"
 
 
 class WorkerSupervisor:
-    def __init__(self, count: int, env: dict[str, str], args: list[str], stop_timeout: float = 20.0) -> None:
+    def __init__(
+        self, count: int, env: dict[str, str], args: list[str], stop_timeout: float = 20.0,
+        on_exit: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:  # fmt: skip
         self.count = count
         self.env = env
         self.args = args
         self.stop_timeout = stop_timeout
+        self.on_exit = on_exit
         self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.worker_ids: dict[int, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -32,21 +54,30 @@ class WorkerSupervisor:
         ]
 
     async def _keep_running(self, slot: int) -> None:
-        backoff = 1.0
+        quick_exits = 0
         while not self._stopping:
             env = {**os.environ, **self.env}
+            worker_id = new_worker_id(slot)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agiflow_lab_workers", *self.args, env=env, start_new_session=True
-            )
-            self.processes[slot] = proc
+                sys.executable, "-m", "agiflow_lab_workers", *self.args, "--worker-id", worker_id, env=env,
+                start_new_session=True,
+            )  # fmt: skip
+            self.processes[slot], self.worker_ids[slot] = proc, worker_id
             started = asyncio.get_running_loop().time()
             code = await proc.wait()
+            if code != 0 or not self._stopping:  # a clean exit on our SIGTERM has handed its jobs back itself
+                await self._exited(worker_id)
             if self._stopping:
                 return
             ran_for = asyncio.get_running_loop().time() - started
-            backoff = 1.0 if ran_for > 60 else min(RESTART_BACKOFF_MAX, backoff * 2)
-            log.warning("AGIFlow worker %s exited with %s; restarting in %.0fs", slot, code, backoff)
-            await asyncio.sleep(backoff)
+            quick_exits = 0 if ran_for > STEADY_SECONDS else quick_exits + 1
+            delay = 0.0 if quick_exits <= 1 else min(RESTART_BACKOFF_MAX, 2.0 ** (quick_exits - 2))
+            log.warning("AGIFlow worker %s exited with %s; restarting in %.0fs", slot, code, delay)
+            await asyncio.sleep(delay)
+
+    async def _exited(self, worker_id: str) -> None:
+        if self.on_exit is not None:
+            await finish_within(ON_EXIT_SECONDS, self.on_exit(worker_id), f"handing back worker {worker_id}'s jobs")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -60,6 +91,8 @@ class WorkerSupervisor:
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+        if self._tasks:  # let a killed worker's jobs be handed back before the backend stops
+            await asyncio.wait(self._tasks, timeout=ON_EXIT_SECONDS)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
