@@ -22,36 +22,9 @@ from tests.support.api import Api
 from tests.support.evals import make_connection, make_dataset, make_prompt, qa_items, results, start_run, wait_run
 from tests.support.jobs import events, states_of, submit, wait_for
 from tests.support.scripted_llm import ScriptedLLM
-from tests.support.servers import create_database, start_jupyter, start_postgres
-from tests.support.stack import FAST_RECOVERY, Stack
+from tests.support.stack import Stack, Stacks
 
 BACKENDS = ["postgres", "kafka"]
-
-
-class Stacks:
-    """One deployment per backend, started on first use and kept for the module."""
-
-    def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, client: httpx.AsyncClient) -> None:
-        self.request, self.tmp, self.client = request, tmp, client
-        self.started: dict[str, Stack] = {}
-
-    def get(self, backend: str) -> Stack:
-        if backend in self.started:
-            return self.started[backend]
-        workdir = self.tmp.mktemp(f"stack-{backend}")
-        # A Postgres of its own: the restart test must not pull the database from under other tests.
-        pg_data = workdir / "pg"
-        db_url = create_database(start_postgres(pg_data))
-        env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend, "AGIFLOW_SECRET_KEY_FILE": str(workdir / "secret.key")}
-        if backend == "kafka":
-            env.update(self.request.getfixturevalue("kafka_broker").env)
-        stack = Stack(backend, db_url, env, workdir, pg_data=pg_data)
-        self.started[backend] = stack
-        stack.server = start_jupyter(db_url, workdir / "server", extra_args=["--AgiflowLab.workers=0"], extra_env=env)
-        stack.api = Api(stack.server, self.client)
-        stack.start_worker()
-        stack.start_worker()
-        return stack
 
 
 @pytest.fixture(scope="module")

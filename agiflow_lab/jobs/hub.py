@@ -4,6 +4,8 @@ Every event is a row in ``control.job_events`` with an increasing id, and its in
 LISTENs once per process, reads the new rows in one query and hands each to the subscribers of its
 project. Because the rows are the source of truth, a dropped notification or a reconnect loses
 nothing: the hub (and any client resuming with ``after=<last id>``) simply reads from the last id.
+Rows commit out of id order, so the hub reads through an ``EventCursor``, which never moves past an
+id that may still appear; ``delivered_through`` is the mark a new subscriber catches up to.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dataclasses import dataclass, field
 from agiflow_lab.db.database import Database
 from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.jobs import store
+from agiflow_lab.jobs.event_cursor import EventCursor
 from agiflow_lab.jobs.models import JobEvent
 
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000  # a subscriber this far behind is cut off and must resume from its last id
+GAP_POLL = 0.1  # while an id is missing, look again this often (a rolled-back insert sends no notification)
 
 
 @dataclass(eq=False)
@@ -34,7 +38,7 @@ class EventHub:
         self.db = db
         self.fallback_poll = fallback_poll
         self.subscriptions: set[Subscription] = set()
-        self._last_id = 0
+        self._cursor = EventCursor(db)
         # Every wake-up (a notification, a reconnect, fallback_poll seconds of quiet) reads from the last id.
         self._listener = Listener(
             db, store.EVENTS_CHANNEL, on_connect=self._deliver_on_connect, on_notify=self._deliver_on_notify,
@@ -43,8 +47,13 @@ class EventHub:
 
     async def start(self) -> None:
         async with self.db.connection() as conn:
-            self._last_id = await store.last_event_id(conn)
+            self._cursor.through = await store.last_event_id(conn)
         self._listener.start()
+
+    @property
+    def delivered_through(self) -> int:
+        """Every event up to this id has been handed to the subscribers of the moment (or will never be)."""
+        return self._cursor.through
 
     async def stop(self) -> None:
         await self._listener.stop()
@@ -61,18 +70,15 @@ class EventHub:
         await self._deliver_new()
 
     async def _deliver_on_notify(self, payload: str) -> None:
-        if not payload.isdigit() or int(payload) > self._last_id:  # a burst of inserts: the first read takes all
+        if not payload.isdigit() or int(payload) > self._cursor.through:  # a burst: the first read takes all
             await self._deliver_new()
 
     async def _deliver_new(self) -> None:
         while True:
-            async with self.db.connection() as conn:
-                rows = await store.events_after(conn, self._last_id, limit=1000)
-            if not rows:
-                return
+            rows = await self._cursor.read(limit=1000)
+            self._listener.idle = GAP_POLL if self._cursor.waiting else self.fallback_poll
             for row in rows:
                 event = JobEvent.model_validate(row)
-                self._last_id = event.id
                 for sub in list(self.subscriptions):
                     if event.project in sub.projects:
                         try:
@@ -82,5 +88,5 @@ class EventHub:
                             with contextlib.suppress(asyncio.QueueFull):
                                 sub.queue.get_nowait()
                                 sub.queue.put_nowait(None)  # tell the client to resume from its last id
-            if len(rows) < 1000:
+            if not self._cursor.more:
                 return

@@ -313,3 +313,15 @@ async def forget_idempotency_keys(conn: Conn, older_than: timedelta, *, limit: i
         (older_than, limit),
     )
     return cur.rowcount
+
+
+async def xid_horizon(conn: Conn) -> tuple[int, int]:
+    """(xmin, xmax) of a fresh snapshot: every transaction below xmin has ended (committed or rolled
+    back), and xmax is the first transaction id not yet assigned."""
+    cur = await conn.execute(
+        """SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax
+             FROM pg_current_snapshot() AS s"""
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["xmin"]), int(row["xmax"])

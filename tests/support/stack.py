@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.api import Api
-from tests.support.servers import REPO, JupyterServer
+from tests.support.servers import REPO, JupyterServer, create_database, start_jupyter, start_postgres
 
 # Fast failure detection, so a killed worker's job is taken over in seconds rather than a minute.
 FAST_RECOVERY = {
@@ -75,3 +76,29 @@ class Stack:
             user = "embedded_postgres" if os.geteuid() == 0 else None
             with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
+
+
+class Stacks:
+    """One deployment per backend, started on first use and kept for as long as the fixture that made it."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, client: httpx.AsyncClient) -> None:
+        self.request, self.tmp, self.client = request, tmp, client
+        self.started: dict[str, Stack] = {}
+
+    def get(self, backend: str) -> Stack:
+        if backend in self.started:
+            return self.started[backend]
+        workdir = self.tmp.mktemp(f"stack-{backend}")
+        # A Postgres of its own: the restart test must not pull the database from under other tests.
+        pg_data = workdir / "pg"
+        db_url = create_database(start_postgres(pg_data))
+        env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend, "AGIFLOW_SECRET_KEY_FILE": str(workdir / "secret.key")}
+        if backend == "kafka":
+            env.update(self.request.getfixturevalue("kafka_broker").env)
+        stack = Stack(backend, db_url, env, workdir, pg_data=pg_data)
+        self.started[backend] = stack
+        stack.server = start_jupyter(db_url, workdir / "server", extra_args=["--AgiflowLab.workers=0"], extra_env=env)
+        stack.api = Api(stack.server, self.client)
+        stack.start_worker()
+        stack.start_worker()
+        return stack

@@ -52,15 +52,20 @@ class EventsSocket(WebSocketMixin, WebSocketHandler, AgiflowHandler):  # type: i
     async def _send_events(self) -> None:
         jobs = self.platform.jobs
         try:
-            # Read after subscribing (open), so nothing newer than the starting point is missed.
-            last = await jobs.latest_event_id(self.project) if self.after is None else self.after
-            while True:  # catch up from the table
-                events = await jobs.project_events(self.project, after=last, limit=REPLAY_PAGE)
+            # Read after subscribing (open), so nothing newer than the starting point is missed. The table
+            # is read only up to the hub's mark: a row above it may have an id below one that is not
+            # visible yet, and the hub hands everything above the mark over in id order (see EventCursor).
+            mark = self.settings["agiflow"].backend.hub.delivered_through
+            last = min(await jobs.latest_event_id(self.project), mark) if self.after is None else self.after
+            while last < mark:  # catch up from the table
+                events = [e for e in await jobs.project_events(self.project, after=last, limit=REPLAY_PAGE)
+                          if e.id <= mark]  # fmt: skip
                 for event in events:
                     await self._send(event.model_dump(mode="json"))
                     last = event.id
                 if len(events) < REPLAY_PAGE:
                     break
+            last = max(last, mark)
             while True:  # then live, skipping what the catch-up already sent
                 event = await self.subscription.queue.get()
                 if event is None:
