@@ -91,6 +91,7 @@ class Worker:
         self.db = Database(options.database_url, min_size=1, max_size=options.concurrency * 2 + 4)
         self.running: dict[str, Running] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.claiming: set[str] = set()  # jobs whose claim is in progress here
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, take jobs until ``stop`` is set, drain, close.
@@ -207,15 +208,21 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> None:
         job_id = str(delivery.message.payload.get("job_id", ""))
-        if job_id in self.running:  # a second message for a job this worker is running (a rescue, a redelivery)
+        # A second message for a job this worker is claiming or running (a rescue, a redelivery): a job's
+        # own message and its rescue have different keys, so both can arrive at once, and a claim by the
+        # job's current owner would take the job over from itself as a new attempt.
+        if job_id in self.running or job_id in self.claiming:
             await _settle(delivery.ack())
             return
+        self.claiming.add(job_id)
         try:
             outcome = await ownership.claim(self.db, job_id, self.id)
         except Exception as exc:
             log.warning("cannot claim job %s: %r", job_id, exc)
             await _settle(delivery.retry(f"claim failed: {exc}"))
             return
+        finally:
+            self.claiming.discard(job_id)
         if isinstance(outcome, str):
             log.info("job %s not run here: %s", job_id, outcome)
             await _settle(delivery.ack())
