@@ -250,9 +250,13 @@ class JobService:
             if now - self._rescued.get(row["id"], -silent) < silent:
                 continue  # sent recently; give the claim time to happen
             self._rescued[row["id"]] = now
-            # Keyed apart from the job's own message: on the Postgres bus a key's next message waits until
-            # the one before is settled, and the dead worker's lease on that one runs for a while yet.
-            await outbox.enqueue(conn, JOBS, f"{row['id']}:rescue", {"job_id": row["id"], "rescue": True})
+            # A key's next message waits until the one before is settled. For a worker that is merely silent
+            # that is a safeguard: if it is alive after all (a stalled machine), it still holds the job's own
+            # message, so the rescue waits for it instead of running the notebook a second time. A stopped
+            # worker runs nothing, and its lease on that message may have long to run (30 s on Postgres), so
+            # its jobs' rescues are keyed apart and claimed at once.
+            key = f"{row['id']}:rescue" if row["stopped"] else row["id"]
+            await outbox.enqueue(conn, JOBS, key, {"job_id": row["id"], "rescue": True})
         for job_id, at in list(self._rescued.items()):
             if now - at > 10 * silent:
                 del self._rescued[job_id]

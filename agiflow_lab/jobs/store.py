@@ -243,8 +243,12 @@ async def queue_counts(conn: Conn, project_id: int | None = None) -> dict[str, A
 
 
 async def running_on_dead_workers(conn: Conn, stale_seconds: float) -> list[dict[str, Any]]:
+    """Running jobs whose worker is gone: ``stopped`` when it is known to have stopped (it said so, or its
+    supervisor saw it exit), rather than merely silent."""
     cur = await conn.execute(
-        """SELECT j.id::text AS id, j.project_id, j.attempts, j.max_attempts FROM control.jobs j
+        """SELECT j.id::text AS id, j.project_id, j.attempts, j.max_attempts,
+                  (w.id IS NULL OR w.stopped_at IS NOT NULL) AS stopped
+             FROM control.jobs j
              LEFT JOIN control.workers w ON w.id = j.worker_id
             WHERE j.state = 'running'
               AND (w.id IS NULL OR w.stopped_at IS NOT NULL OR w.heartbeat_at < now() - make_interval(secs => %s))

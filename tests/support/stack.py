@@ -81,8 +81,11 @@ class Stack:
 class Stacks:
     """One deployment per backend, started on first use and kept for as long as the fixture that made it."""
 
-    def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, client: httpx.AsyncClient) -> None:
-        self.request, self.tmp, self.client = request, tmp, client
+    def __init__(
+        self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, client: httpx.AsyncClient,
+        recovery: dict[str, str] = FAST_RECOVERY,
+    ) -> None:  # fmt: skip
+        self.request, self.tmp, self.client, self.recovery = request, tmp, client, recovery
         self.started: dict[str, Stack] = {}
 
     def get(self, backend: str) -> Stack:
@@ -92,7 +95,7 @@ class Stacks:
         # A Postgres of its own: the restart test must not pull the database from under other tests.
         pg_data = workdir / "pg"
         db_url = create_database(start_postgres(pg_data))
-        env = {**FAST_RECOVERY, "AGIFLOW_BUS": backend, "AGIFLOW_SECRET_KEY_FILE": str(workdir / "secret.key")}
+        env = {**self.recovery, "AGIFLOW_BUS": backend, "AGIFLOW_SECRET_KEY_FILE": str(workdir / "secret.key")}
         if backend == "kafka":
             env.update(self.request.getfixturevalue("kafka_broker").env)
         stack = Stack(backend, db_url, env, workdir, pg_data=pg_data)

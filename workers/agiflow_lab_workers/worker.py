@@ -159,10 +159,12 @@ class Worker:
             await store.register_worker(conn, self.id, socket.gethostname(), os.getpid(), list(opts.topics),
                                         opts.concurrency)  # fmt: skip
         closes("marking the worker stopped", self._mark_stopped, 1.0)  # its jobs were handed back already
-        consumer = await self._join(bus)
-        closes("the consumer", consumer.close)
+        # Beating before joining: a join can take longer than the stale threshold (a Kafka rebalance), and
+        # a worker that owns its first job must not look dead to the others while it starts it.
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         closes("the heartbeat", functools.partial(_cancelled, heartbeat))
+        consumer = await self._join(bus)
+        closes("the consumer", consumer.close)
         cancels = self._cancel_listener()
         closes("the cancel listener", cancels.stop)
         cancels.start()
@@ -295,7 +297,6 @@ class Worker:
     async def _heartbeat(self) -> None:
         failures = 0
         while True:
-            await asyncio.sleep(self.options.heartbeat_seconds)
             try:
                 async with self.db.connection() as conn:
                     await store.heartbeat(conn, self.id, len(self.running))
@@ -314,6 +315,7 @@ class Worker:
                 if failures:
                     log.warning("heartbeat back after %d failed attempts", failures)
                 failures = 0
+            await asyncio.sleep(self.options.heartbeat_seconds)
 
     def _cancel_listener(self) -> Listener:
         """Cancels reach a running job at once through NOTIFY; on every (re)connect the worker asks the
