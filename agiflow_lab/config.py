@@ -11,10 +11,12 @@ import getpass
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_core.paths import jupyter_data_dir
 
-from agiflow_lab.bus.kafka_security import KafkaSecurity
+if TYPE_CHECKING:  # the bus package imports this module
+    from agiflow_lab.bus.kafka_security import KafkaSecurity
 
 ENV_PREFIX = "AGIFLOW_"
 
@@ -50,6 +52,11 @@ class Settings:
     kafka_password: str | None = field(default=None, repr=False)
     kafka_sasl_mechanism: str = "PLAIN"
     kafka_security_protocol: str = "SASL_PLAINTEXT"
+    kafka_partitions: int = 4
+    kafka_session_timeout_ms: int = 10_000
+    # How fast a dead worker's job is taken over when nobody saw it die (a supervised worker's death is seen).
+    worker_stale_seconds: float = 15.0
+    bus_lease_seconds: float = 30.0
     workers: int = 1
     worker_concurrency: int = 2
     max_running_jobs: int = 32
@@ -73,6 +80,8 @@ class Settings:
         """None: the broker takes anonymous clients (acceptable only where nothing untrusted can reach it)."""
         if not self.kafka_username:
             return None
+        from agiflow_lab.bus.kafka_security import KafkaSecurity
+
         return KafkaSecurity(self.kafka_username, self.kafka_password or "", self.kafka_sasl_mechanism,
                              self.kafka_security_protocol)  # fmt: skip
 
@@ -107,7 +116,11 @@ class Settings:
         for flag in ("allow_private_model_hosts", "keys_manage_members"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)
+        for seconds in ("worker_stale_seconds", "bus_lease_seconds"):
+            if (value := env.get(f"{ENV_PREFIX}{seconds.upper()}")) is not None:
+                changes[seconds] = float(value)
         for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project",
+                     "kafka_partitions", "kafka_session_timeout_ms",
                      "max_body_bytes", "max_import_bytes", "max_json_depth"):  # fmt: skip
             if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
                 changes[name] = int(value)

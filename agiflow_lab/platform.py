@@ -48,13 +48,10 @@ class Platform:
     url: str
 
     @classmethod
-    async def open(cls, settings: Settings) -> Platform:
-        url = await resolve_database_url(settings.database_url, settings.data_dir)
-        await migrate.upgrade(url)
-        db = Database(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-        await db.open()
+    def build(cls, settings: Settings, db: Database, url: str) -> Platform:
+        """The services wired on an open pool, and nothing started: the one composition root for the
+        server (``open``), the CLI and the workers, which start only what they use."""
         authz = Authorizer(db)
-        await authz.start()
         admins = ServerAdmins.of([settings.owner])
         projects = ProjectService(db, authz, admins=admins, keys_manage_members=settings.keys_manage_members)
         prompts = PromptService(db, projects)
@@ -62,9 +59,9 @@ class Platform:
         datasets = DatasetService(db, projects, max_json_depth=settings.max_json_depth)
         jobs = JobService(
             db, projects, max_running=settings.max_running_jobs,
-            max_running_per_project=settings.max_running_jobs_per_project,
+            max_running_per_project=settings.max_running_jobs_per_project, stale_after=settings.worker_stale_seconds,
         )  # fmt: skip
-        platform = cls(
+        return cls(
             settings=settings,
             db=db,
             authz=authz,
@@ -77,14 +74,25 @@ class Platform:
             jobs=jobs,
             evals=EvalService(db, projects, prompts, datasets, models, jobs),
             bus_admin=BusAdmin(db, admins, settings.bus),
-            status=StatusService(db, authz, projects, admins),
+            status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
             admins=admins,
             url=url,
         )
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Platform:
+        """For an API server: database (embedded if none is configured) migrated, policies and the prompt
+        cache live, the default project there."""
+        url = await resolve_database_url(settings.database_url, settings.data_dir)
+        await migrate.upgrade(url)
+        db = Database(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        await db.open()
+        platform = cls.build(settings, db, url)
+        await platform.authz.start()
         platform.prompts.cache.start()
-        await projects.ensure(settings.default_project, "Default project", settings.owner)
-        await models.seal_plaintext_headers()
-        await authz.reload()
+        await platform.projects.ensure(settings.default_project, "Default project", settings.owner)
+        await platform.models.seal_plaintext_headers()
+        await platform.authz.reload()
         return platform
 
     async def close(self) -> None:

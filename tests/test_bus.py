@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -19,6 +20,7 @@ from agiflow_lab.bus import JOBS, Bus, Consumer, Message, OutboxRelay, RetryPoli
 from agiflow_lab.bus.kafka import KafkaBus, dlq_topic
 from agiflow_lab.bus.kafka_security import KafkaSecurity
 from agiflow_lab.bus.postgres import PostgresBus, dead_letters, requeue
+from agiflow_lab.config import Settings
 from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput, NotFound
@@ -386,19 +388,34 @@ async def test_kafka_topics_are_created_with_the_configured_partitions(kafka_bro
 
 
 async def test_the_backend_is_chosen_by_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Settings decides: the name, Kafka's settings from the environment, or a Bus subclass's path."""
     db = Database("postgresql:///unused")
-    monkeypatch.delenv("AGIFLOW_BUS", raising=False)
-    assert isinstance(make_bus(None, db), PostgresBus)
+    for name in ("AGIFLOW_BUS", "AGIFLOW_KAFKA_BOOTSTRAP", "AGIFLOW_KAFKA_PARTITIONS", "AGIFLOW_BUS_LEASE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(make_bus(Settings().with_env(), db), PostgresBus)
     monkeypatch.setenv("AGIFLOW_BUS", "kafka")
     monkeypatch.setenv("AGIFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9")
-    kafka = make_bus(None, db, partitions=6)
+    monkeypatch.setenv("AGIFLOW_KAFKA_PARTITIONS", "6")
+    kafka = make_bus(Settings().with_env(), db)
     assert isinstance(kafka, KafkaBus) and kafka.partitions == 6
-    assert isinstance(make_bus("postgres", db), PostgresBus)
-    monkeypatch.delenv("AGIFLOW_KAFKA_BOOTSTRAP")
+    monkeypatch.setenv("AGIFLOW_BUS_LEASE_SECONDS", "7")
+    postgres = make_bus(replace(Settings().with_env(), bus="postgres"), db)
+    assert isinstance(postgres, PostgresBus) and postgres.lease_seconds == 7
+    plugged = make_bus(Settings(bus="tests.test_bus.VendorBus"), db)
+    assert isinstance(plugged, VendorBus)
     with pytest.raises(InvalidInput):
-        make_bus("kafka", db)
-    with pytest.raises(InvalidInput):
-        make_bus("rabbitmq", db)
+        make_bus(Settings(bus="kafka"), db)  # no bootstrap servers
+    for wrong in ("rabbitmq", "tests.test_bus.no_such_thing", "agiflow_lab.config.Settings"):
+        with pytest.raises(InvalidInput):
+            make_bus(Settings(bus=wrong), db)
+
+
+class VendorBus(PostgresBus):
+    """A backend from outside the package, named by its import path (``c.AgiflowLab.bus_class``)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, *, retry: RetryPolicy | None = None) -> VendorBus:
+        return cls(db, retry=retry)
 
 
 async def test_a_job_submitted_while_kafka_is_down_is_delivered_when_it_returns(

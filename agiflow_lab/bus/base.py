@@ -21,9 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agiflow_lab.bus.health import BusHealth
+from agiflow_lab.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from agiflow_lab.config import Settings
+    from agiflow_lab.db.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +179,11 @@ async def _settle(delivery: Delivery, handler: Handler) -> None:
 
 class Bus(ABC):
     """Topics, keyed messages, consumer groups and explicit acknowledgement."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, *, retry: RetryPolicy | None = None) -> Bus:
+        """Build this backend from the one ``Settings`` (``bus_class`` plug-ins implement this too)."""
+        raise InvalidInput(f"{cls.__name__} cannot be built from configuration", {"field": "bus"})
 
     @property
     def kind(self) -> str:

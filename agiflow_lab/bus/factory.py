@@ -1,54 +1,52 @@
-"""Choose the bus backend from configuration: the code that uses the bus never names a backend."""
+"""Choose the bus backend from configuration: the code that uses the bus never names a backend.
+
+``Settings.bus`` is ``postgres``, ``kafka``, or the import path of a :class:`~agiflow_lab.bus.base.Bus`
+subclass (``c.AgiflowLab.bus_class``, the way jupyter-scheduler swaps its scheduler): a vendor's backend
+plugs in through configuration, and the supervised workers, which get ``AGIFLOW_BUS``, build the same one.
+"""
 
 from __future__ import annotations
 
-import os
+from dataclasses import replace
+
+from traitlets.utils.importstring import import_item
 
 from agiflow_lab.bus.base import Bus, RetryPolicy
-from agiflow_lab.bus.kafka_security import KafkaSecurity
+from agiflow_lab.config import Settings
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput
 
 KINDS = ("postgres", "kafka")
-DEFAULT_PARTITIONS = 4
 
 
-def make_bus(
-    kind: str | None,
-    db: Database,
-    *,
-    kafka_bootstrap: str | None = None,
-    kafka_security: KafkaSecurity | None = None,
-    partitions: int | None = None,
-    retry: RetryPolicy | None = None,
-) -> Bus:
-    """A bus of ``kind`` (``postgres`` or ``kafka``), not yet started.
-
-    Arguments left as None fall back to ``AGIFLOW_BUS`` (default ``postgres``),
-    ``AGIFLOW_KAFKA_BOOTSTRAP``, ``AGIFLOW_KAFKA_USERNAME``/``_PASSWORD``/``_SASL_MECHANISM``/
-    ``_SECURITY_PROTOCOL`` and ``AGIFLOW_KAFKA_PARTITIONS``. Settings that apply environment
-    overrides themselves (``Settings.with_env``) pass resolved values, which are used as given.
-    """
-    kind = (kind or os.environ.get("AGIFLOW_BUS") or "postgres").strip().lower()
-    if kind == "postgres":
+def bus_class(name: str) -> type[Bus]:
+    """The class configuration names; a wrong name is the operator's error, said with the choices."""
+    name = name.strip()
+    if name.lower() == "postgres":
         from agiflow_lab.bus.postgres import PostgresBus
 
-        lease = float(os.environ.get("AGIFLOW_BUS_LEASE_SECONDS") or 30.0)
-        return PostgresBus(db, retry=retry, lease_seconds=lease)
-    if kind == "kafka":
+        return PostgresBus
+    if name.lower() == "kafka":
         from agiflow_lab.bus.kafka import KafkaBus
 
-        bootstrap = kafka_bootstrap or os.environ.get("AGIFLOW_KAFKA_BOOTSTRAP")
-        if not bootstrap:
-            raise InvalidInput("the kafka bus needs bootstrap servers (AGIFLOW_KAFKA_BOOTSTRAP)", {"field": "bus"})
-        if partitions is None:
-            partitions = int(os.environ.get("AGIFLOW_KAFKA_PARTITIONS") or DEFAULT_PARTITIONS)
-        session_ms = int(os.environ.get("AGIFLOW_KAFKA_SESSION_TIMEOUT_MS") or 10_000)
-        from agiflow_lab.config import Settings
+        return KafkaBus
+    try:
+        found = import_item(name) if "." in name else None
+    except (ImportError, AttributeError):
+        found = None
+    if not (isinstance(found, type) and issubclass(found, Bus)):
+        raise InvalidInput(
+            f"unknown bus {name!r}; expected one of {', '.join(KINDS)} or the import path of a Bus subclass",
+            {"field": "bus"},
+        )
+    return found
 
-        security = kafka_security or Settings().with_env().kafka_security
-        return KafkaBus(
-            bootstrap, security=security, partitions=partitions, retry=retry, session_timeout_ms=session_ms,
-            heartbeat_interval_ms=max(500, session_ms // 3),
-        )  # fmt: skip
-    raise InvalidInput(f"unknown bus {kind!r}; expected one of {', '.join(KINDS)}", {"field": "bus"})
+
+def make_bus(settings: Settings, db: Database, *, retry: RetryPolicy | None = None) -> Bus:
+    """The configured bus, not yet started."""
+    return bus_class(settings.bus).from_settings(settings, db, retry=retry)
+
+
+def worker_settings(settings: Settings, bus: str | None, kafka_bootstrap: str | None) -> Settings:
+    """A worker's command-line choices over its environment's."""
+    return replace(settings, bus=bus or settings.bus, kafka_bootstrap=kafka_bootstrap or settings.kafka_bootstrap)

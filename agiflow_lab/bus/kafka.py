@@ -40,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -52,7 +52,11 @@ from agiflow_lab.bus.health import quiet_library_logs
 from agiflow_lab.bus.kafka_security import KafkaSecurity
 from agiflow_lab.bus.topics import ALL_TOPICS
 from agiflow_lab.core.shutdown import finish_within
-from agiflow_lab.errors import Unavailable
+from agiflow_lab.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:
+    from agiflow_lab.config import Settings
+    from agiflow_lab.db.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,16 @@ def dlq_topic(topic: str) -> str:
 
 
 class KafkaBus(Bus):
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, *, retry: RetryPolicy | None = None) -> KafkaBus:
+        if not settings.kafka_bootstrap:
+            raise InvalidInput("the kafka bus needs bootstrap servers (AGIFLOW_KAFKA_BOOTSTRAP)", {"field": "bus"})
+        session_ms = settings.kafka_session_timeout_ms
+        return cls(
+            settings.kafka_bootstrap, security=settings.kafka_security, partitions=settings.kafka_partitions,
+            retry=retry, session_timeout_ms=session_ms, heartbeat_interval_ms=max(500, session_ms // 3),
+        )  # fmt: skip
+
     def __init__(
         self,
         bootstrap_servers: str,

@@ -32,7 +32,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -41,6 +41,9 @@ from agiflow_lab.bus.base import Bus, Consumer, Delivery, Message, Outgoing, Ret
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.errors import InvalidInput, NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from agiflow_lab.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +262,10 @@ class DeadLetter:
 
 
 class PostgresBus(Bus):
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, *, retry: RetryPolicy | None = None) -> PostgresBus:
+        return cls(db, retry=retry, lease_seconds=settings.bus_lease_seconds)
+
     def __init__(
         self,
         db: Database,

@@ -9,17 +9,18 @@ rebalance). The claim decides, atomically, whether this delivery runs the job:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agiflow_lab.config import Settings
 from agiflow_lab.db.database import Database
 from agiflow_lab.jobs import store
 from agiflow_lab.jobs.models import FINAL_STATES
 
 # A worker heartbeats every few seconds; one silent this long is presumed dead and its jobs are taken
-# over. Lower it (AGIFLOW_WORKER_STALE_SECONDS) for faster recovery at the risk of false alarms.
-STALE_AFTER_SECONDS = float(os.environ.get("AGIFLOW_WORKER_STALE_SECONDS", "15"))
+# over. ``Settings.worker_stale_seconds`` (AGIFLOW_WORKER_STALE_SECONDS) lowers it for faster recovery at
+# the risk of false alarms.
+STALE_AFTER_SECONDS = Settings.worker_stale_seconds
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Claim:
 Skip = Literal["finished", "owned-elsewhere", "cancelled", "exhausted", "missing"]
 
 
-async def claim(db: Database, job_id: str, worker_id: str) -> Claim | Skip:
+async def claim(db: Database, job_id: str, worker_id: str, *, stale_after: float = STALE_AFTER_SECONDS) -> Claim | Skip:
     async with db.transaction() as conn:
         job = await store.get(conn, job_id, lock=True)
         if job is None:
@@ -45,7 +46,7 @@ async def claim(db: Database, job_id: str, worker_id: str) -> Claim | Skip:
             return "cancelled"
         owner = job["worker_id"]
         if job["state"] == "running" and owner != worker_id:
-            if owner and await store.worker_alive(conn, owner, STALE_AFTER_SECONDS):
+            if owner and await store.worker_alive(conn, owner, stale_after):
                 return "owned-elsewhere"
         if job["attempts"] >= job["max_attempts"]:
             error = {"ename": "WorkerLost", "evalue": f"no attempt left after {job['attempts']}", "traceback": []}

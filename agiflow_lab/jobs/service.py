@@ -51,9 +51,11 @@ def _job(row: dict[str, Any]) -> Job:
 
 class JobService:
     def __init__(
-        self, db: Database, projects: ProjectService, *, max_running: int = 32, max_running_per_project: int = 8
-    ) -> None:
+        self, db: Database, projects: ProjectService, *, max_running: int = 32, max_running_per_project: int = 8,
+        stale_after: float = STALE_AFTER_SECONDS,
+    ) -> None:  # fmt: skip
         self.db = db
+        self.stale_after = stale_after
         self.projects = projects
         self.max_running = max_running
         self.max_running_per_project = max_running_per_project
@@ -244,7 +246,7 @@ class JobService:
         worker *before* the silence counts as death, and that claim rightly leaves the job alone."""
         # Twice the claim's threshold: a worker that is merely slow to heartbeat (a loaded machine) is not
         # sent extra messages; a dead one is taken over a little later than by a redelivery, not never.
-        silent = 2 * STALE_AFTER_SECONDS
+        silent = 2 * self.stale_after
         now = time.monotonic()
         for row in await store.running_on_dead_workers(conn, silent):
             if now - self._rescued.get(row["id"], -silent) < silent:

@@ -23,8 +23,12 @@ from agiflow_lab.projects.service import ProjectService
 
 
 class StatusService:
-    def __init__(self, db: Database, authz: Authorizer, projects: ProjectService, admins: ServerAdmins) -> None:
+    def __init__(
+        self, db: Database, authz: Authorizer, projects: ProjectService, admins: ServerAdmins,
+        stale_after: float = STALE_AFTER_SECONDS,
+    ) -> None:  # fmt: skip
         self.db = db
+        self.stale_after = stale_after
         self.authz = authz
         self.projects = projects
         self.admins = admins
@@ -54,7 +58,7 @@ class StatusService:
             project_id = await self.projects.resolve_id(project)
         async with self.db.connection() as conn:
             counts = await store.queue_counts(conn, project_id)
-            workers = [WorkerStatus.model_validate(w) for w in await store.workers(conn, STALE_AFTER_SECONDS)]
+            workers = [WorkerStatus.model_validate(w) for w in await store.workers(conn, self.stale_after)]
         oldest = counts["oldest"]
         return QueueStatus(
             project=project,

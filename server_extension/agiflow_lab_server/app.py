@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, Type, Unicode
 
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.config import Settings
@@ -132,6 +132,11 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         "manage members. Env: AGIFLOW_KEYS_MANAGE_MEMBERS.",
     )  # fmt: skip
 
+    bus_class = Type(
+        default_value=None, klass="agiflow_lab.bus.base.Bus", allow_none=True, config=True,
+        help="A Bus subclass to use instead of the built-in 'postgres' or 'kafka' (it builds itself with "
+        "from_settings); supervised workers get its import path as AGIFLOW_BUS. Wins over 'bus'.",
+    )  # fmt: skip
     kernel_sandbox = Unicode(
         "auto", config=True,
         help="Run each job's kernel (user code) as an unprivileged uid of its own: 'auto' (when the worker runs "
@@ -159,6 +164,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         if self.secret_key_file:
             changes["secret_key_file"] = Path(self.secret_key_file)
         changes["kernel_sandbox"] = self.kernel_sandbox
+        if self.bus_class is not None:
+            changes["bus"] = f"{self.bus_class.__module__}.{self.bus_class.__qualname__}"
         if self.kernel_uids:
             changes["kernel_uids"] = self.kernel_uids
         return replace(base, **changes).with_env()
@@ -180,8 +187,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         try:
             platform = await Platform.open(settings)
             self.state.platform = platform
-            bus = make_bus(settings.bus, platform.db, kafka_bootstrap=settings.kafka_bootstrap,
-                           kafka_security=settings.kafka_security)  # fmt: skip
+            bus = make_bus(settings, platform.db)
             platform.status.follow_bus(bus.health)
             self.state.backend = JobBackend(platform.db, bus, platform.jobs)
             await self.state.backend.start()

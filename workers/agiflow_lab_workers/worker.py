@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.bus.base import Bus, Consumer, Delivery
-from agiflow_lab.bus.factory import make_bus
+from agiflow_lab.bus.factory import make_bus, worker_settings
 from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.config import Settings
@@ -39,9 +38,7 @@ from agiflow_lab.jobs import ownership, store
 from agiflow_lab.jobs.events import Finished, RunErrorData
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
-from agiflow_lab.projects.service import ProjectService
-from agiflow_lab.prompts.service import PromptService
-from agiflow_lab.providers.service import open_model_service
+from agiflow_lab.platform import Platform
 from agiflow_lab_workers.events import JobEventSender
 from agiflow_lab_workers.job_api import JobApi
 from agiflow_lab_workers.kernel_pool import KernelPool
@@ -88,6 +85,8 @@ class Worker:
     def __init__(self, options: WorkerOptions) -> None:
         self.options = options
         self.id = options.worker_id
+        # The one Settings (environment), with the command line's bus choices over it.
+        self.settings = worker_settings(Settings().with_env(), options.bus, options.kafka_bootstrap)
         self.db = Database(options.database_url, min_size=1, max_size=options.concurrency * 2 + 4)
         self.running: dict[str, Running] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -130,19 +129,18 @@ class Worker:
 
         closes("the database pool", self.db.close)
         await self.db.open()
-        bus = make_bus(opts.bus, self.db, kafka_bootstrap=opts.kafka_bootstrap)
+        settings = self.settings
+        platform = Platform.build(settings, self.db, opts.database_url)
+        bus = make_bus(settings, self.db)
         closes("the bus", bus.close)
         with contextlib.suppress(Unavailable):  # reported once by the bus's health; joining retries below
             await bus.start()
         relay = OutboxRelay(self.db, bus)
         closes("the outbox relay", relay.stop)
         relay.start()
-        projects = ProjectService(self.db, Authorizer(self.db))
-        self.job_api = JobApi(self.db, PromptService(self.db, projects),
-                              open_model_service(self.db, projects, Settings().with_env()))  # fmt: skip
+        self.job_api = JobApi(self.db, platform.prompts, platform.models)
         closes("the job API", self.job_api.stop)
         await self.job_api.start()
-        settings = Settings().with_env()
         sandbox = KernelSandbox.from_setting(settings.kernel_sandbox, settings.kernel_uids)
         if sandbox is not None:
             closing.callback(sandbox.close)
@@ -218,7 +216,7 @@ class Worker:
             return
         self.claiming.add(job_id)
         try:
-            outcome = await ownership.claim(self.db, job_id, self.id)
+            outcome = await ownership.claim(self.db, job_id, self.id, stale_after=self.settings.worker_stale_seconds)
         except Exception as exc:
             log.warning("cannot claim job %s: %r", job_id, exc)
             await _settle(delivery.retry(f"claim failed: {exc}"))
