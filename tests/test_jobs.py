@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from tests.support.api import Api
-from tests.support.jobs import events, states_of, submit, wait_for
+from tests.support.jobs import events, notebook_of, put_notebook, states_of, submit, wait_for
 
 
 async def test_a_builtin_notebook_runs_with_parameters_and_reports_back(api: Api, project: str) -> None:
@@ -109,20 +108,9 @@ async def test_an_idempotency_key_makes_resubmission_safe(api: Api, project: str
 
 
 async def test_a_notebook_from_the_users_files_runs(api: Api, project: str) -> None:
-    notebook = {
-        "cells": [
-            {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 1", "outputs": [],
-             "execution_count": None},
-            {"cell_type": "code", "metadata": {}, "source": "from agiflow_lab.notebook import emit_result\n"
-             "emit_result({'double': x * 2})", "outputs": [], "execution_count": None},
-        ],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }  # fmt: skip
-    name = f"mine-{uuid.uuid4().hex[:6]}.ipynb"
-    r = await api.client.put(api.server.url + f"api/contents/{name}", headers=api.headers(),
-                             json={"type": "notebook", "format": "json", "content": notebook})  # fmt: skip
-    assert r.status_code in (200, 201), r.text
+    notebook = notebook_of("# parameters\nx = 1",
+                           "from agiflow_lab.notebook import emit_result\nemit_result({'double': x * 2})")  # fmt: skip
+    name = await put_notebook(api, notebook, "mine")
     job = await submit(api, project, {"notebook": f"contents:{name}", "parameters": {"x": 21}})
     done = await wait_for(api, project, job["id"])
     assert done["state"] == "succeeded" and done["result"] == {"double": 42}

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.evals import make_connection, make_dataset, make_prompt, qa_items, results, start_run, wait_run
-from tests.support.jobs import submit, wait_for
+from tests.support.jobs import notebook_of, put_notebook, submit, wait_for
 from tests.support.scripted_llm import ScriptedLLM
 
 PROBE = """
@@ -143,17 +143,8 @@ async def test_a_python_evaluator_cannot_reach_another_projects_data_but_scores_
 async def test_a_users_notebook_cannot_reach_another_projects_data(
     api: Api, project: str, db_url: str, victim: dict[str, str]
 ) -> None:
-    notebook = {
-        "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-                   "source": probe_source(api, db_url, victim)
-                   + "\nfrom agiflow_lab.notebook import emit_result\nemit_result(probe())"}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }  # fmt: skip
-    name = f"probe-{uuid.uuid4().hex[:6]}.ipynb"
-    r = await api.client.put(api.server.url + f"api/contents/{name}", headers=api.headers(),
-                             json={"type": "notebook", "format": "json", "content": notebook})  # fmt: skip
-    assert r.status_code in (200, 201), r.text
+    source = probe_source(api, db_url, victim) + "\nfrom agiflow_lab.notebook import emit_result\nemit_result(probe())"
+    name = await put_notebook(api, notebook_of(source), "probe")
     done = await wait_for(api, project, (await submit(api, project, {"notebook": f"contents:{name}"}))["id"])
     assert done["state"] == "succeeded", done
     found = done["result"]
@@ -180,11 +171,7 @@ async def test_an_internal_task_cannot_be_submitted_against_another_projects_run
 async def test_an_api_key_cannot_run_a_notebook_from_the_servers_files(api: Api, project: str) -> None:
     """The server's files are not a project's: a key (held by a script, perhaps of another team) must not
     run, and so read, whatever notebook lies there."""
-    name = f"private-{uuid.uuid4().hex[:6]}.ipynb"
-    notebook = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    r = await api.client.put(api.server.url + f"api/contents/{name}", headers=api.headers(),
-                             json={"type": "notebook", "format": "json", "content": notebook})  # fmt: skip
-    assert r.status_code in (200, 201), r.text
+    name = await put_notebook(api, notebook_of(), "private")
     for role in ("owner", "editor"):
         key = await api.new_key(project, role)
         r = await api.post(f"/projects/{project}/jobs", {"notebook": f"contents:{name}"}, key=key)

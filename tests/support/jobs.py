@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from typing import Any
 
 from tests.support.api import Api
@@ -39,3 +40,23 @@ async def events(api: Api, project: str, job_id: str) -> list[dict[str, Any]]:
 
 def states_of(evts: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["state"] for e in evts if e["type"] == "state"]
+
+
+def notebook_of(*sources: str) -> dict[str, Any]:
+    """A Python notebook of code cells; the first one tagged ``parameters`` when it starts with ``# parameters``."""
+    cells = [
+        {"cell_type": "code", "source": src, "outputs": [], "execution_count": None,
+         "metadata": {"tags": ["parameters"]} if src.startswith("# parameters") else {}}
+        for src in sources
+    ]  # fmt: skip
+    return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}  # fmt: skip
+
+
+async def put_notebook(api: Api, notebook: dict[str, Any], prefix: str = "nb") -> str:
+    """Save ``notebook`` in the Jupyter server's files (the owner's contents API); returns its path."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}.ipynb"
+    r = await api.client.put(api.server.url + f"api/contents/{name}", headers=api.headers(),
+                             json={"type": "notebook", "format": "json", "content": notebook})  # fmt: skip
+    assert r.status_code in (200, 201), r.text
+    return name
