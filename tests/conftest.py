@@ -5,6 +5,7 @@ Tests isolate themselves by project (each gets a fresh one), not by mocking.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agiflow_lab.db import migrate
+from agiflow_lab.db.database import Database
 from tests.support.api import Api
 from tests.support.servers import JupyterServer, create_database, start_jupyter, start_postgres
 
@@ -27,6 +30,17 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def db_url(pg_server: str) -> str:
     return create_database(pg_server, "agiflow_tests")
+
+
+@pytest.fixture
+async def db(pg_server: str) -> AsyncIterator[Database]:
+    """A fresh, migrated database of this test's own (for tests of the core without a server)."""
+    url = await asyncio.to_thread(create_database, pg_server)
+    await migrate.upgrade(url)
+    database = Database(url, min_size=1, max_size=10)
+    await database.open()
+    yield database
+    await database.close()
 
 
 @pytest.fixture(scope="session")

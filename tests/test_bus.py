@@ -21,10 +21,8 @@ from agiflow_lab.bus.kafka import KafkaBus, dlq_topic
 from agiflow_lab.bus.kafka_security import KafkaSecurity
 from agiflow_lab.bus.postgres import PostgresBus, dead_letters, requeue
 from agiflow_lab.config import Settings
-from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput, NotFound
-from tests.support.servers import create_database
 
 if TYPE_CHECKING:  # a runtime import would load the plugin before pytest can assert-rewrite it
     from tests.support.kafka import Broker
@@ -33,16 +31,6 @@ BACKENDS = ["postgres", "kafka"]
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_base=0.05, backoff_max=0.2)
 
 BusFactory = Callable[..., Awaitable[Bus]]
-
-
-@pytest.fixture
-async def db(pg_server: str) -> AsyncIterator[Database]:
-    url = await asyncio.to_thread(create_database, pg_server)
-    await migrate.upgrade(url)
-    database = Database(url, min_size=1, max_size=10)
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture(params=BACKENDS)

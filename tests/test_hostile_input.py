@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.evals import make_dataset, make_prompt, qa_items, start_run
-from tests.support.servers import JupyterServer, create_database, start_jupyter
+from tests.support.servers import JupyterServer, configured_api, create_database
 
 if TYPE_CHECKING:  # the module is loaded as a plugin below; importing it first would skip its assert rewriting
     from tests.support.scripted_llm import ScriptedLLM
@@ -400,16 +400,10 @@ async def test_a_refusal_waits_for_the_body_so_the_client_reads_it(api: Api, wor
 @pytest.fixture(scope="module")
 async def small(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     """A server with tiny limits, set through its traitlets, so a chunked upload can cross them."""
-    server = start_jupyter(
-        create_database(pg_server), tmp_path_factory.mktemp("small-limits"),
-        extra_args=["--AgiflowLab.workers=0", "--AgiflowLab.max_body_bytes=4096",
-                    "--AgiflowLab.max_import_bytes=65536", "--AgiflowLab.max_json_depth=8"],
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            yield Api(server, client)
-    finally:
-        server.stop()
+    args = ["--AgiflowLab.workers=0", "--AgiflowLab.max_body_bytes=4096", "--AgiflowLab.max_import_bytes=65536",
+            "--AgiflowLab.max_json_depth=8"]  # fmt: skip
+    async with configured_api(create_database(pg_server), tmp_path_factory.mktemp("small-limits"), args) as api:
+        yield api
 
 
 async def test_configured_limits_apply_to_json_imports_and_nesting(small: Api) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,6 @@ from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.bus import JOB_EVENTS, Message, Reject
 from agiflow_lab.bus.postgres import PostgresBus, dead_letters
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.jobs import ownership
 from agiflow_lab.jobs.events import (
@@ -38,7 +36,6 @@ from agiflow_lab.jobs.events import (
 from agiflow_lab.jobs.models import JobSubmit
 from agiflow_lab.jobs.service import JobService
 from agiflow_lab.projects.service import ProjectService
-from tests.support.servers import create_database
 
 WHO = {"job_id": "6f1c1f7e-0d7a-4a39-9d53-2f0c52a3a1b1", "attempt": 2, "worker_id": "host-1-ab12"}
 
@@ -74,16 +71,6 @@ LEGACY = {
         "data": {"status": "failed", "error": {"ename": "FileNotFoundError", "evalue": "gone", "traceback": []}},
     },  # fmt: skip
 }
-
-
-@pytest.fixture
-async def db(pg_server: str) -> AsyncIterator[Database]:
-    url = await asyncio.to_thread(create_database, pg_server)
-    await migrate.upgrade(url)
-    database = Database(url, min_size=1, max_size=10)
-    await database.open()
-    yield database
-    await database.close()
 
 
 @dataclass

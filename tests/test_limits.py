@@ -5,26 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-import httpx
 import pytest
 
 from tests.support.api import Api
 from tests.support.jobs import submit, wait_for
-from tests.support.servers import create_database, start_jupyter
+from tests.support.servers import configured_api, create_database
 
 
 @pytest.fixture(scope="module")
 async def limited(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    server = start_jupyter(
-        create_database(pg_server), tmp_path_factory.mktemp("limits"),
-        extra_args=["--AgiflowLab.workers=1", "--AgiflowLab.worker_concurrency=4",
-                    "--AgiflowLab.max_running_jobs_per_project=1", "--AgiflowLab.max_running_jobs=2"],
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(timeout=30) as client:
-            yield Api(server, client)
-    finally:
-        server.stop()
+    args = ["--AgiflowLab.workers=1", "--AgiflowLab.worker_concurrency=4",
+            "--AgiflowLab.max_running_jobs_per_project=1", "--AgiflowLab.max_running_jobs=2"]  # fmt: skip
+    async with configured_api(create_database(pg_server), tmp_path_factory.mktemp("limits"), args) as api:
+        yield api
 
 
 def most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:

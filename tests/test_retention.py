@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.bus import JOB_EVENTS, Delivery, Message, first_time
 from agiflow_lab.bus.postgres import PostgresBus
 from agiflow_lab.core.actor import Actor
-from agiflow_lab.db import migrate
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput
 from agiflow_lab.jobs import ownership, retention
@@ -27,20 +25,9 @@ from agiflow_lab.jobs.events import CellProgress, Finished, FinishedEvent, LogEv
 from agiflow_lab.jobs.models import JobSubmit
 from agiflow_lab.jobs.service import JobService
 from agiflow_lab.projects.service import ProjectService
-from tests.support.servers import create_database
 
 MONTH = timedelta(days=30)
 WEEK = timedelta(days=7)
-
-
-@pytest.fixture
-async def db(pg_server: str) -> AsyncIterator[Database]:
-    url = await asyncio.to_thread(create_database, pg_server)
-    await migrate.upgrade(url)
-    database = Database(url, min_size=1, max_size=10)
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture

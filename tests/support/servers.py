@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
 
 from agiflow_lab.db.embedded import start_embedded_postgres
+
+if TYPE_CHECKING:
+    from tests.support.api import Api  # api.py imports this module
 
 REPO = Path(__file__).resolve().parents[2]
 OWNER = "olivia"
@@ -106,3 +112,16 @@ def start_jupyter(
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"jupyter did not become ready:\n{server.log_tail()}")
+
+
+@contextlib.asynccontextmanager
+async def configured_api(db_url: str, workdir: Path, extra_args: list[str]) -> AsyncIterator[Api]:
+    """A server of its own started with ``extra_args`` (traitlets), and a client for it; stopped after."""
+    from tests.support.api import Api
+
+    server = start_jupyter(db_url, workdir, extra_args=extra_args)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            yield Api(server, client)
+    finally:
+        server.stop()
