@@ -70,8 +70,7 @@ async def open_report(run_id: str | None = None) -> Report:
         data = await api.report()
     finally:
         await api.close()
-    return Report(data.run, data.aggregates, data.score_histograms, data.latency_edges, data.latency_histogram,
-                  data.worst)  # fmt: skip
+    return Report(**dict(data))  # the wire model carries exactly the report's fields
 
 
 def png(figure: Any) -> bytes:
