@@ -30,17 +30,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from figures import percentile  # noqa: E402
+
 from agiflow_lab.bus import Bus, Message, OutboxRelay, Outgoing, enqueue  # noqa: E402
 from agiflow_lab.bus.kafka import KafkaBus  # noqa: E402
 from agiflow_lab.bus.postgres import PostgresBus  # noqa: E402
 from agiflow_lab.db import migrate  # noqa: E402
 from agiflow_lab.db.database import Database  # noqa: E402
 from tests.support.servers import create_database, start_postgres  # noqa: E402
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
 
 
 def describe(name: str, latencies_ms: list[float]) -> str:

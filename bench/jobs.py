@@ -59,6 +59,8 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from figures import percentile  # noqa: E402
+
 from tests.support.servers import JupyterServer, create_database, start_jupyter, start_postgres  # noqa: E402
 
 HELLO = REPO / "notebooks" / "hello.ipynb"
@@ -82,11 +84,6 @@ def load_kafka_broker() -> ModuleType:
     sys.modules[name] = module  # dataclasses needs the module registered while it executes
     spec.loader.exec_module(module)
     return module
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 def ts(value: str | None) -> float | None:

@@ -34,6 +34,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from figures import percentile, wait_quiet  # noqa: E402
+
 from agiflow_lab.sdk import Client  # noqa: E402
 from tests.support.servers import JupyterServer, create_database, start_jupyter, start_postgres  # noqa: E402
 
@@ -53,8 +55,7 @@ class Result:
         return self.requests / self.seconds
 
     def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else float("nan")
+        return percentile(self.latencies_ms, p)
 
 
 # --- load generators -----------------------------------------------------------------------------
@@ -174,6 +175,7 @@ def main() -> int:
         try:
             url = f"{server.api}/projects/{PROJECT}/prompts/greet?label=production"
             server_proc = psutil.Process(server.process.pid)
+            settled = wait_quiet(server_proc)  # the supervised worker is still filling its kernel pool
             me = psutil.Process()
             kinds = ["raw", "httpx"] if args.client == "both" else [args.client]
             runs = [(kind, int(n)) for kind in kinds for n in args.connections.split(",")]
@@ -199,6 +201,7 @@ def main() -> int:
     cores = os.cpu_count()
     print(f"\nprompt fetch by label — {cores} cores; load generator, Jupyter server and Postgres share them")
     print(f"(1-minute load average before the run: {load_before:.2f}; anything else running skews the figures)")
+    print(f"(waited {settled:.1f} s after start-up for the server and its worker to go quiet)")
     print(
         f"{'path':<32}{'rate':>14}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
         "   cores used: server / pg / loadgen   server CPU per request"

@@ -19,16 +19,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import papermill
+from figures import percentile
 
 from agiflow_lab_workers.kernel_pool import KernelPool
 from agiflow_lab_workers.runner import NoEvents, NotebookRunner, RunRequest
 
 HELLO = Path(__file__).resolve().parents[1] / "notebooks" / "hello.ipynb"
-
-
-def percentile(samples: list[float], pct: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 def report(label: str, samples: list[float]) -> None:
