@@ -26,6 +26,7 @@ from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.providers.anthropic_client import AnthropicClient
 from agiflow_lab.providers.base import CompletionRequest, ProviderError
 from agiflow_lab.providers.echo import EchoClient
+from agiflow_lab.providers.hosts import HostPolicy, HostRefused, canonical_address
 from agiflow_lab.providers.models import ConnectionCreate, ConnectionTest
 from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
 from agiflow_lab.providers.prices import Price, PriceBook
@@ -363,6 +364,20 @@ async def test_a_team_server_refuses_private_hosts_when_saved_and_when_connectin
         assert sent["headers"]["host"] == f"localhost:{port}"  # connected to the checked address, named as given
     finally:
         await db.close()
+
+
+async def test_only_canonical_addresses_skip_the_resolver() -> None:
+    """The fast path for ``127.0.0.1`` must not let another spelling of it past the check."""
+    assert [canonical_address(n) is not None for n in ("127.0.0.1", "::1", "8.8.8.8")] == [True] * 3
+    for spelled in ("127.1", "0x7f000001", "2130706433", "0177.0.0.1", "::ffff:127.0.0.1", "0:0::1", "fe80::1%eth0"):
+        assert canonical_address(spelled) is None, spelled
+    team = HostPolicy(allow_private=False)
+    for host in ("127.0.0.1", "127.1", "::1", "169.254.169.254"):
+        with pytest.raises(HostRefused):
+            await team.resolve(host, 80)
+    assert await HostPolicy(allow_private=True).resolve("127.0.0.1", 80) == ["127.0.0.1"]
+    with pytest.raises(HostRefused):
+        await HostPolicy(allow_private=True).resolve("169.254.169.254", 80)
 
 
 async def test_failures_reveal_neither_port_state_nor_pages(api: Api, project: str, scripted_llm: ScriptedLLM) -> None:

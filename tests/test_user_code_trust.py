@@ -42,6 +42,28 @@ def _status(url, data=None, token=None):
     except Exception as exc:
         return type(exc).__name__
 
+def _foreign_call():
+    # A's connection through the job API's calls socket, with this job's token (on a thread: the
+    # kernel's own loop is busy running this code).
+    import asyncio, re, threading
+    from agiflow_lab.evals.job_client import JobApiClient, JobApiError
+    from agiflow_lab.providers.base import CompletionRequest
+    outcome = []
+    async def call():
+        client = JobApiClient.from_env()
+        try:
+            await client.completer(A_CONNECTION)(CompletionRequest(messages=[{"role": "user", "content": "hi"}], model="m"))
+            return "ok"
+        except JobApiError as exc:
+            code = re.search(r"(\\d{3})", str(exc))
+            return int(code.group(1)) if code else str(exc)
+        finally:
+            await client.close()
+    thread = threading.Thread(target=lambda: outcome.append(asyncio.run(call())))
+    thread.start()
+    thread.join(30)
+    return outcome[0] if outcome else "timeout"
+
 def probe():
     import psycopg
     found = {}
@@ -66,8 +88,7 @@ def probe():
     found["rest_a_job_token"] = _status(f"{API}/projects/{A}/models", token=token)
     found["rest_a_anonymous"] = _status(f"{API}/projects/{A}/models")
     job_api = os.environ.get("AGIFLOW_JOB_API", "")
-    call = {"connection": A_CONNECTION, "messages": [{"role": "user", "content": "hi"}], "model": "m"}
-    found["job_api_foreign_connection"] = _status(f"{job_api}/v1/run/complete", json.dumps(call).encode(), token)
+    found["job_api_foreign_connection"] = _foreign_call()
     found["job_api_no_token"] = _status(f"{job_api}/v1/run")
     found["job_api_run"] = _status(f"{job_api}/v1/run", token=token)
     return found

@@ -89,6 +89,23 @@ class CompleteReply(BaseModel):
     status: int | None = None
 
 
+class CallFrame(BaseModel):
+    """Kernel → worker on the calls socket: one model call; ``id`` pairs it with its reply."""
+
+    id: int = Field(ge=0)
+    call: CompleteCall
+
+
+class ReplyFrame(BaseModel):
+    """Worker → kernel: the reply to call ``id`` (in the order calls finish, not the order they were sent),
+    or why the job API refused it (``status`` as an HTTP status, e.g. 403 for a connection the run did not pin)."""
+
+    id: int
+    reply: CompleteReply | None = None
+    status: int | None = None
+    error: str | None = None
+
+
 class ReportData(BaseModel):
     run: dict[str, Any]
     aggregates: RunAggregates

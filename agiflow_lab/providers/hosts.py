@@ -85,6 +85,18 @@ def normalise_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
 
+def canonical_address(name: str) -> IPAddress | None:
+    """``name`` if it is an address written the canonical way (``127.0.0.1``, ``::1``), else None.
+
+    Only canonical forms skip the resolver: ``127.1`` or ``0x7f000001`` are addresses to a socket but not to
+    ``ipaddress``, and must still be read by ``getaddrinfo`` exactly as the connection would read them."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    return address if str(address) == name and "%" not in name else None
+
+
 @dataclass(frozen=True)
 class HostPolicy:
     """The rule for one deployment; ``allow_private`` comes from ``Settings.allow_private_model_hosts``."""
@@ -118,6 +130,9 @@ class HostPolicy:
         executor), so numeric forms are read exactly as a socket would read them."""
         self.check_name(host)
         name = normalise_host(host)
+        if (literal := canonical_address(name)) is not None:  # nothing to resolve: no trip to the executor
+            self.check_address(literal)
+            return [str(literal)]
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)

@@ -2,7 +2,8 @@
 
 Checking ``base_url`` when a connection is saved is not enough: a name can resolve differently a second
 later (DNS rebinding), and the SDK would resolve it again on its own. So this transport resolves each
-request's host itself (the OS resolver, off the event loop), checks every address, and sends the request
+request's host itself (the OS resolver, off the event loop; a checked answer is reused for ``ANSWER_TTL``
+seconds), checks every address, and sends the request
 to the checked address: the URL is pinned to the IP while the ``Host`` header and the TLS server name
 (``sni_hostname``, which is also what the certificate is verified against) stay the original host. There
 is no second resolution for an attacker to race.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import time
 from types import ModuleType
 from typing import Any
 
@@ -26,6 +28,8 @@ from agiflow_lab.providers.hosts import RESOLVE_TIMEOUT, HostPolicy, HostRefused
 
 # The SDKs' own connection limits for their default clients.
 MAX_CONNECTIONS, MAX_KEEPALIVE, KEEPALIVE_EXPIRY = 1000, 100, 5.0
+# How long a checked DNS answer is reused (seconds); shorter than the TTLs API providers publish.
+ANSWER_TTL = 30.0
 
 
 def http_library(sdk: str) -> ModuleType:
@@ -50,6 +54,17 @@ def _transport_class(http: ModuleType) -> type[Any]:
             # One pool per original host: a TLS connection made for one name is never reused for another
             # name that happens to share its address.
             self._pools: dict[tuple[str, str, int], Any] = {}
+            # Checked answers, reused for ANSWER_TTL: a model call per item must not cost a resolver trip
+            # through the executor each time. Reuse is safe: requests still go to an address that was checked.
+            self._answers: dict[tuple[str, int], tuple[float, list[str]]] = {}
+
+        async def _addresses(self, host: str, port: int, resolve_within: float) -> list[str]:
+            key = (host, port)
+            if (answer := self._answers.get(key)) is not None and answer[0] > time.monotonic():
+                return answer[1]
+            addresses = await self.policy.resolve(host, port, timeout=resolve_within)
+            self._answers[key] = (time.monotonic() + ANSWER_TTL, addresses)
+            return addresses
 
         def _pool(self, scheme: str, host: str, port: int) -> Any:
             key = (scheme, host, port)
@@ -67,7 +82,7 @@ def _transport_class(http: ModuleType) -> type[Any]:
             port: int = url.port or (443 if url.scheme == "https" else 80)
             timeouts = request.extensions.get("timeout") or {}
             try:
-                addresses = await self.policy.resolve(host, port, timeout=timeouts.get("connect") or RESOLVE_TIMEOUT)
+                addresses = await self._addresses(host, port, timeouts.get("connect") or RESOLVE_TIMEOUT)
             except HostRefused as exc:
                 raise BlockedHost(f"refused to connect to {host}: {exc}", request=request) from None
             except TimeoutError:
@@ -89,6 +104,7 @@ def _transport_class(http: ModuleType) -> type[Any]:
                 except http.ConnectError as exc:
                     failure = exc
             assert failure is not None
+            self._answers.pop((host, port), None)  # none of them answered: ask the resolver again next time
             raise failure
 
         async def aclose(self) -> None:

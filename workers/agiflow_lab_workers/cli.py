@@ -15,6 +15,8 @@ from agiflow_lab.config import Settings
 from agiflow_lab.db.embedded import start_embedded_postgres
 from agiflow_lab_workers.worker import Worker, WorkerOptions
 
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "tornado.access")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("worker", help="run a worker that executes notebook jobs until SIGTERM")
@@ -33,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for per_request in QUIET_LOGGERS:  # a line per model call and job-API request: thousands per evaluation run
+        logging.getLogger(per_request).setLevel(logging.WARNING)  # (failures still log at WARNING and above)
     settings = Settings().with_env()
     url = args.database_url or settings.database_url or start_embedded_postgres(settings.data_dir)
     if args.concurrency < 1:

@@ -6,6 +6,11 @@ attempt a random token (``AGIFLOW_JOB_TOKEN``) valid while that attempt runs on 
 that job: an evaluation job reads its own run's pinned items, calls its run's pinned connections (the
 decrypted keys stay in the worker) and writes its run's results. The run is found from the job id, so a
 kernel cannot point its token at another run or project.
+
+Model calls, one per item and dozens in flight, travel over one WebSocket per kernel (``/run/calls``,
+typed ``CallFrame``/``ReplyFrame``) rather than a request each: per-request HTTP parsing, headers and
+token checks on both sides cost more CPU than the call itself, and the worker is the evaluation's
+bottleneck. The socket is authenticated once, when it opens, and closed when the token is revoked.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, ValidationFailed, code_for
 from agiflow_lab.evals.run_access import JobContext, RunAccess
-from agiflow_lab.evals.wire import JOB_API_VERSION, CompleteCall, ResultsBatch
+from agiflow_lab.evals.wire import JOB_API_VERSION, CallFrame, ReplyFrame, ResultsBatch
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService
 
@@ -48,6 +54,7 @@ class _Grant:
     access: RunAccess | None = None
     looked_up: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sockets: set[_CallsSocket] = field(default_factory=set)
 
 
 class JobApi:
@@ -66,11 +73,12 @@ class JobApi:
                 (rf"/{JOB_API_VERSION}/run/totals", _TotalsHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/items", _ItemsHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/results", _ResultsHandler, {"api": self}),
-                (rf"/{JOB_API_VERSION}/run/complete", _CompleteHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/calls", _CallsSocket, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/report", _ReportHandler, {"api": self}),
             ],
             default_handler_class=_NotFoundHandler,
             default_handler_args={"api": self},
+            websocket_max_message_size=MAX_BODY,
         )
         sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
         self._server = HTTPServer(app, max_body_size=MAX_BODY, xheaders=False)
@@ -95,7 +103,11 @@ class JobApi:
 
     async def _revoke(self, digest: str) -> None:
         grant = self._grants.pop(digest, None)
-        if grant is not None and grant.access is not None:
+        if grant is None:
+            return
+        for socket_ in list(grant.sockets):
+            socket_.close(1008, "the job's token was revoked")
+        if grant.access is not None:
             await grant.access.close()
 
     def grant_for(self, authorization: str) -> _Grant:
@@ -115,13 +127,38 @@ class JobApi:
         return grant.access
 
 
-class _Handler(web.RequestHandler):
+class _Errors(web.RequestHandler):
+    """The job API's error body and logging, for its plain routes and for a refused socket upgrade alike."""
+
     def initialize(self, api: JobApi) -> None:
         self.api = api
 
     def check_xsrf_cookie(self) -> None:  # token-authenticated API: no cookies involved
         return None
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        code, message, details = code_for(status_code), responses.get(status_code, ""), {}
+        if isinstance(exc, AgiflowError):
+            status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
+        elif isinstance(exc, ValidationError):
+            status_code, code = ValidationFailed.status, ValidationFailed.code
+            details = {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                                  for e in exc.errors(include_url=False, include_input=False)]}  # fmt: skip
+            message = "the body does not match the schema"
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or message
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ValidationError) or (isinstance(value, AgiflowError) and value.status < 500):
+            return
+        super().log_exception(typ, value, tb)
+
+
+class _Handler(_Errors):
     async def run_access(self) -> RunAccess:
         return await self.api.access(self.api.grant_for(self.request.headers.get("Authorization", "")))
 
@@ -149,27 +186,6 @@ class _Handler(web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(value.model_dump_json() if value is not None else "{}")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message, details = code_for(status_code), responses.get(status_code, ""), {}
-        if isinstance(exc, AgiflowError):
-            status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
-        elif isinstance(exc, ValidationError):
-            status_code, code = ValidationFailed.status, ValidationFailed.code
-            details = {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                                  for e in exc.errors(include_url=False, include_input=False)]}  # fmt: skip
-            message = "the body does not match the schema"
-        elif isinstance(exc, web.HTTPError):
-            message = exc.log_message or message
-        self.set_status(status_code)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ValidationError) or (isinstance(value, AgiflowError) and value.status < 500):
-            return
-        super().log_exception(typ, value, tb)
 
 
 class _NotFoundHandler(_Handler):
@@ -200,10 +216,48 @@ class _ResultsHandler(_Handler):
         self.send(None, 201)
 
 
-class _CompleteHandler(_Handler):
-    async def post(self) -> None:
-        access = await self.run_access()
-        self.send(await access.complete(self.body(CompleteCall)))
+class _CallsSocket(_Errors, WebSocketHandler):
+    """Model calls of one kernel: each ``CallFrame`` is answered by a ``ReplyFrame`` as soon as it finishes.
+
+    A frame that is not a call closes the socket (1003): a well-behaved client never sends one, and
+    guessing which call it meant would pair a reply with the wrong item."""
+
+    async def prepare(self) -> None:  # before the upgrade: a refused socket is an ordinary 401/404 reply
+        self.grant = self.api.grant_for(self.request.headers.get("Authorization", ""))
+        self.access = await self.api.access(self.grant)
+        self.calls: set[asyncio.Task[None]] = set()
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # small frames, one per reply: Nagle would hold each back for an ACK
+        self.grant.sockets.add(self)
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            frame = CallFrame.model_validate_json(message)
+        except ValueError:
+            self.close(1003, "expected a call frame")
+            return
+        task = asyncio.create_task(self._answer(frame))
+        self.calls.add(task)
+        task.add_done_callback(self.calls.discard)
+
+    async def _answer(self, frame: CallFrame) -> None:
+        try:
+            reply = ReplyFrame(id=frame.id, reply=await self.access.complete(frame.call))
+        except AgiflowError as exc:
+            reply = ReplyFrame(id=frame.id, status=exc.status, error=exc.message)
+        except Exception:
+            log.exception("model call %s of a job failed in the worker", frame.id)
+            reply = ReplyFrame(id=frame.id, status=500, error="the worker failed to make this call")
+        try:
+            await self.write_message(reply.model_dump_json())
+        except WebSocketClosedError:
+            pass  # the kernel went away; nobody is waiting for this reply
+
+    def on_close(self) -> None:
+        self.grant.sockets.discard(self)
+        for task in self.calls:
+            task.cancel()
 
 
 class _ReportHandler(_Handler):
