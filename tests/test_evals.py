@@ -87,8 +87,12 @@ async def test_an_echo_run_scores_every_item_and_leaves_a_report(api: Api, proje
     text = json.dumps(report)
     for heading in ("Evaluators", "Score distribution", "Latency", "Worst items"):
         assert heading in text
-    images = [o for c in report["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
-    assert len(images) == 2  # the score and latency charts
+    charts = [o["data"]["image/svg+xml"] for c in report["cells"] for o in c.get("outputs", [])
+              if "image/svg+xml" in o.get("data", {})]  # fmt: skip
+    assert len(charts) == 2  # the score and latency charts
+    score_chart = "".join(charts[0])
+    assert "exact_match: score distribution" in score_chart
+    assert "<title>1</title>" in score_chart and "<title>4</title>" in score_chart  # 1 item scored 0, 4 scored 1
     assert "built-in echo" in text  # labelled as such in the report
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agiflow_lab.evals.charts import Chart, histogram, side_by_side
 from agiflow_lab.evals.models import RunAggregates
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
     from agiflow_lab.db.database import Database
 
@@ -84,38 +84,18 @@ class Report:
             for e in self.aggregates.evaluators
         ]).set_index("evaluator")  # fmt: skip
 
-    def score_chart(self) -> Figure:
-        from matplotlib.figure import Figure
+    def score_chart(self) -> Chart:
+        return side_by_side([
+            histogram(counts, 0.0, 1.0, title=f"{name}: score distribution", x_label="score")
+            for name, counts in self.score_histograms.items()
+        ])  # fmt: skip
 
-        names = list(self.score_histograms)
-        fig = Figure(figsize=(4 * max(len(names), 1), 3), layout="constrained")
-        axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
-        edges = [i / SCORE_BUCKETS for i in range(SCORE_BUCKETS)]
-        for ax, name in zip(axes, names, strict=False):
-            ax.bar(edges, self.score_histograms[name], width=1 / SCORE_BUCKETS, align="edge", edgecolor="white")
-            ax.set_title(f"{name}: score distribution")
-            ax.set_xlabel("score")
-            ax.set_ylabel("items")
-            ax.set_xlim(0, 1)
-        return fig
-
-    def latency_chart(self) -> Figure:
-        from matplotlib.figure import Figure
-
+    def latency_chart(self) -> Chart:
         low, high = self.latency_edges
-        width = (high - low) / LATENCY_BUCKETS
-        fig = Figure(figsize=(6, 3), layout="constrained")
-        ax = fig.subplots()
-        ax.bar([low + i * width for i in range(LATENCY_BUCKETS)], self.latency_histogram, width=width, align="edge",
-               edgecolor="white")  # fmt: skip
-        for label, value in (("p50", self.aggregates.latency_p50_ms), ("p95", self.aggregates.latency_p95_ms)):
-            if value is not None:
-                ax.axvline(value, color="black", linestyle="--", linewidth=1)
-                ax.annotate(label, (value, 0), textcoords="offset points", xytext=(3, 3))
-        ax.set_title("Latency per item (successful model calls)")
-        ax.set_xlabel("ms")
-        ax.set_ylabel("items")
-        return fig
+        markers = [(label, value) for label, value in (("p50", self.aggregates.latency_p50_ms),
+                                                       ("p95", self.aggregates.latency_p95_ms)) if value is not None]  # fmt: skip
+        return histogram(self.latency_histogram, low, high, title="Latency per item (successful model calls)",
+                         x_label="ms", markers=markers)  # fmt: skip
 
     def worst_items(self) -> pd.DataFrame:
         import pandas as pd

@@ -8,7 +8,6 @@ secret key or model key: only the job API's address and this job's token (``AGIF
 
 from __future__ import annotations
 
-import io
 import sys
 from typing import Any
 
@@ -71,9 +70,3 @@ async def open_report(run_id: str | None = None) -> Report:
     finally:
         await api.close()
     return Report(**dict(data))  # the wire model carries exactly the report's fields
-
-
-def png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
