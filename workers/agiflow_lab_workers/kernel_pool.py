@@ -83,6 +83,7 @@ class KernelPool:
         extra_arguments: Sequence[str] = (),
         transport_encryption: Literal["disabled", "auto", "required"] | None = None,
         sandbox: KernelSandbox | None = None,
+        warm_imports: Sequence[str] = (),
     ) -> None:
         if size < 0:
             raise ValueError("size must be >= 0")
@@ -95,6 +96,7 @@ class KernelPool:
         self._cwd = os.fspath(cwd) if cwd is not None else None
         self._extra_arguments = list(extra_arguments)
         self.sandbox = sandbox
+        self._warm_code = _warm_code(warm_imports)
         self._slots: deque[asyncio.Task[_Kernel]] = deque()
         self._leased: dict[AsyncKernelManager, _Kernel] = {}
         # Remembered (weakly) so that a second discard of the same kernel is a no-op.
@@ -235,10 +237,26 @@ class KernelPool:
             kc.start_channels()
             await kc.wait_for_ready(timeout=self.startup_timeout)
             kc.allow_stdin = False
+            if self._warm_code:
+                await self._warm(kc)
             return _Kernel(km, kc, identity)
         except BaseException:
             await asyncio.shield(self._shutdown(_Kernel(km, kc, identity)))
             raise
+
+    async def _warm(self, kc: AsyncKernelClient) -> None:
+        """Import what most jobs import while the kernel waits in the pool, not while a job waits for it.
+
+        Silent and bound to no name, so a user's notebook sees the same namespace as in a cold kernel; a
+        module that fails to import is logged and left for the job that needs it to report."""
+        for code in self._warm_code:
+            msg_id = kc.execute(code, silent=True, store_history=False)
+            while (reply := await kc.get_shell_msg(timeout=self.startup_timeout))["parent_header"].get(
+                "msg_id"
+            ) != msg_id:
+                pass
+            if reply["content"]["status"] != "ok":
+                log.warning("warming a kernel: %s: %s", reply["content"].get("ename"), reply["content"].get("evalue"))
 
     def _discard_when_started(self, slot: asyncio.Task[_Kernel]) -> None:
         if not slot.cancelled() and slot.exception() is None:
@@ -289,6 +307,13 @@ KERNEL_ENV_ALLOW = frozenset({
     "REQUESTS_CA_BUNDLE",
 })  # fmt: skip
 KERNEL_ENV_ALLOW_PREFIXES = ("LC_",)
+
+
+def _warm_code(modules: Sequence[str]) -> list[str]:
+    """One statement per module (a failing import must not skip the others), binding no name."""
+    if bad := [m for m in modules if not all(part.isidentifier() for part in m.split("."))]:
+        raise ValueError(f"not module names: {bad}")
+    return [f"__import__({m!r})" for m in modules]
 
 
 def kernel_environment(env: Mapping[str, str]) -> dict[str, str]:

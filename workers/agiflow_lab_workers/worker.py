@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import functools
 import getpass
+import importlib
 import json
 import logging
 import os
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -51,10 +53,21 @@ GROUP = "agiflow-workers"
 CLOSE_SECONDS = 2.0  # each close on the way out; a database or broker that is gone costs this, not a hang
 POOL_CLOSE_SECONDS = 5.0  # kernels get a moment to shut down cleanly
 JOIN_RETRY_MAX = 10.0
+# Every evaluation run imports these (0.5 s in a fresh kernel); pool kernels import them while they wait.
+WARM_IMPORTS = ("agiflow_lab.evals.runner", "pandas")
+VENDOR_ADAPTERS = ("agiflow_lab.providers.openai_compat", "agiflow_lab.providers.anthropic_client")
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+def _load_vendor_sdks() -> None:
+    for module in VENDOR_ADAPTERS:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            log.warning("could not load %s; its connections will fail when used", module, exc_info=True)
 
 
 @dataclass
@@ -149,7 +162,8 @@ class Worker:
         else:
             log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
                         "README's 'Running user code' section", getpass.getuser())  # fmt: skip
-        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox)
+        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
+                          warm_imports=WARM_IMPORTS)  # fmt: skip
         closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
         await pool.start()
         self.runner = NotebookRunner(pool, autosave_seconds=2.0)
@@ -168,6 +182,10 @@ class Worker:
         cancels.start()
         log.info("worker %s ready: bus=%s topics=%s concurrency=%s", self.id, type(bus).__name__, opts.topics,
                  opts.concurrency)  # fmt: skip
+        # The vendor SDKs load on first use (a second each); an evaluation's first model calls would wait for
+        # that. Loaded on a daemon thread once the worker is ready: neither start-up, a takeover nor a
+        # shutdown waits for it.
+        threading.Thread(target=_load_vendor_sdks, name="load-vendor-sdks", daemon=True).start()
         return consumer
 
     async def _join(self, bus: Bus) -> Consumer:
