@@ -119,7 +119,7 @@ class Consumer(ABC):
     before handing out more, so every delivery must be settled or the consumer stalls.
     """
 
-    def __init__(self, topics: Sequence[str], group: str, max_in_flight: int) -> None:
+    def __init__(self, topics: Sequence[str], group: str, max_in_flight: int, member: str | None = None) -> None:
         if not topics:
             raise ValueError("a consumer needs at least one topic")
         if max_in_flight < 1:
@@ -127,6 +127,7 @@ class Consumer(ABC):
         self.topics = tuple(dict.fromkeys(topics))
         self.group = group
         self.max_in_flight = max_in_flight
+        self.member = member
 
     @abstractmethod
     async def start(self) -> None:
@@ -220,8 +221,15 @@ class Bus(ABC):
         return (await self.publish_batch([outgoing]))[0]
 
     @abstractmethod
-    def consume(self, topics: Sequence[str], group: str, *, max_in_flight: int = 1) -> Consumer:
-        """A consumer in ``group``: each group receives every message of its topics once."""
+    def consume(
+        self, topics: Sequence[str], group: str, *, max_in_flight: int = 1, member: str | None = None
+    ) -> Consumer:
+        """A consumer in ``group``: each group receives every message of its topics once.
+
+        ``member`` is a stable name for this consumer across restarts of its process (one per supervised
+        worker slot): a member that comes back under its name takes its place at once, where a new member
+        would wait for the group to notice the old one is gone (Kafka's static membership; the Postgres
+        bus hands out nothing per member, so it needs none)."""
 
     async def __aenter__(self) -> Bus:
         await self.start()

@@ -236,8 +236,10 @@ class KafkaBus(Bus):
         )
         await producer.send_and_wait(topic, record.value, key=record.key, headers=headers)
 
-    def consume(self, topics: Sequence[str], group: str, *, max_in_flight: int = 1) -> Consumer:
-        return _KafkaConsumer(self, topics, group, max_in_flight)
+    def consume(
+        self, topics: Sequence[str], group: str, *, max_in_flight: int = 1, member: str | None = None
+    ) -> Consumer:
+        return _KafkaConsumer(self, topics, group, max_in_flight, member)
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
@@ -305,8 +307,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class _KafkaConsumer(Consumer):
-    def __init__(self, bus: KafkaBus, topics: Sequence[str], group: str, max_in_flight: int) -> None:
-        super().__init__(topics, group, max_in_flight)
+    def __init__(
+        self, bus: KafkaBus, topics: Sequence[str], group: str, max_in_flight: int, member: str | None
+    ) -> None:
+        super().__init__(topics, group, max_in_flight, member)
         self._bus = bus
         self._kafka: Any = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -333,6 +337,7 @@ class _KafkaConsumer(Consumer):
                 bootstrap_servers=bus.bootstrap_servers,
                 client_id=bus.client_id,
                 group_id=self.group,
+                group_instance_id=self.member,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",  # a new group starts from the retained history, as on Postgres
                 request_timeout_ms=bus.request_timeout_ms,

@@ -319,8 +319,10 @@ class PostgresBus(Bus):
             await conn.execute(_PUBLISH, params)
         return [m.message_id for m in messages]
 
-    def consume(self, topics: Sequence[str], group: str, *, max_in_flight: int = 1) -> Consumer:
-        return _PgConsumer(self, topics, group, max_in_flight)
+    def consume(
+        self, topics: Sequence[str], group: str, *, max_in_flight: int = 1, member: str | None = None
+    ) -> Consumer:
+        return _PgConsumer(self, topics, group, max_in_flight, member)
 
     async def subscribe(self, topics: Sequence[str], group: str) -> None:
         """Register ``group`` on ``topics`` (idempotent), backfilling retained messages the first time."""
@@ -362,8 +364,10 @@ async def _subscribe(conn: Conn, topic: str, group: str) -> None:
 
 
 class _PgConsumer(Consumer):
-    def __init__(self, bus: PostgresBus, topics: Sequence[str], group: str, max_in_flight: int) -> None:
-        super().__init__(topics, group, max_in_flight)
+    def __init__(
+        self, bus: PostgresBus, topics: Sequence[str], group: str, max_in_flight: int, member: str | None
+    ) -> None:
+        super().__init__(topics, group, max_in_flight, member)
         self._bus = bus
         self.name = f"{bus.name}/{uuid.uuid4().hex[:8]}"
         self._unclaimed: deque[_PgDelivery] = deque()  # claimed but not yet handed out

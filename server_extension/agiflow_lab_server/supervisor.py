@@ -33,6 +33,12 @@ def new_worker_id(slot: int) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-w{slot}-{uuid.uuid4().hex[:4]}"
 
 
+def slot_member(slot: int) -> str:
+    """The slot's name in the consumer group: kept by its restarts, unique to this server process on this host
+    (two servers on one host — JupyterHub users — must never share one: Kafka would fence one of them)."""
+    return f"{socket.gethostname()}-{os.getpid()}-w{slot}"
+
+
 class WorkerSupervisor:
     def __init__(
         self, count: int, env: dict[str, str], args: list[str], stop_timeout: float = 20.0,
@@ -59,7 +65,8 @@ class WorkerSupervisor:
             env = {**os.environ, **self.env}
             worker_id = new_worker_id(slot)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agiflow_lab_workers", *self.args, "--worker-id", worker_id, env=env,
+                sys.executable, "-m", "agiflow_lab_workers", *self.args, "--worker-id", worker_id,
+                "--member", slot_member(slot), env=env,
                 start_new_session=True,
             )  # fmt: skip
             self.processes[slot], self.worker_ids[slot] = proc, worker_id

@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--heartbeat-seconds", type=float, default=2.0, help="heartbeat and lease renewal interval")
     p.add_argument("--work-dir", type=Path, help="scratch space for running notebooks")
     p.add_argument("--worker-id", help="stable id (default: host-pid-random)")
+    p.add_argument(
+        "--member",
+        help="a name this worker keeps in its consumer group when restarted (Kafka static membership): a restarted "
+        "worker takes over its partitions at once instead of after the session timeout. Unique among live workers.",
+    )
     p.set_defaults(run=run)
 
 
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.worker_id:
         options.worker_id = args.worker_id
+    options.member = args.member
     asyncio.run(_main(options))
     return 0
 

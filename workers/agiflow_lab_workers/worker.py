@@ -80,6 +80,7 @@ class WorkerOptions:
     pool_size: int | None = None
     topics: tuple[str, ...] = (JOBS,)
     group: str = GROUP
+    member: str | None = None  # a stable name in the group across restarts (see Bus.consume)
     heartbeat_seconds: float = 2.0
     drain_seconds: float = 10.0
     worker_id: str = field(default_factory=default_worker_id)
@@ -165,7 +166,10 @@ class Worker:
         pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
                           warm_imports=WARM_IMPORTS)  # fmt: skip
         closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
-        await pool.start()
+        # Kernels start (seconds) while the worker registers and joins the bus; a job taken over from a dead
+        # worker waits for the restarted one, so start-up time is takeover time.
+        filling = asyncio.ensure_future(pool.start())
+        closes("filling the kernel pool", functools.partial(_cancelled, filling))
         self.runner = NotebookRunner(pool, autosave_seconds=2.0)
         async with self.db.connection() as conn:
             await store.register_worker(conn, self.id, socket.gethostname(), os.getpid(), list(opts.topics),
@@ -177,6 +181,7 @@ class Worker:
         closes("the heartbeat", functools.partial(_cancelled, heartbeat))
         consumer = await self._join(bus)
         closes("the consumer", consumer.close)
+        await filling  # a kernel that cannot start is a start-up failure, reported as before
         cancels = self._cancel_listener()
         closes("the cancel listener", cancels.stop)
         cancels.start()
@@ -193,7 +198,7 @@ class Worker:
         opts = self.options
         failures = 0
         while True:
-            consumer = bus.consume(opts.topics, opts.group, max_in_flight=opts.concurrency)
+            consumer = bus.consume(opts.topics, opts.group, max_in_flight=opts.concurrency, member=opts.member)
             try:
                 await consumer.start()
                 return consumer
