@@ -120,9 +120,9 @@ async def test_every_event_of_200_jobs_at_once_reaches_a_follower_once_and_in_or
         first_running = next(i for i, e in enumerate(seen) if e["type"] == "state" and e["data"]["state"] == "running")
         assert all(e["type"] == "state" for e in seen[:first_running]), seen  # reports come only while running
         outcomes[states[-1]] += 1
-    # A kernel that cannot bind its ports fails its job now and then (two workers start kernels at once on one
-    # host); that is the job's outcome, not a delivery problem, so the failed job's events are checked the same.
-    assert outcomes["succeeded"] >= JOBS - 5, dict(outcomes)
+    # Kernels talk over Unix sockets in directories of their own, so two workers starting kernels at once on one
+    # host no longer race for TCP ports ("Address already in use"): every job succeeds.
+    assert outcomes["succeeded"] == JOBS, dict(outcomes)
 
 
 async def _unfinished(api: Api, project: str) -> bool:

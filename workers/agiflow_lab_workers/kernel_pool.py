@@ -26,7 +26,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -52,12 +54,27 @@ class _Kernel:
     km: AsyncKernelManager
     kc: AsyncKernelClient | None = None
     identity: KernelIdentity | None = None
+    sockets: Path | None = None
+
+
+def _sockets_dir(identity: KernelIdentity | None) -> Path:
+    """A private directory for the kernel's ZeroMQ sockets (``ipc`` transport).
+
+    TCP ports are picked by binding a free port, closing it and telling the kernel to bind it: under load
+    another process (another worker's kernel) takes it in between and the kernel dies with "Address already
+    in use". Unix sockets in a directory of the kernel's own cannot collide. The path stays short (Unix socket
+    paths are limited to 107 bytes), and only the kernel's uid (and the root worker) can reach it."""
+    path = Path(tempfile.mkdtemp(prefix="agk-"))
+    if identity is not None:
+        os.chown(path, identity.uid, identity.gid)
+    return path
 
 
 class _SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
     """Writes the connection file into the kernel's own home, readable by the kernel's uid only."""
 
     owner: KernelIdentity | None = None
+    sockets: Path | None = None
 
     def write_connection_file(self, **kwargs: object) -> None:
         super().write_connection_file(**kwargs)
@@ -188,7 +205,9 @@ class KernelPool:
         """
         task = self._discards.get(km)
         if task is None:
-            kernel = self._leased.pop(km, None) or _Kernel(km, identity=getattr(km, "owner", None))
+            kernel = self._leased.pop(km, None) or _Kernel(
+                km, identity=getattr(km, "owner", None), sockets=getattr(km, "sockets", None)
+            )
             task = self._discards[km] = asyncio.ensure_future(self._shutdown(kernel))
         await asyncio.shield(task)
 
@@ -225,8 +244,9 @@ class KernelPool:
             options["connection_file"] = str(identity.home / "kernel.json")
             env.update(self.sandbox.env(identity))
             launch = {"cwd": str(identity.home), **self.sandbox.popen_options(identity)}
-        km = _SandboxedKernelManager(kernel_name=self.kernel_name, **options)
-        km.owner = identity
+        sockets = _sockets_dir(identity)
+        km = _SandboxedKernelManager(kernel_name=self.kernel_name, transport="ipc", ip=str(sockets / "k"), **options)
+        km.owner, km.sockets = identity, sockets
         kc: AsyncKernelClient | None = None
         try:
             args = list(self._extra_arguments)
@@ -239,9 +259,9 @@ class KernelPool:
             kc.allow_stdin = False
             if self._warm_code:
                 await self._warm(kc)
-            return _Kernel(km, kc, identity)
+            return _Kernel(km, kc, identity, sockets)
         except BaseException:
-            await asyncio.shield(self._shutdown(_Kernel(km, kc, identity)))
+            await asyncio.shield(self._shutdown(_Kernel(km, kc, identity, sockets)))
             raise
 
     async def _warm(self, kc: AsyncKernelClient) -> None:
@@ -273,6 +293,8 @@ class KernelPool:
         finally:
             if kernel.identity is not None and self.sandbox is not None:
                 await asyncio.to_thread(self.sandbox.release, kernel.identity)
+            if kernel.sockets is not None:
+                shutil.rmtree(kernel.sockets, ignore_errors=True)
 
     @staticmethod
     async def _stop_kernel(kernel: _Kernel) -> None:
