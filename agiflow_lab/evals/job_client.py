@@ -17,6 +17,8 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from agiflow_lab.evals.wire import (
+    ENV_TOKEN,
+    ENV_URL,
     JOB_API_VERSION,
     CallFrame,
     CompleteCall,
@@ -30,9 +32,6 @@ from agiflow_lab.evals.wire import (
     Totals,
 )
 from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError
-
-ENV_URL = "AGIFLOW_JOB_API"
-ENV_TOKEN = "AGIFLOW_JOB_TOKEN"
 
 
 class JobApiError(RuntimeError):

@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field
 from agiflow_lab.evals.models import RunAggregates
 
 JOB_API_VERSION = "v1"
+# Where a job's kernel finds its worker's job API and its token (set by the worker, read by the kernel).
+ENV_URL = "AGIFLOW_JOB_API"
+ENV_TOKEN = "AGIFLOW_JOB_TOKEN"
 
 
 class JudgeSpec(BaseModel):

@@ -34,8 +34,8 @@ from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.db.database import Database
 from agiflow_lab.db.listen import ListenConn, Listener
 from agiflow_lab.errors import Unavailable
-from agiflow_lab.evals.job_client import ENV_TOKEN, ENV_URL
 from agiflow_lab.evals.run_access import JobContext
+from agiflow_lab.evals.wire import ENV_TOKEN, ENV_URL
 from agiflow_lab.jobs import ownership, store
 from agiflow_lab.jobs.events import Finished, RunErrorData
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
