@@ -354,3 +354,16 @@ async def test_warm_imports_are_loaded_but_leave_the_namespace_as_a_cold_kernel_
     assert result.result == {"loaded": True, "names": [], "count": 1}
     with pytest.raises(ValueError, match="not module names"):
         KernelPool(size=0, warm_imports=("os; import shutil",))
+
+
+async def test_a_kernel_a_job_is_already_waiting_for_is_not_warmed(tmp_path: Path) -> None:
+    """Warming is for kernels that wait in the pool; a job waiting for a kernel must not wait for imports."""
+    notebook = write_notebook(
+        tmp_path / "cold.ipynb",
+        "import sys\nfrom agiflow_lab.notebook import emit_result\nemit_result({'loaded': 'mailbox' in sys.modules})",
+    )
+    async with KernelPool(size=0, warm_imports=("mailbox",)) as pool:
+        result = await run(NotebookRunner(pool), notebook, tmp_path / "out.ipynb")
+
+    assert result.status == "succeeded", result.error
+    assert result.result == {"loaded": False}

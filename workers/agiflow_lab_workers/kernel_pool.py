@@ -114,6 +114,7 @@ class KernelPool:
         self._extra_arguments = list(extra_arguments)
         self.sandbox = sandbox
         self._warm_code = _warm_code(warm_imports)
+        self._awaited: weakref.WeakSet[asyncio.Task[_Kernel]] = weakref.WeakSet()  # slots a job waits for
         self._slots: deque[asyncio.Task[_Kernel]] = deque()
         self._leased: dict[AsyncKernelManager, _Kernel] = {}
         # Remembered (weakly) so that a second discard of the same kernel is a no-op.
@@ -167,6 +168,7 @@ class KernelPool:
                     self._slots.append(self._spawn_kernel())
                 slot = self._slots.popleft()
                 self._slots.append(self._spawn_kernel())
+            self._awaited.add(slot)  # still starting: a job waits for it, so it skips warming
             try:
                 kernel = await asyncio.shield(slot)
             except asyncio.CancelledError:
@@ -257,7 +259,7 @@ class KernelPool:
             kc.start_channels()
             await kc.wait_for_ready(timeout=self.startup_timeout)
             kc.allow_stdin = False
-            if self._warm_code:
+            if self._warm_code and asyncio.current_task() not in self._awaited:
                 await self._warm(kc)
             return _Kernel(km, kc, identity, sockets)
         except BaseException:
