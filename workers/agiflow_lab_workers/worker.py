@@ -166,9 +166,12 @@ class Worker:
         pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
                           warm_imports=WARM_IMPORTS)  # fmt: skip
         closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
-        # Kernels start (seconds) while the worker registers and joins the bus; a job taken over from a dead
-        # worker waits for the restarted one, so start-up time is takeover time.
+        # Kernels start (seconds) while the worker registers, joins the bus and takes its first jobs (which
+        # wait for their kernel in the pool): a job taken over from a dead worker often waits for the
+        # restarted one, so start-up time is takeover time. The sandbox was checked above; a kernel that
+        # still cannot start fails the job that asked for it, with the reason, and is logged here.
         filling = asyncio.ensure_future(pool.start())
+        filling.add_done_callback(_log_pool_failure)
         closes("filling the kernel pool", functools.partial(_cancelled, filling))
         self.runner = NotebookRunner(pool, autosave_seconds=2.0)
         async with self.db.connection() as conn:
@@ -181,7 +184,6 @@ class Worker:
         closes("the heartbeat", functools.partial(_cancelled, heartbeat))
         consumer = await self._join(bus)
         closes("the consumer", consumer.close)
-        await filling  # a kernel that cannot start is a start-up failure, reported as before
         cancels = self._cancel_listener()
         closes("the cancel listener", cancels.stop)
         cancels.start()
@@ -361,6 +363,11 @@ class Worker:
 
 async def _close(what: str, close: Callable[[], Awaitable[object]], seconds: float) -> None:
     await finish_within(seconds, close(), what)
+
+
+def _log_pool_failure(filling: asyncio.Future[None]) -> None:
+    if not filling.cancelled() and (exc := filling.exception()) is not None:
+        log.error("the kernel pool could not start a kernel: %s", exc, exc_info=exc)
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:
