@@ -42,15 +42,15 @@ def _status(url, data=None, token=None):
     except Exception as exc:
         return type(exc).__name__
 
-def _foreign_call():
-    # A's connection through the job API's calls socket, with this job's token (on a thread: the
-    # kernel's own loop is busy running this code).
+def _foreign_call(token=None):
+    # A's connection through the job API's calls socket, with this job's token or another (on a thread:
+    # the kernel's own loop is busy running this code).
     import asyncio, re, threading
     from agiflow_lab.evals.job_client import JobApiClient, JobApiError
     from agiflow_lab.providers.base import CompletionRequest
     outcome = []
     async def call():
-        client = JobApiClient.from_env()
+        client = JobApiClient.from_env() if token is None else JobApiClient(os.environ["AGIFLOW_JOB_API"], token)
         try:
             await client.completer(A_CONNECTION)(CompletionRequest(messages=[{"role": "user", "content": "hi"}], model="m"))
             return "ok"
@@ -89,6 +89,7 @@ def probe():
     found["rest_a_anonymous"] = _status(f"{API}/projects/{A}/models")
     job_api = os.environ.get("AGIFLOW_JOB_API", "")
     found["job_api_foreign_connection"] = _foreign_call()
+    found["job_api_calls_forged_token"] = _foreign_call("agj_" + "x" * 43)
     found["job_api_no_token"] = _status(f"{job_api}/v1/run")
     found["job_api_run"] = _status(f"{job_api}/v1/run", token=token)
     return found
@@ -102,6 +103,7 @@ DENIED = {
     "proc_environ": 0,
     "token": True,
     "job_api_no_token": 401,
+    "job_api_calls_forged_token": 401,
 }
 
 
