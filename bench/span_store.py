@@ -9,7 +9,7 @@ an embedding and a guardrail), 9-12 attributes each, 50 users, 200 sessions, 3 p
 batch, start times over the last hour. Batches of ``--batch`` in trace order, as the span writer gets them.
 
 Figures, each the spans divided by the wall time of the whole run:
-(a) ceiling: the same rows (``store._row``, the loader's own conversion) binary-COPYed into an unindexed,
+(a) ceiling: the same rows (``loading.encode``, the loader's own conversion) binary-COPYed into an unindexed,
     unpartitioned copy of ``analytics.spans``, one transaction per batch: what Postgres takes at best;
 (b) load: ``PostgresSpanStore.load`` per batch (partitions, COPY into the partitioned table with its primary
     key, trace summaries and minute rollups), with 1 loader and with N loaders on their own connections
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from agiflow_lab.db import migrate  # noqa: E402
 from agiflow_lab.db.database import Database  # noqa: E402
-from agiflow_lab.traces import store as store_module  # noqa: E402
+from agiflow_lab.traces import loading  # noqa: E402
 from agiflow_lab.traces.records import SpanRecord  # noqa: E402
 from agiflow_lab.traces.store import PostgresSpanStore  # noqa: E402
 from tests.support.servers import create_database, start_postgres  # noqa: E402
@@ -146,10 +146,9 @@ async def ceiling(db: Database, batches: list[list[SpanRecord]]) -> float:
         await conn.execute("CREATE TABLE public.spans_raw (LIKE analytics.spans INCLUDING DEFAULTS)")
     started = time.perf_counter()
     for batch in batches:
-        shared: dict[Any, bytes] = {}
-        rows = [store_module._row(1, s, shared) for s in batch]
+        rows = loading.encode(1, batch)
         async with db.connection() as conn, conn.transaction():
-            await store_module._copy(conn, "public.spans_raw", rows)
+            await loading.copy_rows(conn, "public.spans_raw", rows)
     return time.perf_counter() - started
 
 
