@@ -22,6 +22,7 @@ from agiflow_lab.errors import Forbidden, NotFound, ValidationFailed
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.sdk import Client
 from tests.support.api import Api
+from tests.support.polling import until
 from tests.support.servers import JupyterServer
 
 
@@ -293,14 +294,6 @@ async def staging_sessions(db_url: str) -> int:
         return int(row[0]) if row else 0
 
 
-async def until(check: Any, deadline: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not await check():
-        assert loop.time() < end, "gave up waiting"
-        await asyncio.sleep(0.05)
-
-
 async def test_an_abandoned_upload_writes_nothing_and_releases_its_transaction(
     api: Api, project: str, db_url: str
 ) -> None:
@@ -321,9 +314,9 @@ async def test_an_abandoned_upload_writes_nothing_and_releases_its_transaction(
     async def released() -> bool:
         return await staging_sessions(db_url) == 0
 
-    await until(staged)
+    await until(staged, "the upload's COPY to be open", timeout=30)
     writer.close()
-    await until(released)
+    await until(released, "the upload's transaction to be released", timeout=30)
     info = (await api.get(base(project, "qa"))).json()
     assert (info["latest_version"], info["item_count"]) == (1, 2)
 

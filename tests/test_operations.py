@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.jobs import events, states_of, submit, wait_for
+from tests.support.polling import until
 from tests.support.servers import REPO, JupyterServer, create_database, start_jupyter, start_postgres
 
 STOP_LIMIT = 10.0  # the issue's bound for a server or worker to exit after SIGTERM
@@ -35,18 +36,6 @@ BACK_LINE = "kafka bus reachable again"
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30) as c:
         yield c
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def status(api: Api) -> dict[str, Any]:
