@@ -13,19 +13,21 @@ from pathlib import Path
 from agiflow_lab.bus.topics import JOBS
 from agiflow_lab.config import Settings
 from agiflow_lab.db.embedded import start_embedded_postgres
-from agiflow_lab_workers.worker import Worker, WorkerOptions
+from agiflow_lab_workers.worker import ROLES, Worker, WorkerOptions
 
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "tornado.access")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = subparsers.add_parser("worker", help="run a worker that executes notebook jobs until SIGTERM")
+    p = subparsers.add_parser("worker", help="run a worker that executes notebook jobs and stores spans until SIGTERM")
     p.add_argument("--database-url", help="Postgres URL (default: AGIFLOW_DATABASE_URL, else the embedded one)")
     p.add_argument("--bus", choices=["postgres", "kafka"], help="message bus (default: AGIFLOW_BUS or postgres)")
     p.add_argument("--kafka-bootstrap", help="Kafka bootstrap servers (default: AGIFLOW_KAFKA_BOOTSTRAP)")
     p.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
     p.add_argument("--pool-size", type=int, help="pre-started kernels (default: = concurrency; 0 disables)")
     p.add_argument("--topics", default=JOBS, help="comma-separated topics to consume (default: jobs)")
+    p.add_argument("--roles", default=",".join(ROLES),
+                   help="comma-separated roles: jobs (run notebooks), spans (store traces) (default: jobs,spans)")  # fmt: skip
     p.add_argument("--drain-seconds", type=float, default=10.0, help="grace period on SIGTERM (default 10)")
     p.add_argument("--heartbeat-seconds", type=float, default=2.0, help="heartbeat and lease renewal interval")
     p.add_argument("--work-dir", type=Path, help="scratch space for running notebooks")
@@ -42,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for per_request in QUIET_LOGGERS:  # a line per model call and job-API request: thousands per evaluation run
         logging.getLogger(per_request).setLevel(logging.WARNING)  # (failures still log at WARNING and above)
+    roles = tuple(dict.fromkeys(r.strip() for r in args.roles.split(",") if r.strip()))
+    if not roles or set(roles) - set(ROLES):
+        raise SystemExit(f"--roles must name some of: {', '.join(ROLES)}")
     settings = Settings().with_env()
     url = args.database_url or settings.database_url or start_embedded_postgres(settings.data_dir)
     if args.concurrency < 1:
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         topics=tuple(t.strip() for t in args.topics.split(",") if t.strip()),
         drain_seconds=args.drain_seconds,
         heartbeat_seconds=args.heartbeat_seconds,
+        roles=roles,
     )
     if args.worker_id:
         options.worker_id = args.worker_id

@@ -1,9 +1,13 @@
-"""The worker process: takes jobs from the bus and runs their notebooks.
+"""The worker process: takes jobs from the bus and runs their notebooks, and writes spans.
 
 Scaling is horizontal: every worker joins the same consumer group, so starting another process adds
 capacity. A worker heartbeats (which also keeps its bus leases alive); on SIGTERM it stops taking
 work, gives running jobs ``drain_seconds`` to finish, and hands back the rest so another worker
 starts them at once instead of after a lease expires.
+
+Roles: ``jobs`` (the notebooks) and ``spans`` (the span writer, ``span_writer.py``). Every worker has
+both by default, so a laptop's supervised workers store traces too; a deployment can run dedicated span
+writers (``--roles spans``), which open nothing of the job side: no kernels, no job API, no registration.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from agiflow_lab.jobs.events import Finished, RunErrorData
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab.platform import Platform
+from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_workers.events import JobEventSender
 from agiflow_lab_workers.job_api import JobApi
 from agiflow_lab_workers.kernel_pool import KernelPool
 from agiflow_lab_workers.runner import NotebookRunner, RunRequest, RunResult
 from agiflow_lab_workers.sandbox import KernelSandbox
+from agiflow_lab_workers.span_writer import SpanWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,10 @@ GROUP = "agiflow-workers"
 CLOSE_SECONDS = 2.0  # each close on the way out; a database or broker that is gone costs this, not a hang
 POOL_CLOSE_SECONDS = 5.0  # kernels get a moment to shut down cleanly
 JOIN_RETRY_MAX = 10.0
+JOBS_ROLE = "jobs"
+SPANS_ROLE = "spans"
+ROLES = (JOBS_ROLE, SPANS_ROLE)
+SPAN_BATCHES_IN_FLIGHT = 2  # each holds a database connection while it loads
 # Every evaluation run imports these (0.5 s in a fresh kernel); pool kernels import them while they wait.
 WARM_IMPORTS = ("agiflow_lab.evals.runner", "pandas")
 VENDOR_ADAPTERS = ("agiflow_lab.providers.openai_compat", "agiflow_lab.providers.anthropic_client")
@@ -89,6 +99,7 @@ class WorkerOptions:
     heartbeat_seconds: float = 2.0
     drain_seconds: float = 10.0
     worker_id: str = field(default_factory=default_worker_id)
+    roles: tuple[str, ...] = ROLES
 
 
 @dataclass(eq=False)
@@ -106,7 +117,8 @@ class Worker:
         self.id = options.worker_id
         # The one Settings (environment), with the command line's bus choices over it.
         self.settings = worker_settings(Settings().with_env(), options.bus, options.kafka_bootstrap)
-        self.db = Database(options.database_url, min_size=1, max_size=options.concurrency * 2 + 4)
+        spans = SPAN_BATCHES_IN_FLIGHT if SPANS_ROLE in options.roles else 0
+        self.db = Database(options.database_url, min_size=1, max_size=options.concurrency * 2 + 4 + spans)
         self.running: dict[str, Running] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.claiming: set[str] = set()  # jobs whose claim is in progress here
@@ -128,19 +140,26 @@ class Worker:
                     log.info("worker %s stopped while starting", self.id)
                     return
                 consumer = starting.result()  # a start-up that failed ends the worker with its error
-                taking = asyncio.create_task(self._take_work(consumer), name="take-work")
-                try:
+                if consumer is None:  # no jobs role: the span writer runs until its close
                     await stopping
-                finally:
-                    taking.cancel()
-                    await asyncio.wait({taking}, timeout=CLOSE_SECONDS)
-                    await self._drain()
+                else:
+                    await self._run_jobs(consumer, stopping)
             finally:
                 stopping.cancel()
         log.info("worker %s stopped", self.id)
 
-    async def _start(self, closing: contextlib.AsyncExitStack) -> Consumer:
-        """Open everything in order, registering each close before the open it undoes."""
+    async def _run_jobs(self, consumer: Consumer, stopping: Awaitable[object]) -> None:
+        taking = asyncio.create_task(self._take_work(consumer), name="take-work")
+        try:
+            await stopping
+        finally:
+            taking.cancel()
+            await asyncio.wait({taking}, timeout=CLOSE_SECONDS)
+            await self._drain()
+
+    async def _start(self, closing: contextlib.AsyncExitStack) -> Consumer | None:
+        """Open everything in order, registering each close before the open it undoes; the jobs consumer,
+        or None when this worker has no jobs role."""
         opts = self.options
 
         def closes(what: str, close: Callable[[], Awaitable[object]], seconds: float = CLOSE_SECONDS) -> None:
@@ -157,6 +176,15 @@ class Worker:
         relay = OutboxRelay(self.db, bus)
         closes("the outbox relay", relay.stop)
         relay.start()
+        if SPANS_ROLE in opts.roles:
+            # Joins in the background: neither start-up nor a job takeover waits for the spans topic.
+            writer = SpanWriter(self.db, bus, PostgresSpanStore(self.db), batch_in_flight=SPAN_BATCHES_IN_FLIGHT,
+                                member=None if opts.member is None else f"{opts.member}-spans")  # fmt: skip
+            closes("the span writer", writer.stop, 2 * CLOSE_SECONDS)  # its consumer, then its task
+            writer.start()
+        if JOBS_ROLE not in opts.roles:
+            log.info("worker %s ready: bus=%s roles=%s", self.id, type(bus).__name__, opts.roles)
+            return None
         self.job_api = JobApi(self.db, platform.prompts, platform.models)
         closes("the job API", self.job_api.stop)
         await self.job_api.start()
@@ -192,8 +220,8 @@ class Worker:
         cancels = self._cancel_listener()
         closes("the cancel listener", cancels.stop)
         cancels.start()
-        log.info("worker %s ready: bus=%s topics=%s concurrency=%s", self.id, type(bus).__name__, opts.topics,
-                 opts.concurrency)  # fmt: skip
+        log.info("worker %s ready: bus=%s topics=%s concurrency=%s roles=%s", self.id, type(bus).__name__,
+                 opts.topics, opts.concurrency, opts.roles)  # fmt: skip
         # The vendor SDKs load on first use (a second each); an evaluation's first model calls would wait for
         # that. Loaded on a daemon thread once the worker is ready: neither start-up, a takeover nor a
         # shutdown waits for it.
