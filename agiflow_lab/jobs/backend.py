@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 
-from agiflow_lab.bus.base import Bus, Consumer, Message
+from agiflow_lab.bus.base import Bus, Message
+from agiflow_lab.bus.membership import Membership
 from agiflow_lab.bus.outbox import OutboxRelay
 from agiflow_lab.bus.topics import JOB_EVENTS
 from agiflow_lab.core.shutdown import finish_within
@@ -41,9 +42,10 @@ class JobBackend:
         self.jobs = jobs
         self.relay = OutboxRelay(db, bus)
         self.hub = EventHub(db)
+        # Per-key order holds on both buses, so events of different jobs are applied concurrently.
+        self.events = Membership(bus, [JOB_EVENTS], BACKEND_GROUP, self._apply, max_in_flight=EVENTS_IN_FLIGHT,
+                                 name="job events")  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
-        self._consumer: Consumer | None = None
-        self._stopping = False
 
     async def start(self) -> None:
         try:
@@ -54,30 +56,8 @@ class JobBackend:
             self.bus.health.up()
         self.relay.start()
         await self.hub.start()
-        self._tasks = [
-            asyncio.create_task(self._consume_events(), name="agiflow-job-events"),
-            asyncio.create_task(self._dispatch_loop(), name="agiflow-dispatcher"),
-        ]
-
-    async def _consume_events(self) -> None:
-        """Apply job events until stopped, joining the group again (capped backoff) after a failed join."""
-        failures = 0
-        while not self._stopping:
-            # Per-key order holds on both buses, so events of different jobs are applied concurrently.
-            consumer = self.bus.consume([JOB_EVENTS], BACKEND_GROUP, max_in_flight=EVENTS_IN_FLIGHT)
-            self._consumer = consumer
-            try:
-                await consumer.start()
-                failures = 0
-                await consumer.run(self._apply)  # returns once the consumer is closed
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures == 1 and not self.bus.health.is_down:
-                    log.warning("job events consumer cannot run (%s: %s); retrying", type(exc).__name__, exc)
-                await finish_within(STEP_SECONDS, consumer.close(), "the job events consumer")
-                await asyncio.sleep(min(RETRY_MAX, 0.5 * 2 ** (failures - 1)))
+        self.events.start()
+        self._tasks = [asyncio.create_task(self._dispatch_loop(), name="agiflow-dispatcher")]
 
     async def _apply(self, message: Message) -> None:
         await self.jobs.apply_event(message)
@@ -106,10 +86,7 @@ class JobBackend:
     async def stop(self) -> None:
         """Every step bounded (see ``finish_within``): a broker or database that is gone cannot hold a
         stopping server, and a step that fails does not skip the ones after it."""
-        self._stopping = True
-        # Close the consumer first: a cancel can be swallowed by a pool wait (psycopg_pool on 3.11).
-        if self._consumer is not None:
-            await finish_within(STEP_SECONDS, self._consumer.close(), "the job events consumer")
+        await self.events.stop()
         for task in self._tasks:
             task.cancel()
         if self._tasks:

@@ -5,7 +5,7 @@ joins the ``span-writers`` group and the bus spreads the batches. Delivery is at
 idempotent on (project, trace, span), so a batch delivered again is stored once, and is told so
 (``redelivery``) to skip the COPY that would only find its spans there already.
 
-Settling is the bus's own ``Consumer.run`` (the loop the job backend uses for ``job-events``): returning
+Consuming is ``bus.membership.Membership`` (what the job backend uses for ``job-events`` too): returning
 acks, ``Reject`` dead-letters, any other error (the database gone) retries with backoff. A batch that
 cannot be read (not a ``SpanBatch``, a body that does not decode) is poison: it never gets better, so it
 is dead-lettered with the reason at once, where an operator can see it, and the batches behind it flow.
@@ -13,14 +13,13 @@ is dead-lettered with the reason at once, where an operator can see it, and the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from pydantic import ValidationError
 
-from agiflow_lab.bus.base import Bus, Consumer, Message, Reject
+from agiflow_lab.bus.base import Bus, Message, Reject
+from agiflow_lab.bus.membership import Membership
 from agiflow_lab.bus.topics import SPANS
-from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.db.database import Database
 from agiflow_lab.traces.messages import CONTENT_ENCODING, SPAN_WRITERS, SpanBatch
 from agiflow_lab.traces.otlp import DecodedBatch, OtlpError, decode_body
@@ -31,8 +30,6 @@ log = logging.getLogger(__name__)
 # A bound on a body after inflating, against a batch that would exhaust memory. Receivers accept 2 MiB
 # bodies; this is far above that, so a batch a receiver accepted is never refused here for its size.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-STEP_SECONDS = 2.0  # each step of stop(): a bus or database that is gone costs this, not a hang
-RETRY_MAX = 10.0  # cap of the backoff while the consumer cannot join (broker or database down)
 
 
 class SpanWriter:
@@ -59,45 +56,15 @@ class SpanWriter:
         self.topic = topic
         self.group = group
         self.member = member
-        self._task: asyncio.Task[None] | None = None
-        self._consumer: Consumer | None = None
-        self._stopping = False
+        self.membership = Membership(bus, [topic], group, self._write, max_in_flight=batch_in_flight, member=member,
+                                     name="span writer")  # fmt: skip
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._consume(), name="span-writer")
+        self.membership.start()
 
     async def stop(self) -> None:
         """Bounded like the worker's other closes; unsettled batches go back to the group."""
-        self._stopping = True
-        # Close the consumer first: it ends ``run`` cleanly; the cancel below is for a join in progress.
-        if self._consumer is not None:
-            await finish_within(STEP_SECONDS, self._consumer.close(), "the span writer's consumer")
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=STEP_SECONDS)
-
-    async def _consume(self) -> None:
-        """Store batches until stopped, joining the group again (capped backoff) after a failure.
-
-        The same shape as the job backend's ``job-events`` consumer (there is no shared helper for the
-        join-and-rejoin part; the settling is shared: ``Consumer.run``)."""
-        failures = 0
-        while not self._stopping:
-            consumer = self.bus.consume([self.topic], self.group, max_in_flight=self.batch_in_flight,
-                                        member=self.member)  # fmt: skip
-            self._consumer = consumer
-            try:
-                await consumer.start()
-                failures = 0
-                await consumer.run(self._write)  # returns once the consumer is closed
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures == 1 and not self.bus.health.is_down:
-                    log.warning("span writer cannot consume (%s: %s); retrying", type(exc).__name__, exc)
-                await finish_within(STEP_SECONDS, consumer.close(), "the span writer's consumer")
-                await asyncio.sleep(min(RETRY_MAX, 0.5 * 2 ** (failures - 1)))
+        await self.membership.stop()
 
     async def _write(self, message: Message) -> None:
         project_id, decoded = _read(message)
