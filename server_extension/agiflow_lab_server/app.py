@@ -15,8 +15,10 @@ from agiflow_lab.config import Settings
 from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
+from agiflow_lab.traces.ingest import TraceIngest
+from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_server.base import PlatformState
-from agiflow_lab_server.handlers import bus, datasets, docs, evals, events, jobs, models, projects, prompts
+from agiflow_lab_server.handlers import bus, datasets, docs, evals, events, jobs, models, otel, projects, prompts
 from agiflow_lab_server.redaction import install_filter
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
 from agiflow_lab_server.supervisor import WorkerSupervisor
@@ -72,6 +74,7 @@ ROUTES: list[Route] = [
     Route("/bus/dead-letters", bus.DeadLettersHandler),
     Route("/bus/dead-letters/{message_id}/requeue", bus.RequeueHandler),
     Route("/events", events.EventsSocket),
+    Route("/otel/v1/traces", otel.TracesHandler),
 ]
 
 
@@ -191,7 +194,11 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             bus = make_bus(settings, platform.db)
             platform.status.follow_bus(bus.health)
             self.state.backend = JobBackend(platform.db, bus, platform.jobs)
-            await self.state.backend.start()
+            await self.state.backend.start()  # starts the bus, which the trace receiver publishes on too
+            serverapp.web_app.settings[otel.INGEST_SETTING] = TraceIngest(
+                platform.projects, platform.authz, bus, max_body_bytes=settings.max_body_bytes,
+                accepts=PostgresSpanStore(platform.db).accepts,  # the store's day window, its defaults
+            )  # fmt: skip
             self.supervisor = WorkerSupervisor(
                 settings.workers,
                 env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
