@@ -23,14 +23,15 @@ MAY: dict[str, set[tuple[str, str]]] = {
                ("agiflow:jobs", "write"), ("agiflow:datasets", "read"), ("agiflow:datasets", "write"),
                ("agiflow:evals", "read"), ("agiflow:evals", "write"), ("agiflow:models", "read"),
                ("agiflow:models", "execute"), ("agiflow:project", "read"), ("agiflow:members", "read"),
-               ("agiflow:audit", "read")},
+               ("agiflow:audit", "read"), ("agiflow:traces", "read"), ("agiflow:traces", "write")},
     "viewer": {("agiflow:prompts", "read"), ("agiflow:jobs", "read"), ("agiflow:datasets", "read"),
                ("agiflow:evals", "read"), ("agiflow:models", "read"), ("agiflow:project", "read"),
-               ("agiflow:members", "read")},
+               ("agiflow:members", "read"), ("agiflow:traces", "read")},
 }  # fmt: skip
 PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects"}
 ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only server admins (the server owner)
 ADMIN_OR_KEY = {"agiflow:status"}  # the deployment's for admins, a key's own project's; users name a project
+KEY_OR_HEADER = {"agiflow:traces"}  # OTLP: the key's project, or a user's x-agiflow-project header (400 without)
 KEYS_MAY_NOT = {("agiflow:members", "write")}  # whatever their role, unless keys_manage_members is on
 
 
@@ -111,7 +112,13 @@ async def test_every_route_with_every_role(api: Api, project: str, world: dict[s
             assert (r.status_code != 403) == expect_stranger, ("stranger", verb, path, r.status_code, r.text)
 
             for name, caller in world["callers"].items():
-                if project_scoped:
+                if resource in KEY_OR_HEADER and "key" not in caller["who"]:
+                    r = await api.request(verb.upper(), url, body_for(path, verb), **caller["who"])
+                    assert r.status_code == 400 and "x-agiflow-project" in r.text, (name, verb, path, r.text)
+                    continue
+                if resource in KEY_OR_HEADER:
+                    allowed = may(caller["role"], resource, action)
+                elif project_scoped:
                     allowed = may(caller["role"], resource, action)
                     allowed &= not ("key" in caller["who"] and (resource, action) in KEYS_MAY_NOT)
                 elif resource in ADMIN_ONLY:
