@@ -25,6 +25,8 @@ from agiflow_lab.keys.service import KeyService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService, open_model_service
+from agiflow_lab.traces.service import TraceService
+from agiflow_lab.traces.store import PostgresSpanStore
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Platform:
     evals: EvalService
     bus_admin: BusAdmin
     status: StatusService
+    traces: TraceService
     admins: ServerAdmins
     url: str
 
@@ -75,6 +78,7 @@ class Platform:
             evals=EvalService(db, projects, prompts, datasets, models, jobs),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
+            traces=TraceService(projects, authz, PostgresSpanStore(db)),
             admins=admins,
             url=url,
         )

@@ -31,7 +31,8 @@ MAY: dict[str, set[tuple[str, str]]] = {
 PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects"}
 ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only server admins (the server owner)
 ADMIN_OR_KEY = {"agiflow:status"}  # the deployment's for admins, a key's own project's; users name a project
-KEY_OR_HEADER = {"agiflow:traces"}  # OTLP: the key's project, or a user's x-agiflow-project header (400 without)
+KEY_OR_HEADER = {"agiflow:traces"}  # OTLP (no project in the path): the key's project, or a user's x-agiflow-project
+# header (400 without); the /projects/{project}/traces read routes are ordinary project-scoped ones
 KEYS_MAY_NOT = {("agiflow:members", "write")}  # whatever their role, unless keys_manage_members is on
 
 
@@ -67,7 +68,8 @@ def fill(path: str, project: str) -> str:
     values = {"project": project, "name": "greet", "version": "1", "label": "production",
               "user": "someone", "key_id": "000000000000", "job_id": "00000000-0000-0000-0000-000000000000",
               "message_id": "00000000-0000-0000-0000-000000000000",
-              "run_id": "00000000-0000-0000-0000-000000000000", "item_id": "i1", "model": "gpt-4o"}  # fmt: skip
+              "run_id": "00000000-0000-0000-0000-000000000000", "item_id": "i1", "model": "gpt-4o",
+              "trace_id": "0" * 32}  # fmt: skip
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     return path.removeprefix("/agiflow/api/v1")
@@ -112,11 +114,11 @@ async def test_every_route_with_every_role(api: Api, project: str, world: dict[s
             assert (r.status_code != 403) == expect_stranger, ("stranger", verb, path, r.status_code, r.text)
 
             for name, caller in world["callers"].items():
-                if resource in KEY_OR_HEADER and "key" not in caller["who"]:
+                if resource in KEY_OR_HEADER and not project_scoped and "key" not in caller["who"]:
                     r = await api.request(verb.upper(), url, body_for(path, verb), **caller["who"])
                     assert r.status_code == 400 and "x-agiflow-project" in r.text, (name, verb, path, r.text)
                     continue
-                if resource in KEY_OR_HEADER:
+                if resource in KEY_OR_HEADER and not project_scoped:
                     allowed = may(caller["role"], resource, action)
                 elif project_scoped:
                     allowed = may(caller["role"], resource, action)

@@ -8,6 +8,7 @@ A reads the same afterwards, audit log included.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from tornado.websocket import websocket_connect
 from tests.support.api import Api
 from tests.support.evals import make_dataset, make_prompt, start_run, wait_run
 from tests.support.jobs import submit, wait_for
+from tests.support.polling import until
+from tests.support.traces import export
 
 # Path parameters that name one of A's resources; a route in B that takes one must not find A's.
 A_SPECIFIC = {"name", "version", "label", "key_id", "item_id", "run_id", "job_id"}
@@ -63,9 +66,19 @@ async def world(api: Api) -> World:
     assert (await wait_for(api, a, job["id"]))["state"] == "succeeded"
     for run in runs:
         assert (await wait_run(api, a, run["id"]))["state"] == "succeeded"
+    trace_id = await asyncio.to_thread(
+        export, f"{api.server.api}/otel/v1/traces", await api.new_key(a, "editor"), question=f"{marker}-trace"
+    )
+
+    async def trace_stored() -> bool:  # both spans: the snapshots before and after must see the same trace
+        r = await api.get(f"/projects/{a}/traces/{trace_id}")
+        return r.status_code == 200 and len(r.json()["spans"]) == 2
+
+    await until(trace_stored, "project A's trace to be stored whole", timeout=60)
     b_key = await api.new_key(b, "owner")
     ids = {"name": "greet", "version": "1", "label": "production", "user": "olivia", "key_id": created_key["id"],
-           "item_id": "q0", "model": "gpt-4o", "run_id": runs[0]["id"], "job_id": job["id"], "message_id": ZERO_UUID}  # fmt: skip
+           "item_id": "q0", "model": "gpt-4o", "run_id": runs[0]["id"], "job_id": job["id"], "message_id": ZERO_UUID,
+           "trace_id": trace_id}  # fmt: skip
     secrets = [marker, api_secret, header_secret, created_key["secret"]]
     return World(a=a, b=b, b_key=b_key, ids=ids, secrets=secrets, run_ids=[r["id"] for r in runs])
 

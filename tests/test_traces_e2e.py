@@ -6,38 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
 from agiflow_lab.db.database import Database
 from agiflow_lab.traces.store import PostgresSpanStore
 from tests.support.api import Api
 from tests.support.polling import until
-
-
-def _export(endpoint: str, key: str) -> str:
-    """Two spans (a chat call inside a request) through the real SDK; returns the trace id."""
-    provider = TracerProvider(resource=Resource.create({"service.name": "qa-app"}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, headers={"Authorization": f"Bearer {key}"}))
-    )
-    tracer = provider.get_tracer("agiflow-tests")
-    with tracer.start_as_current_span("answer question") as root:
-        root.set_attribute("session.id", "s-1")
-        with tracer.start_as_current_span("chat gpt-4o") as call:
-            call.set_attribute("gen_ai.operation.name", "chat")
-            call.set_attribute("gen_ai.request.model", "gpt-4o")
-            call.set_attribute("gen_ai.usage.input_tokens", 1000)
-            call.set_attribute("gen_ai.usage.output_tokens", 100)
-    provider.shutdown()
-    return format(root.get_span_context().trace_id, "032x")
+from tests.support.traces import export
 
 
 async def test_spans_exported_by_the_otel_sdk_are_stored_once(api: Api, project: str, db_url: str) -> None:
     key = await api.new_key(project, "editor")
-    trace_id = await asyncio.to_thread(_export, f"{api.server.api}/otel/v1/traces", key)
+    trace_id = await asyncio.to_thread(export, f"{api.server.api}/otel/v1/traces", key)
 
     db = Database(db_url, min_size=1, max_size=2)
     await db.open()

@@ -18,7 +18,19 @@ from agiflow_lab.platform import Platform
 from agiflow_lab.traces.ingest import TraceIngest
 from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_server.base import PlatformState
-from agiflow_lab_server.handlers import bus, datasets, docs, evals, events, jobs, models, otel, projects, prompts
+from agiflow_lab_server.handlers import (
+    bus,
+    datasets,
+    docs,
+    evals,
+    events,
+    jobs,
+    models,
+    otel,
+    projects,
+    prompts,
+    traces,
+)
 from agiflow_lab_server.redaction import install_filter
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
 from agiflow_lab_server.supervisor import WorkerSupervisor
@@ -70,6 +82,8 @@ ROUTES: list[Route] = [
     Route(P + "/jobs/{job_id}/events", jobs.JobEventsHandler),
     Route(P + "/jobs/{job_id}/notebook", jobs.JobNotebookHandler),
     Route(P + "/jobs/{job_id}/notebook/open", jobs.JobNotebookOpenHandler),
+    Route(P + "/traces", traces.TraceListHandler),
+    Route(P + "/traces/{trace_id}", traces.TraceHandler),
     Route("/status", jobs.StatusHandler),
     Route("/bus/dead-letters", bus.DeadLettersHandler),
     Route("/bus/dead-letters/{message_id}/requeue", bus.RequeueHandler),

@@ -1,0 +1,149 @@
+"""Reading stored traces: who may, which project, and the API's shape of a trace's spans.
+
+The store answers by project id and returns ``SpanRecord`` (times as unix nanoseconds, the writer's shape);
+this service checks READ on ``agiflow:traces`` first, resolves the slug, and turns spans into ``TraceSpan``
+so the handlers stay a parse and a call. It needs no bus, so ``Platform`` builds it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from agiflow_lab.authz.enforcer import Authorizer
+from agiflow_lab.authz.policy import READ
+from agiflow_lab.core.actor import Actor
+from agiflow_lab.core.paging import MAX_LIMIT, Page
+from agiflow_lab.errors import InvalidInput, NotFound
+from agiflow_lab.projects.service import ProjectService
+from agiflow_lab.traces.ingest import RESOURCE
+from agiflow_lab.traces.records import SpanKind, SpanRecord, SpanStatus, SpanType
+from agiflow_lab.traces.results import TraceStatus, TraceSummary
+from agiflow_lab.traces.store import MAX_TRACE_PAGE, SpanStore
+
+TRACE_ID = re.compile(r"[0-9a-f]{32}")  # what the receiver stores (records.py): lowercase only, so no aliases
+
+
+class TraceQuery(BaseModel):
+    """Filters of the trace list, ANDed; ``text`` searches the root's input and output previews."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime | None = Field(None, description="Traces starting at or after this time (ISO 8601)")
+    end: AwareDatetime | None = Field(None, description="Traces starting before this time (ISO 8601)")
+    status: TraceStatus | None = Field(None, description="error: some span failed; ok: none did")
+    model: str | None = Field(None, description="Traces with a span calling this model")
+    name: str | None = Field(None, description="The root span's name, exactly")
+    user: str | None = None
+    session: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = Field(None, ge=1)
+    min_latency_ms: float | None = Field(None, ge=0)
+    text: str | None = Field(None, max_length=512, description="Case-insensitive, in the input/output previews")
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class SpanQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(1000, ge=1, le=MAX_TRACE_PAGE)
+    cursor: str | None = None
+
+
+class TraceSpanEvent(BaseModel):
+    name: str
+    time: datetime
+    attributes: dict[str, Any]
+
+
+class TraceSpan(BaseModel):
+    """One stored span. Ids are lowercase hex; times are ISO 8601 UTC to the microsecond (nanoseconds
+    would not survive a JavaScript number), with ``duration_ms`` computed from the exact nanoseconds."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = Field(description="null for the root span")
+    name: str
+    kind: SpanKind
+    start_time: datetime
+    end_time: datetime
+    duration_ms: float
+    status: SpanStatus
+    status_message: str | None
+    service_name: str | None
+    scope_name: str | None
+    span_type: SpanType
+    model: str | None
+    provider: str | None
+    input: str | None
+    output: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None = Field(description="null: unpriced (unknown model or no token counts), not free")
+    session_id: str | None
+    user_id: str | None
+    tags: list[str]
+    prompt_name: str | None
+    prompt_version: int | None
+    attributes: dict[str, Any]
+    events: list[TraceSpanEvent]
+    resource_attributes: dict[str, Any]
+
+
+class TraceDetail(BaseModel):
+    trace_id: str
+    spans: list[TraceSpan] = Field(description="In start order (then span id)")
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next spans; null at the end")
+
+
+def _time(ns: int) -> datetime:
+    """Exact to the microsecond: a float of seconds since 1970 would already round away microseconds."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
+
+
+def to_api(span: SpanRecord) -> TraceSpan:
+    return TraceSpan(
+        trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id, name=span.name,
+        kind=span.kind, start_time=_time(span.start_ns), end_time=_time(span.end_ns),
+        duration_ms=(span.end_ns - span.start_ns) / 1e6, status=span.status, status_message=span.status_message,
+        service_name=span.service_name, scope_name=span.scope_name, span_type=span.span_type, model=span.model,
+        provider=span.provider, input=span.input, output=span.output, tokens_in=span.tokens_in,
+        tokens_out=span.tokens_out, cost_usd=span.cost_usd, session_id=span.session_id, user_id=span.user_id,
+        tags=list(span.tags), prompt_name=span.prompt_name, prompt_version=span.prompt_version,
+        attributes=span.attributes, resource_attributes=span.resource_attributes,
+        events=[TraceSpanEvent(name=e["name"], time=_time(e["time_ns"]), attributes=e["attributes"])
+                for e in span.events],
+    )  # fmt: skip
+
+
+class TraceService:
+    def __init__(self, projects: ProjectService, authz: Authorizer, store: SpanStore) -> None:
+        self.projects = projects
+        self.authz = authz
+        self.store = store
+
+    async def list(self, actor: Actor, project: str, query: TraceQuery) -> Page[TraceSummary]:
+        """Newest first; 403 unless ``actor`` may read the project's traces, 404 if it does not exist."""
+        self.authz.check(actor, project, RESOURCE, READ)
+        project_id = await self.projects.resolve_id(project)
+        q = query
+        return await self.store.list_traces(
+            project_id, start=q.start, end=q.end, status=q.status, model=q.model, name=q.name, user=q.user,
+            session=q.session, prompt_name=q.prompt_name, prompt_version=q.prompt_version,
+            min_latency_ms=q.min_latency_ms, text=q.text, limit=q.limit, cursor=q.cursor,
+        )  # fmt: skip
+
+    async def get(self, actor: Actor, project: str, trace_id: str, query: SpanQuery) -> TraceDetail:
+        """One page of a trace's spans; 400 naming ``trace_id`` for a malformed id (checked before the
+        database sees it), 404 when the project has no such trace."""
+        self.authz.check(actor, project, RESOURCE, READ)
+        if not TRACE_ID.fullmatch(trace_id):
+            raise InvalidInput("trace_id must be 32 lowercase hex digits", {"field": "trace_id"})
+        project_id = await self.projects.resolve_id(project)
+        page = await self.store.get_trace(project_id, trace_id, cursor=query.cursor, limit=query.limit)
+        if not page.spans:  # a cursor the store issued always has spans after it, so this is an unknown trace
+            raise NotFound(f"trace {trace_id} not found in project {project!r}", {"trace_id": trace_id})
+        return TraceDetail(trace_id=trace_id, spans=[to_api(s) for s in page.spans], next_cursor=page.next_cursor)

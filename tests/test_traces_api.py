@@ -1,0 +1,114 @@
+"""The trace read API over spans stored the real way: the OpenTelemetry SDK exports to the receiver, the
+supervised worker's span writer stores them, and the API lists and opens them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from tests.support.api import Api
+from tests.support.polling import until
+from tests.support.traces import export
+
+
+async def _two_traces(api: Api, project: str) -> dict[str, str]:
+    """A good gpt-4o trace and a failed gpt-4o-mini one, both whole in the list; returns their ids by model."""
+    key = await api.new_key(project, "editor")
+    endpoint = f"{api.server.api}/otel/v1/traces"
+    ids = {
+        "gpt-4o": await asyncio.to_thread(
+            export, endpoint, key, root="answer question", question="What is the capital of France?", answer="Paris"
+        ),
+        "gpt-4o-mini": await asyncio.to_thread(
+            export, endpoint, key, root="summarise", model="gpt-4o-mini", question="Summarise the memo", failed=True
+        ),
+    }
+
+    async def whole() -> bool:
+        items = (await api.get(f"/projects/{project}/traces")).json()["items"]
+        return sorted(t["trace_id"] for t in items if t["has_root"] and t["span_count"] == 2) == sorted(ids.values())
+
+    await until(whole, "both traces to be stored whole", timeout=60)
+    return ids
+
+
+async def _list(api: Api, project: str, **params: Any) -> list[dict[str, Any]]:
+    r = await api.get(f"/projects/{project}/traces", params=params)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def test_the_list_summarises_filters_and_pages(api: Api, project: str) -> None:
+    ids = await _two_traces(api, project)
+
+    by_id = {t["trace_id"]: t for t in await _list(api, project)}
+    good = by_id[ids["gpt-4o"]]
+    assert (good["name"], good["span_count"], good["tokens_in"], good["tokens_out"]) == (
+        "answer question",
+        2,
+        1000,
+        100,
+    )
+    assert good["models"] == ["gpt-4o"] and good["cost_usd"] > 0 and good["status"] == "ok"
+    assert by_id[ids["gpt-4o-mini"]]["status"] == "error"
+
+    assert [t["trace_id"] for t in await _list(api, project, model="gpt-4o-mini")] == [ids["gpt-4o-mini"]]
+    assert [t["trace_id"] for t in await _list(api, project, status="error")] == [ids["gpt-4o-mini"]]
+    assert [t["trace_id"] for t in await _list(api, project, status="ok")] == [ids["gpt-4o"]]
+    assert [t["trace_id"] for t in await _list(api, project, text="capital of FRANCE")] == [ids["gpt-4o"]]
+    assert [t["trace_id"] for t in await _list(api, project, text="paris")] == [ids["gpt-4o"]]
+    assert await _list(api, project, text="nowhere") == []
+
+    seen, cursor = [], None
+    for _ in range(3):
+        r = await api.get(f"/projects/{project}/traces", params={"limit": 1, **({"cursor": cursor} if cursor else {})})
+        page = r.json()
+        seen += [t["trace_id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(ids.values())
+
+
+async def test_a_trace_opens_with_its_spans_linked(api: Api, project: str) -> None:
+    ids = await _two_traces(api, project)
+    r = await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}")
+    assert r.status_code == 200, r.text
+    detail = r.json()
+    assert detail["trace_id"] == ids["gpt-4o"] and detail["next_cursor"] is None
+    by_name = {s["name"]: s for s in detail["spans"]}
+    root, call = by_name["answer question"], by_name["chat gpt-4o"]
+    assert root["parent_span_id"] is None and call["parent_span_id"] == root["span_id"]
+    assert (call["model"], call["tokens_in"], call["tokens_out"]) == ("gpt-4o", 1000, 100)
+    assert root["input"] == "What is the capital of France?" and root["start_time"] <= call["start_time"]
+
+    first = (await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}", params={"limit": 1})).json()
+    rest = (
+        await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}", params={"cursor": first["next_cursor"]})
+    ).json()
+    assert [s["span_id"] for s in first["spans"] + rest["spans"]] == [s["span_id"] for s in detail["spans"]]
+
+
+async def test_an_unknown_trace_is_404_and_a_malformed_id_400(api: Api, project: str) -> None:
+    r = await api.get(f"/projects/{project}/traces/{uuid.uuid4().hex}")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    for bad in ("xyz", "A" * 32, "0" * 31, "0" * 33):
+        r = await api.get(f"/projects/{project}/traces/{bad}")
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["error"]["code"] == "invalid_input" and "trace_id" in r.text
+
+
+async def test_a_viewer_key_reads_and_another_projects_key_does_not(api: Api, project: str) -> None:
+    ids = await _two_traces(api, project)
+    viewer = await api.new_key(project, "viewer")
+    assert len((await api.get(f"/projects/{project}/traces", key=viewer)).json()["items"]) == 2
+    assert (await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}", key=viewer)).status_code == 200
+
+    other = f"o-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/projects", {"slug": other, "name": other})).status_code == 201
+    foreign = await api.new_key(other, "owner")
+    r = await api.get(f"/projects/{project}/traces", key=foreign)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert (await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}", key=foreign)).status_code == 403
