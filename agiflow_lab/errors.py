@@ -11,7 +11,10 @@ exception classes all read it, so a status keeps one code wherever it is answere
 
 from __future__ import annotations
 
+from http.client import responses
 from typing import Any, ClassVar
+
+from pydantic import ValidationError
 
 
 class AgiflowError(Exception):
@@ -117,3 +120,31 @@ HTTP_ERRORS: dict[int, type[AgiflowError]] = {
 def code_for(status: int) -> str:
     """The error code of an HTTP status that no domain error named (tornado's own 404, 405, ...)."""
     return HTTP_ERRORS[status].code if status in HTTP_ERRORS else AgiflowError.code
+
+
+def error_body(status: int, exc: BaseException | None) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body an exception becomes, for every HTTP surface (the REST API, the job API).
+
+    A domain error speaks for itself; a schema mismatch names its first field; an HTTP error from the web
+    framework keeps its message (``log_message``); any other error is a 500 that says nothing of its cause."""
+    code, message, details = code_for(status), responses.get(status, ""), {}
+    if isinstance(exc, AgiflowError):
+        status, code, message, details = exc.status, exc.code, exc.message, exc.details
+    elif isinstance(exc, ValidationError):
+        status, code, details = ValidationFailed.status, ValidationFailed.code, validation_details(exc)
+        first = details["errors"][0]
+        message = f"{first['field']}: {first['message']}"
+    elif (log_message := getattr(exc, "log_message", None)) is not None:
+        message = str(log_message) or message
+    elif status >= 500:
+        message = "internal error; the server log has the details"
+    return status, {"error": {"code": code, "message": message, "details": details}}
+
+
+def validation_details(exc: ValidationError) -> dict[str, Any]:
+    return {
+        "errors": [
+            {"field": ".".join(str(part) for part in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+    }

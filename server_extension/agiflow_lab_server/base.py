@@ -13,7 +13,6 @@ import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http.client import responses
 from typing import Any, TypeVar
 
 from jupyter_core.utils import ensure_async
@@ -35,7 +34,7 @@ from agiflow_lab.errors import (
     Unauthenticated,
     Unavailable,
     ValidationFailed,
-    code_for,
+    error_body,
 )
 from agiflow_lab.keys.secrets import PREFIX as KEY_PREFIX
 from agiflow_lab.platform import Platform
@@ -47,19 +46,6 @@ H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
 # Identity providers that only say "whoever holds the server's token": the person running the server.
 SHARED_SECRET_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
-
-
-def _error_location(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "body"
-
-
-def validation_details(exc: ValidationError) -> dict[str, Any]:
-    return {
-        "errors": [
-            {"field": _error_location(e["loc"]), "message": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-    }
 
 
 def check_parameter(name: str, value: str) -> None:
@@ -269,21 +255,10 @@ class AgiflowHandler(StreamedBody):
     # --- errors: the one place exceptions become HTTP ----------------------------------------
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message, details = code_for(status_code), responses.get(status_code, ""), {}
-        if isinstance(exc, AgiflowError):
-            status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
-        elif isinstance(exc, ValidationError):
-            status_code, code, details = ValidationFailed.status, ValidationFailed.code, validation_details(exc)
-            first = details["errors"][0]
-            message = f"{first['field']}: {first['message']}"
-        elif isinstance(exc, web.HTTPError):
-            message = exc.log_message or message
-        elif status_code >= 500:
-            message = "internal error; the server log has the details"
-        self.set_status(status_code)
+        status, body = error_body(status_code, kwargs.get("exc_info", (None, None, None))[1])
+        self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}, default=str))
+        self.finish(json.dumps(body, default=str))
 
     def _request_summary(self) -> str:
         # Tornado's warning and uncaught-exception lines quote this; scrub the query like Jupyter's request log.

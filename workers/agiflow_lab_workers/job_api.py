@@ -22,7 +22,6 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass, field
-from http.client import responses
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -32,7 +31,7 @@ from tornado.netutil import bind_sockets
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from agiflow_lab.db.database import Database
-from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, ValidationFailed, code_for
+from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, error_body
 from agiflow_lab.evals.run_access import JobContext, RunAccess
 from agiflow_lab.evals.wire import JOB_API_VERSION, CallFrame, ReplyFrame, ResultsBatch
 from agiflow_lab.prompts.service import PromptService
@@ -137,20 +136,10 @@ class _Errors(web.RequestHandler):
         return None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        code, message, details = code_for(status_code), responses.get(status_code, ""), {}
-        if isinstance(exc, AgiflowError):
-            status_code, code, message, details = exc.status, exc.code, exc.message, exc.details
-        elif isinstance(exc, ValidationError):
-            status_code, code = ValidationFailed.status, ValidationFailed.code
-            details = {"errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                                  for e in exc.errors(include_url=False, include_input=False)]}  # fmt: skip
-            message = "the body does not match the schema"
-        elif isinstance(exc, web.HTTPError):
-            message = exc.log_message or message
-        self.set_status(status_code)
+        status, body = error_body(status_code, kwargs.get("exc_info", (None, None, None))[1])
+        self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"code": code, "message": message, "details": details}}))
+        self.finish(json.dumps(body, default=str))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ValidationError) or (isinstance(value, AgiflowError) and value.status < 500):
