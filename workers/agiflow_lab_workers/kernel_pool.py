@@ -296,7 +296,7 @@ class KernelPool:
             if kernel.identity is not None and self.sandbox is not None:
                 await asyncio.to_thread(self.sandbox.release, kernel.identity)
             if kernel.sockets is not None:
-                shutil.rmtree(kernel.sockets, ignore_errors=True)
+                await asyncio.to_thread(shutil.rmtree, kernel.sockets, ignore_errors=True)
 
     @staticmethod
     async def _stop_kernel(kernel: _Kernel) -> None:

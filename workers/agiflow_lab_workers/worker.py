@@ -184,6 +184,7 @@ class Worker:
             writer.start()
         if JOBS_ROLE not in opts.roles:
             log.info("worker %s ready: bus=%s roles=%s", self.id, type(bus).__name__, opts.roles)
+            gc.freeze()  # as _load_vendor_sdks does for a jobs worker: long-lived objects out of every collection
             return None
         self.job_api = JobApi(self.db, platform.prompts, platform.models)
         closes("the job API", self.job_api.stop)
