@@ -112,3 +112,45 @@ async def test_a_viewer_key_reads_and_another_projects_key_does_not(api: Api, pr
     r = await api.get(f"/projects/{project}/traces", key=foreign)
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert (await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}", key=foreign)).status_code == 403
+
+
+async def test_sessions_users_and_metrics_sum_the_stored_traces(api: Api, project: str) -> None:
+    await _two_traces(api, project)  # both in session s-1; no user ids
+
+    sessions = (await api.get(f"/projects/{project}/sessions")).json()["items"]
+    assert [(s["id"], s["trace_count"], s["error_count"], s["tokens_in"]) for s in sessions] == [("s-1", 2, 1, 2000)]
+    assert (await api.get(f"/projects/{project}/users")).json() == {"items": [], "next_cursor": None}
+
+    r = await api.get(f"/projects/{project}/metrics", params={"bucket": "day", "group_by": "model"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    by_model: dict[Any, dict[str, Any]] = {}
+    for p in body["points"]:
+        by_model.setdefault(p["group"]["model"], {"count": 0, "errors": 0, "tokens_in": 0})
+        for k in ("count", "errors", "tokens_in"):
+            by_model[p["group"]["model"]][k] += p[k]
+    # Two spans per trace: the root has no model (its group is null), the call has one.
+    assert by_model["gpt-4o"] == {"count": 1, "errors": 0, "tokens_in": 1000}
+    assert by_model["gpt-4o-mini"] == {"count": 1, "errors": 1, "tokens_in": 1000}
+    assert by_model[None]["count"] == 2
+    assert all(p["latency_p95_ms"] is not None for p in body["points"])
+
+    only = (await api.get(f"/projects/{project}/metrics", params={"measures": "count"})).json()["points"]
+    assert sum(p["count"] for p in only) == 4 and all(p["latency_p50_ms"] is None for p in only)
+
+
+async def test_metrics_refuse_what_they_cannot_answer(api: Api, project: str) -> None:
+    for params, field in (
+        ({"measures": "count,vibes"}, "measures"),
+        ({"measures": ""}, "measures"),
+        ({"bucket": "week"}, "bucket"),
+        ({"bucket": "minute", "start": "2026-01-01T00:00:00Z", "end": "2026-03-01T00:00:00Z"}, "bucket"),
+        ({"start": "2026-03-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),
+        ({"start": "2026-03-01T00:00:00"}, "start"),  # no time zone
+        ({"group_by": "mood"}, "group_by"),
+    ):
+        r = await api.get(f"/projects/{project}/metrics", params=params)
+        assert r.status_code in (400, 422), (params, r.text)  # 422: a value of the wrong type or set
+        assert field in r.text, (params, r.text)
+    r = await api.get(f"/projects/{project}/sessions", params={"cursor": "AAAA"})
+    assert r.status_code == 400 and "cursor" in r.text

@@ -59,6 +59,20 @@ class MetricPoint(BaseModel):
     unpriced_count: int | None = None
 
 
+class GroupSummary(BaseModel):
+    """One session's or user's traces, summed over the time range asked for."""
+
+    id: str = Field(description="The session id or user id")
+    trace_count: int
+    first_seen: datetime = Field(description="Start of its earliest trace in the range")
+    last_seen: datetime = Field(description="Start of its latest trace in the range")
+    error_count: int = Field(description="Traces with a failed span")
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    unpriced_count: int
+
+
 @dataclass(frozen=True, slots=True)
 class SpanPage:
     """Spans of one trace in start order; pass ``next_cursor`` back for the next page (None: no more)."""

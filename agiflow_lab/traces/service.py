@@ -21,8 +21,17 @@ from agiflow_lab.errors import InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces.ingest import RESOURCE
 from agiflow_lab.traces.records import SpanKind, SpanRecord, SpanStatus, SpanType
-from agiflow_lab.traces.results import TraceStatus, TraceSummary
-from agiflow_lab.traces.store import MAX_TRACE_PAGE, SpanStore
+from agiflow_lab.traces.results import (
+    ALL_MEASURES,
+    Bucket,
+    GroupBy,
+    GroupSummary,
+    Measure,
+    MetricPoint,
+    TraceStatus,
+    TraceSummary,
+)
+from agiflow_lab.traces.store import MAX_TRACE_PAGE, Grouping, SpanStore
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")  # what the receiver stores (records.py): lowercase only, so no aliases
 
@@ -44,6 +53,60 @@ class TraceQuery(BaseModel):
     text: str | None = Field(None, max_length=512, description="Case-insensitive, in the input/output previews")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     cursor: str | None = None
+
+
+BUCKET_SPAN: dict[Bucket, timedelta] = {
+    "minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
+}  # fmt: skip
+MAX_BUCKETS = 10_000  # per group: a month of minutes is 43,200 points, more than any chart draws
+DEFAULT_RANGE = timedelta(days=7)
+
+
+class Range(BaseModel):
+    """[start, end): without ``end``, now; without ``start``, a week before ``end``."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: AwareDatetime | None = Field(None, description="Inclusive (ISO 8601); default: a week before end")
+    end: AwareDatetime | None = Field(None, description="Exclusive (ISO 8601); default: now")
+
+    def bounds(self) -> tuple[datetime, datetime]:
+        end = self.end or datetime.now(UTC)
+        start = self.start or end - DEFAULT_RANGE
+        if start >= end:
+            raise InvalidInput("start must be before end", {"field": "start"})
+        return start, end
+
+
+class GroupQuery(Range):
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+class MetricsQuery(Range):
+    bucket: Bucket = Field("hour", description="Width of each point, in UTC")
+    group_by: GroupBy | None = Field(None, description="One series per value of this dimension")
+    measures: str = Field(
+        ",".join(sorted(ALL_MEASURES)),
+        max_length=200,
+        description="Comma-separated: count, errors (with error_rate), latency (p50/p95/p99), tokens, cost",
+    )
+
+    def measure_set(self) -> set[Measure]:
+        asked = {m.strip() for m in self.measures.split(",") if m.strip()}
+        if not asked or asked - ALL_MEASURES:
+            bad = ", ".join(sorted(asked - ALL_MEASURES)) or "none given"
+            raise InvalidInput(
+                f"measures must be among {', '.join(sorted(ALL_MEASURES))} ({bad})", {"field": "measures"}
+            )
+        return asked  # type: ignore[return-value]  # checked against ALL_MEASURES just above
+
+
+class Metrics(BaseModel):
+    start: datetime
+    end: datetime
+    bucket: Bucket
+    group_by: GroupBy | None
+    points: list[MetricPoint] = Field(description="By time, then group; buckets without spans are absent")
 
 
 class SpanQuery(BaseModel):
@@ -135,6 +198,32 @@ class TraceService:
             session=q.session, prompt_name=q.prompt_name, prompt_version=q.prompt_version,
             min_latency_ms=q.min_latency_ms, text=q.text, limit=q.limit, cursor=q.cursor,
         )  # fmt: skip
+
+    async def groups(self, actor: Actor, project: str, by: Grouping, query: GroupQuery) -> Page[GroupSummary]:
+        """Sessions or users seen in the range, most recent first."""
+        self.authz.check(actor, project, RESOURCE, READ)
+        start, end = query.bounds()
+        project_id = await self.projects.resolve_id(project)
+        return await self.store.list_groups(
+            project_id, by, start=start, end=end, limit=query.limit, cursor=query.cursor
+        )
+
+    async def metrics(self, actor: Actor, project: str, query: MetricsQuery) -> Metrics:
+        """Time series from the rollups; 400 naming ``bucket`` when the range holds more than
+        ``MAX_BUCKETS`` of them (ask for hours or days instead)."""
+        self.authz.check(actor, project, RESOURCE, READ)
+        start, end = query.bounds()
+        measures = query.measure_set()
+        if (end - start) / BUCKET_SPAN[query.bucket] > MAX_BUCKETS:
+            raise InvalidInput(
+                f"more than {MAX_BUCKETS} {query.bucket}s in the range: choose a longer bucket or a shorter range",
+                {"field": "bucket"},
+            )
+        project_id = await self.projects.resolve_id(project)
+        points = await self.store.metrics(
+            project_id, start=start, end=end, bucket=query.bucket, group_by=query.group_by, measures=measures
+        )
+        return Metrics(start=start, end=end, bucket=query.bucket, group_by=query.group_by, points=points)
 
     async def get(self, actor: Actor, project: str, trace_id: str, query: SpanQuery) -> TraceDetail:
         """One page of a trace's spans; 400 naming ``trace_id`` for a malformed id (checked before the

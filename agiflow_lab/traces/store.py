@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from psycopg import errors as pg_errors
 from pydantic import AwareDatetime, Field
 
-from agiflow_lab.core.paging import Cursor, Page, check_limit
+from agiflow_lab.core.paging import Cursor, KeyText, Page, check_limit
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput
 from agiflow_lab.traces import loading, reading
@@ -31,6 +31,7 @@ from agiflow_lab.traces.results import (
     ALL_MEASURES,
     Bucket,
     GroupBy,
+    GroupSummary,
     Measure,
     MetricPoint,
     Purged,
@@ -49,6 +50,10 @@ SpanIdKey = Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{16}$")]
 # (start_time, trace_id) of a page's last trace, newest first; (start_time, span_id) in a trace, oldest first.
 TRACE_CURSOR = Cursor[tuple[datetime, str]](tuple[AwareDatetime, TraceIdKey])
 SPAN_CURSOR = Cursor[tuple[datetime, str]](tuple[AwareDatetime, SpanIdKey])
+# (last_seen, id) of a page's last session or user, most recently seen first.
+GROUP_CURSOR = Cursor[tuple[datetime, str]](tuple[AwareDatetime, KeyText])
+Grouping = Literal["session", "user"]
+_GROUP_COLUMNS: dict[Grouping, str] = {"session": "session_id", "user": "user_id"}
 
 
 class SpanStore(Protocol):
@@ -78,6 +83,17 @@ class SpanStore(Protocol):
     async def get_trace(
         self, project_id: int, trace_id: str, *, cursor: str | None = None, limit: int = 1000
     ) -> SpanPage: ...
+
+    async def list_groups(
+        self,
+        project_id: int,
+        by: Grouping,
+        *,
+        start: datetime,
+        end: datetime,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[GroupSummary]: ...
 
     async def metrics(
         self,
@@ -267,6 +283,45 @@ class PostgresSpanStore:
         return SpanPage(
             [reading.span(r) for r in rows[:limit]],
             SPAN_CURSOR.next(rows, limit, lambda r: (r["start_time"], r["span_id"].hex())),
+        )
+
+    async def list_groups(
+        self,
+        project_id: int,
+        by: Grouping,
+        *,
+        start: datetime,
+        end: datetime,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[GroupSummary]:
+        """Sessions or users with traces starting in [start, end), most recently seen first.
+
+        Summed from the trace summaries in the range (found through ``trace_summaries_by_time``), so a
+        range bounds the work: the API defaults to the last week."""
+        check_limit(limit)
+        column = _GROUP_COLUMNS[by]
+        having, params = "", [project_id, start, end]
+        after = GROUP_CURSOR.decode(cursor)
+        if after is not None:
+            having = "HAVING (max(start_time), " + column + ") < (%s, %s)"
+            params += [after[0], after[1]]
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {column} AS id, count(*) AS trace_count, min(start_time) AS first_seen,
+                           max(start_time) AS last_seen, count(*) FILTER (WHERE error_count > 0) AS error_count,
+                           sum(tokens_in)::bigint AS tokens_in, sum(tokens_out)::bigint AS tokens_out,
+                           sum(cost_usd) AS cost_usd, sum(unpriced_count)::bigint AS unpriced_count
+                      FROM analytics.trace_summaries
+                     WHERE project_id = %s AND start_time >= %s AND start_time < %s AND {column} IS NOT NULL
+                     GROUP BY {column} {having}
+                     ORDER BY max(start_time) DESC, {column} DESC LIMIT %s""",
+                (*params, limit + 1),
+            )
+            rows = await cur.fetchall()
+        return Page(
+            items=[GroupSummary(**r) for r in rows[:limit]],
+            next_cursor=GROUP_CURSOR.next(rows, limit, lambda r: (r["last_seen"], r["id"])),
         )
 
     async def metrics(

@@ -5,8 +5,16 @@ from __future__ import annotations
 from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
-from agiflow_lab.traces.results import TraceSummary
-from agiflow_lab.traces.service import SpanQuery, TraceDetail, TraceQuery, TraceService
+from agiflow_lab.traces.results import GroupSummary, TraceSummary
+from agiflow_lab.traces.service import (
+    GroupQuery,
+    Metrics,
+    MetricsQuery,
+    SpanQuery,
+    TraceDetail,
+    TraceQuery,
+    TraceService,
+)
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
@@ -37,3 +45,31 @@ class TraceHandler(TraceBase):
     @authorized
     async def get(self, project: str, trace_id: str) -> None:
         self.finish_json(await self.traces.get(self.actor, project, trace_id, self.query(SpanQuery)))
+
+
+class SessionListHandler(TraceBase):
+    @operation("List sessions (traces' session ids) seen in a time range, most recently seen first",
+               query=GroupQuery, response=Page[GroupSummary], tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def get(self, project: str) -> None:
+        self.finish_json(await self.traces.groups(self.actor, project, "session", self.query(GroupQuery)))
+
+
+class UserListHandler(TraceBase):
+    @operation("List users (traces' user ids) seen in a time range, most recently seen first",
+               query=GroupQuery, response=Page[GroupSummary], tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def get(self, project: str) -> None:
+        self.finish_json(await self.traces.groups(self.actor, project, "user", self.query(GroupQuery)))
+
+
+class MetricsHandler(TraceBase):
+    @operation("Span metrics per minute, hour or day, optionally one series per model, prompt version, span "
+               "name or user; read from the rollups the span writers keep, never from raw spans",
+               query=MetricsQuery, response=Metrics, tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def get(self, project: str) -> None:
+        self.finish_json(await self.traces.metrics(self.actor, project, self.query(MetricsQuery)))
