@@ -25,6 +25,8 @@ from agiflow_lab.keys.service import KeyService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService, open_model_service
+from agiflow_lab.traces.annotations import AnnotationStore
+from agiflow_lab.traces.scores import ScoreService
 from agiflow_lab.traces.service import TraceService
 from agiflow_lab.traces.store import PostgresSpanStore
 
@@ -47,6 +49,7 @@ class Platform:
     bus_admin: BusAdmin
     status: StatusService
     traces: TraceService
+    scores: ScoreService
     admins: ServerAdmins
     url: str
 
@@ -64,6 +67,7 @@ class Platform:
             db, projects, max_running=settings.max_running_jobs,
             max_running_per_project=settings.max_running_jobs_per_project, stale_after=settings.worker_stale_seconds,
         )  # fmt: skip
+        annotations = AnnotationStore(db)
         return cls(
             settings=settings,
             db=db,
@@ -78,7 +82,8 @@ class Platform:
             evals=EvalService(db, projects, prompts, datasets, models, jobs),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
-            traces=TraceService(projects, authz, PostgresSpanStore(db)),
+            traces=TraceService(projects, authz, PostgresSpanStore(db), annotations),
+            scores=ScoreService(projects, authz, annotations),
             admins=admins,
             url=url,
         )

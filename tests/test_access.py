@@ -61,6 +61,12 @@ def body_for(path: str, verb: str) -> Any:
         return {"group": "agiflow-workers"}
     if "/members/" in path and verb == "put":
         return {"role": "viewer"}
+    if path.endswith("/scores") and verb == "post":
+        return {"trace_id": "0" * 32, "name": "helpful", "value": 1}
+    if path.endswith("/score") and verb == "patch":
+        return {"score": 0.5}
+    if "/steps/" in path and verb == "patch":
+        return {"output": "later"}
     return None
 
 
@@ -69,7 +75,8 @@ def fill(path: str, project: str) -> str:
               "user": "someone", "key_id": "000000000000", "job_id": "00000000-0000-0000-0000-000000000000",
               "message_id": "00000000-0000-0000-0000-000000000000",
               "run_id": "00000000-0000-0000-0000-000000000000", "item_id": "i1", "model": "gpt-4o",
-              "trace_id": "0" * 32}  # fmt: skip
+              "trace_id": "0" * 32, "score_id": "00000000-0000-0000-0000-000000000000",
+              "action_id": "0x" + "0" * 32, "step_id": "0x" + "0" * 16}  # fmt: skip
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     return path.removeprefix("/agiflow/api/v1")

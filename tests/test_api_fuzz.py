@@ -84,7 +84,8 @@ def real_world(jupyter: JupyterServer, llm_url: str) -> dict[str, str]:
         runs = [post(f"{base}/evals/runs", {**run, "name": f"run {i}"})["id"] for i in range(2)]
     return {"project": project, "label": "production", "user": "fuzz-member", "key_id": key, "job_id": job,
             "run_id": runs[0], "version": "1", "item_id": "q0", "model": "gpt-fuzz",
-            "message_id": str(uuid.uuid4()), "runs": ",".join(runs), "trace_id": uuid.uuid4().hex}  # fmt: skip
+            "message_id": str(uuid.uuid4()), "runs": ",".join(runs), "trace_id": uuid.uuid4().hex,
+            "score_id": str(uuid.uuid4()), "action_id": "0x" + uuid.uuid4().hex, "step_id": "0x" + "1" * 16}  # fmt: skip
 
 
 def path_values(path: str, world: dict[str, str]) -> dict[str, str]:

@@ -75,10 +75,14 @@ async def world(api: Api) -> World:
         return r.status_code == 200 and len(r.json()["spans"]) == 2
 
     await until(trace_stored, "project A's trace to be stored whole", timeout=60)
+    span_id = (await api.get(f"/projects/{a}/traces/{trace_id}")).json()["spans"][0]["span_id"]
+    r = await api.post(f"/projects/{a}/scores", {"trace_id": trace_id, "name": "q", "value": 1, "comment": marker})
+    assert r.status_code == 201, r.text
     b_key = await api.new_key(b, "owner")
     ids = {"name": "greet", "version": "1", "label": "production", "user": "olivia", "key_id": created_key["id"],
            "item_id": "q0", "model": "gpt-4o", "run_id": runs[0]["id"], "job_id": job["id"], "message_id": ZERO_UUID,
-           "trace_id": trace_id}  # fmt: skip
+           "trace_id": trace_id, "score_id": r.json()["id"], "action_id": f"0x{trace_id}",
+           "step_id": f"0x{span_id}"}  # fmt: skip
     secrets = [marker, api_secret, header_secret, created_key["secret"]]
     return World(a=a, b=b, b_key=b_key, ids=ids, secrets=secrets, run_ids=[r["id"] for r in runs])
 
@@ -129,6 +133,9 @@ def body_for(path: str, verb: str) -> Any:
         ),  # fmt: skip
         (r"/jobs$", {"notebook": "builtin:hello", "parameters": {"name": "b"}}),
         (r"/requeue$", {"group": "agiflow-workers"}),
+        (r"/scores$", {"trace_id": "0" * 32, "name": fresh, "value": 1}),
+        (r"/score$", {"score": 0.5}),
+        (r"/steps/[^/]+$", {"output": fresh}),
     ]
     for pattern, body in bodies:
         if re.search(pattern, path):
@@ -143,6 +150,9 @@ def params_for(path: str, world: World) -> dict[str, str]:
         return {"from": "1", "to": "1"}
     if path.endswith("/status"):
         return {"project": world.a}
+    if path.endswith("/metrics"):  # a fixed range: the default ends now, which differs between snapshots
+        return {"start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z", "bucket": "day",
+                "measures": "count,errors,latency,tokens,cost,scores"}  # fmt: skip
     return {}
 
 

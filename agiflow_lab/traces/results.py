@@ -57,6 +57,9 @@ class MetricPoint(BaseModel):
     tokens_out: int | None = None
     cost_usd: float | None = None
     unpriced_count: int | None = None
+    score_means: dict[str, float] | None = Field(
+        None, description="Mean of each numeric or boolean score given in the bucket (measure `scores`)"
+    )
 
 
 class GroupSummary(BaseModel):

@@ -8,6 +8,7 @@ so the handlers stay a parse and a call. It needs no bus, so ``Platform`` builds
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import MAX_LIMIT, Page
 from agiflow_lab.errors import InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
+from agiflow_lab.traces.annotations import AnnotationStore
 from agiflow_lab.traces.ingest import RESOURCE
 from agiflow_lab.traces.records import SpanKind, SpanRecord, SpanStatus, SpanType
 from agiflow_lab.traces.results import (
@@ -31,8 +33,13 @@ from agiflow_lab.traces.results import (
     TraceStatus,
     TraceSummary,
 )
-from agiflow_lab.traces.store import MAX_TRACE_PAGE, Grouping, SpanStore
+from agiflow_lab.traces.scores import Score, ScoreName
+from agiflow_lab.traces.scores import to_api as score_to_api
+from agiflow_lab.traces.store import MAX_TRACE_PAGE, Grouping, ScoreFilter, SpanStore
 
+# Where agiflow-sdk's associate_trace(id, span_id) puts the aliases its report_score/update_span name.
+TRACE_ALIAS = "agiflow.association.properties.trace_alias"
+SPAN_ALIAS = "agiflow.association.properties.span_alias"
 TRACE_ID = re.compile(r"[0-9a-f]{32}")  # what the receiver stores (records.py): lowercase only, so no aliases
 
 
@@ -51,6 +58,9 @@ class TraceQuery(BaseModel):
     prompt_version: int | None = Field(None, ge=1)
     min_latency_ms: float | None = Field(None, ge=0)
     text: str | None = Field(None, max_length=512, description="Case-insensitive, in the input/output previews")
+    score_name: ScoreName | None = Field(None, description="Traces with a score of this name ...")
+    score_min: float | None = Field(None, description="... at least this (numeric and boolean scores: 0/1)")
+    score_max: float | None = Field(None, description="... at most this")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     cursor: str | None = None
 
@@ -58,6 +68,7 @@ class TraceQuery(BaseModel):
 BUCKET_SPAN: dict[Bucket, timedelta] = {
     "minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
 }  # fmt: skip
+SCORES = "scores"
 MAX_BUCKETS = 10_000  # per group: a month of minutes is 43,200 points, more than any chart draws
 DEFAULT_RANGE = timedelta(days=7)
 
@@ -88,17 +99,20 @@ class MetricsQuery(Range):
     measures: str = Field(
         ",".join(sorted(ALL_MEASURES)),
         max_length=200,
-        description="Comma-separated: count, errors (with error_rate), latency (p50/p95/p99), tokens, cost",
+        description="Comma-separated: count, errors (with error_rate), latency (p50/p95/p99), tokens, cost; "
+        "scores (means by score name, without group_by)",
     )
 
-    def measure_set(self) -> set[Measure]:
+    def measure_set(self) -> tuple[set[Measure], bool]:
+        """The span measures asked for, and whether score means are."""
         asked = {m.strip() for m in self.measures.split(",") if m.strip()}
-        if not asked or asked - ALL_MEASURES:
-            bad = ", ".join(sorted(asked - ALL_MEASURES)) or "none given"
-            raise InvalidInput(
-                f"measures must be among {', '.join(sorted(ALL_MEASURES))} ({bad})", {"field": "measures"}
-            )
-        return asked  # type: ignore[return-value]  # checked against ALL_MEASURES just above
+        known = ALL_MEASURES | {SCORES}
+        if not asked or asked - known:
+            bad = ", ".join(sorted(asked - known)) or "none given"
+            raise InvalidInput(f"measures must be among {', '.join(sorted(known))} ({bad})", {"field": "measures"})
+        if SCORES in asked and self.group_by is not None:
+            raise InvalidInput("scores cannot be grouped: ask for them without group_by", {"field": "measures"})
+        return asked - {SCORES}, SCORES in asked  # type: ignore[return-value]  # checked against known above
 
 
 class Metrics(BaseModel):
@@ -153,11 +167,17 @@ class TraceSpan(BaseModel):
     attributes: dict[str, Any]
     events: list[TraceSpanEvent]
     resource_attributes: dict[str, Any]
+    updates: list[dict[str, Any]] = Field(
+        default_factory=list, description="agiflow-sdk update_span() bodies for this span, oldest first"
+    )
 
 
 class TraceDetail(BaseModel):
     trace_id: str
     spans: list[TraceSpan] = Field(description="In start order (then span id)")
+    scores: list[Score] = Field(
+        default_factory=list, description="The trace's and its spans' scores, newest first (first page only)"
+    )
     next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next spans; null at the end")
 
 
@@ -183,20 +203,28 @@ def to_api(span: SpanRecord) -> TraceSpan:
 
 
 class TraceService:
-    def __init__(self, projects: ProjectService, authz: Authorizer, store: SpanStore) -> None:
+    def __init__(
+        self, projects: ProjectService, authz: Authorizer, store: SpanStore, annotations: AnnotationStore
+    ) -> None:
         self.projects = projects
         self.authz = authz
         self.store = store
+        self.annotations = annotations
 
     async def list(self, actor: Actor, project: str, query: TraceQuery) -> Page[TraceSummary]:
         """Newest first; 403 unless ``actor`` may read the project's traces, 404 if it does not exist."""
         self.authz.check(actor, project, RESOURCE, READ)
         project_id = await self.projects.resolve_id(project)
         q = query
+        score = None
+        if q.score_name is not None:
+            score = ScoreFilter(q.score_name, q.score_min, q.score_max)
+        elif q.score_min is not None or q.score_max is not None:
+            raise InvalidInput("score_min and score_max need score_name", {"field": "score_name"})
         return await self.store.list_traces(
             project_id, start=q.start, end=q.end, status=q.status, model=q.model, name=q.name, user=q.user,
             session=q.session, prompt_name=q.prompt_name, prompt_version=q.prompt_version,
-            min_latency_ms=q.min_latency_ms, text=q.text, limit=q.limit, cursor=q.cursor,
+            min_latency_ms=q.min_latency_ms, text=q.text, score=score, limit=q.limit, cursor=q.cursor,
         )  # fmt: skip
 
     async def groups(self, actor: Actor, project: str, by: Grouping, query: GroupQuery) -> Page[GroupSummary]:
@@ -213,16 +241,24 @@ class TraceService:
         ``MAX_BUCKETS`` of them (ask for hours or days instead)."""
         self.authz.check(actor, project, RESOURCE, READ)
         start, end = query.bounds()
-        measures = query.measure_set()
+        measures, with_scores = query.measure_set()
         if (end - start) / BUCKET_SPAN[query.bucket] > MAX_BUCKETS:
             raise InvalidInput(
                 f"more than {MAX_BUCKETS} {query.bucket}s in the range: choose a longer bucket or a shorter range",
                 {"field": "bucket"},
             )
         project_id = await self.projects.resolve_id(project)
-        points = await self.store.metrics(
-            project_id, start=start, end=end, bucket=query.bucket, group_by=query.group_by, measures=measures
-        )
+        points: list[MetricPoint] = []
+        if measures:
+            points = await self.store.metrics(
+                project_id, start=start, end=end, bucket=query.bucket, group_by=query.group_by, measures=measures
+            )
+        if with_scores:
+            means = await self.annotations.score_means(project_id, start=start, end=end, bucket=query.bucket)
+            for point in points:
+                point.score_means = means.pop(point.time, {})
+            points += [MetricPoint(time=t, group={}, score_means=m) for t, m in means.items()]
+            points.sort(key=lambda p: p.time)
         return Metrics(start=start, end=end, bucket=query.bucket, group_by=query.group_by, points=points)
 
     async def get(self, actor: Actor, project: str, trace_id: str, query: SpanQuery) -> TraceDetail:
@@ -235,4 +271,19 @@ class TraceService:
         page = await self.store.get_trace(project_id, trace_id, cursor=query.cursor, limit=query.limit)
         if not page.spans:  # a cursor the store issued always has spans after it, so this is an unknown trace
             raise NotFound(f"trace {trace_id} not found in project {project!r}", {"trace_id": trace_id})
-        return TraceDetail(trace_id=trace_id, spans=[to_api(s) for s in page.spans], next_cursor=page.next_cursor)
+        spans = [to_api(s) for s in page.spans]
+        await self._with_updates(project_id, spans)
+        scores: list[Score] = []
+        if query.cursor is None:
+            aliases = {a for s in spans if isinstance(a := s.attributes.get(TRACE_ALIAS), str)}
+            await self.annotations.bind_aliases(project_id, trace_id, aliases)
+            found = await self.annotations.list_scores(project_id, trace_id=trace_id, limit=MAX_LIMIT)
+            scores = [score_to_api(r) for r in found.items]
+        return TraceDetail(trace_id=trace_id, spans=spans, scores=scores, next_cursor=page.next_cursor)
+
+    async def _with_updates(self, project_id: int, spans: Sequence[TraceSpan]) -> None:
+        """agiflow-sdk's late updates, found by span id or by the alias the span carries."""
+        refs: dict[str, TraceSpan] = {s.span_id: s for s in spans}
+        refs.update({a: s for s in spans if isinstance(a := s.attributes.get(SPAN_ALIAS), str)})
+        for ref, bodies in (await self.annotations.span_updates(project_id, list(refs))).items():
+            refs[ref].updates.extend(bodies)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 
@@ -76,6 +77,7 @@ class SpanStore(Protocol):
         prompt_version: int | None = None,
         min_latency_ms: float | None = None,
         text: str | None = None,
+        score: ScoreFilter | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[TraceSummary]: ...
@@ -107,6 +109,15 @@ class SpanStore(Protocol):
     ) -> list[MetricPoint]: ...
 
     async def drop_partitions_before(self, day: date, *, project_id: int | None = None) -> Purged: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreFilter:
+    """Traces with a score named ``name`` (between ``low`` and ``high`` when given: numeric and boolean)."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
 
 
 class _Retry(Exception):
@@ -193,6 +204,7 @@ class PostgresSpanStore:
         prompt_version: int | None = None,
         min_latency_ms: float | None = None,
         text: str | None = None,
+        score: ScoreFilter | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[TraceSummary]:
@@ -233,6 +245,18 @@ class PostgresSpanStore:
             match(
                 "(coalesce(input_preview, '') || ' ' || coalesce(output_preview, '')) ILIKE %s",
                 f"%{reading.like_literal(text)}%",
+            )
+        if score is not None:
+            # Scores live beside the summaries (0010_scores.sql); scores_by_trace finds a trace's by name.
+            condition = "s.name = %s"
+            params.append(score.name)
+            for bound, op in ((score.low, ">="), (score.high, "<=")):
+                if bound is not None:
+                    condition += f" AND s.value_number {op} %s"
+                    params.append(bound)
+            where.append(
+                "EXISTS (SELECT 1 FROM analytics.scores s WHERE s.project_id = trace_summaries.project_id"
+                f" AND s.trace_id = trace_summaries.trace_id AND {condition})"
             )
         after = TRACE_CURSOR.decode(cursor)
         if after is not None:

@@ -29,6 +29,7 @@ from agiflow_lab_server.handlers import (
     otel,
     projects,
     prompts,
+    scores,
     traces,
 )
 from agiflow_lab_server.redaction import install_filter
@@ -87,11 +88,15 @@ ROUTES: list[Route] = [
     Route(P + "/sessions", traces.SessionListHandler),
     Route(P + "/users", traces.UserListHandler),
     Route(P + "/metrics", traces.MetricsHandler),
+    Route(P + "/scores", scores.ScoresHandler),
+    Route(P + "/scores/{score_id}", scores.ScoreHandler),
     Route("/status", jobs.StatusHandler),
     Route("/bus/dead-letters", bus.DeadLettersHandler),
     Route("/bus/dead-letters/{message_id}/requeue", bus.RequeueHandler),
     Route("/events", events.EventsSocket),
     Route("/otel/v1/traces", otel.TracesHandler),
+    Route("/otel/v1/agiflow/actions/{action_id}/score", otel.SdkScoreHandler),
+    Route("/otel/v1/agiflow/steps/{step_id}", otel.SdkStepHandler),
 ]
 
 

@@ -18,6 +18,7 @@ def export(
     question: str | None = None,
     answer: str | None = None,
     failed: bool = False,
+    root_attributes: dict[str, str] | None = None,
 ) -> str:
     """Two spans (a chat call inside a request) through the real SDK; returns the trace id.
 
@@ -30,6 +31,8 @@ def export(
     tracer = provider.get_tracer("agiflow-tests")
     with tracer.start_as_current_span(root) as span:
         span.set_attribute("session.id", "s-1")
+        for name, value in (root_attributes or {}).items():
+            span.set_attribute(name, value)
         if question is not None:
             span.set_attribute("input.value", question)
         if answer is not None:

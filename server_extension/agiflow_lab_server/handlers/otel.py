@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import RootModel
 from tornado.web import authenticated
 
 from agiflow_lab.authz.policy import WRITE
 from agiflow_lab.errors import InvalidInput, Unavailable
 from agiflow_lab.traces.ingest import RETRY_AFTER_SECONDS, TraceIngest
 from agiflow_lab.traces.otlp import JSON, encode_response
+from agiflow_lab.traces.scores import Score, SdkScore
 from agiflow_lab_server.base import AgiflowHandler, check_parameter
 from agiflow_lab_server.routing import operation
 
@@ -72,3 +74,37 @@ class TracesHandler(OtelHandler):
         self.finish(encode_response(result.rejected, result.message, as_json))
 
     post.__agiflow_authorized__ = True  # type: ignore[attr-defined]  # checked inline: see the module docstring
+
+
+class SdkStepBody(RootModel[dict[str, Any]]):
+    """Whatever the app passes to agiflow-sdk's ``update_span``: a JSON object."""
+
+
+class SdkScoreHandler(OtelHandler):
+    @operation("agiflow-sdk report_score(id, score): set the score named `score` of the trace with that id "
+               "(0x + 32 hex) or alias (associate_trace); a second call replaces it", body=SdkScore,
+               response=Score, tags=TAGS)  # fmt: skip
+    @authenticated
+    async def patch(self, action_id: str) -> None:
+        await self.check_jupyter_authorizer(WRITE)
+        body = self.parse(SdkScore)
+        self.finish_json(await self.platform.scores.sdk_score(self.actor, self.project(), action_id, body))
+
+    patch.__agiflow_authorized__ = True  # type: ignore[attr-defined]  # checked inline: see the module docstring
+
+
+class SdkStepHandler(OtelHandler):
+    @operation(
+        "agiflow-sdk update_span(id, body): attach a JSON object to the span with that id (0x + 16 hex) "
+        "or alias; the trace detail shows it as the span's `updates`",
+        body=SdkStepBody,
+        tags=TAGS,
+    )
+    @authenticated
+    async def patch(self, step_id: str) -> None:
+        await self.check_jupyter_authorizer(WRITE)
+        body = self.parse(SdkStepBody).root
+        await self.platform.scores.sdk_step(self.actor, self.project(), step_id, body)
+        self.finish_json({})
+
+    patch.__agiflow_authorized__ = True  # type: ignore[attr-defined]  # checked inline: see the module docstring
