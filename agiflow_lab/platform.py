@@ -29,6 +29,7 @@ from agiflow_lab.traces.annotations import AnnotationStore
 from agiflow_lab.traces.scores import ScoreService
 from agiflow_lab.traces.service import TraceService
 from agiflow_lab.traces.store import PostgresSpanStore
+from agiflow_lab.traces.to_dataset import SpanItems
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Platform:
     status: StatusService
     traces: TraceService
     scores: ScoreService
+    span_items: SpanItems
     admins: ServerAdmins
     url: str
 
@@ -67,7 +69,7 @@ class Platform:
             db, projects, max_running=settings.max_running_jobs,
             max_running_per_project=settings.max_running_jobs_per_project, stale_after=settings.worker_stale_seconds,
         )  # fmt: skip
-        annotations = AnnotationStore(db)
+        annotations, spans = AnnotationStore(db), PostgresSpanStore(db)
         return cls(
             settings=settings,
             db=db,
@@ -82,7 +84,8 @@ class Platform:
             evals=EvalService(db, projects, prompts, datasets, models, jobs),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
-            traces=TraceService(projects, authz, PostgresSpanStore(db), annotations),
+            traces=TraceService(projects, authz, spans, annotations),
+            span_items=SpanItems(projects, authz, spans, datasets),
             scores=ScoreService(projects, authz, annotations),
             admins=admins,
             url=url,

@@ -134,6 +134,7 @@ def body_for(path: str, verb: str) -> Any:
         (r"/jobs$", {"notebook": "builtin:hello", "parameters": {"name": "b"}}),
         (r"/requeue$", {"group": "agiflow-workers"}),
         (r"/scores$", {"trace_id": "0" * 32, "name": fresh, "value": 1}),
+        (r"/from-spans$", {"spans": [{"trace_id": "0" * 32, "span_id": "0" * 16}]}),
         (r"/score$", {"score": 0.5}),
         (r"/steps/[^/]+$", {"output": fresh}),
     ]

@@ -154,3 +154,31 @@ async def test_metrics_refuse_what_they_cannot_answer(api: Api, project: str) ->
         assert field in r.text, (params, r.text)
     r = await api.get(f"/projects/{project}/sessions", params={"cursor": "AAAA"})
     assert r.status_code == 400 and "cursor" in r.text
+
+
+async def test_spans_become_dataset_items_once(api: Api, project: str) -> None:
+    ids = await _two_traces(api, project)
+    spans = (await api.get(f"/projects/{project}/traces/{ids['gpt-4o']}")).json()["spans"]
+    root = next(s for s in spans if s["parent_span_id"] is None)
+    assert (await api.post(f"/projects/{project}/datasets", {"name": "from-prod"})).status_code == 201
+    body = {"spans": [{"trace_id": ids["gpt-4o"], "span_id": root["span_id"]}]}
+
+    r = await api.post(f"/projects/{project}/datasets/from-prod/from-spans", body)
+    assert r.status_code == 201, r.text
+    assert (r.json()["version"], r.json()["item_count"]) == (1, 1)
+    r = await api.post(f"/projects/{project}/datasets/from-prod/from-spans", body)  # again: the same item
+    assert (r.json()["version"], r.json()["item_count"]) == (2, 1)
+    (item,) = (await api.get(f"/projects/{project}/datasets/from-prod/items")).json()["items"]
+    assert item["id"] == f"{ids['gpt-4o']}:{root['span_id']}"
+    assert (item["input"], item["expected"]) == ({"input": "What is the capital of France?"}, "Paris")
+    assert item["metadata"]["trace_id"] == ids["gpt-4o"] and item["metadata"]["span_name"] == "answer question"
+
+    unknown = {"trace_id": ids["gpt-4o"], "span_id": "0" * 16}
+    r = await api.post(f"/projects/{project}/datasets/from-prod/from-spans", {"spans": [*body["spans"], unknown]})
+    assert r.status_code == 404 and r.json()["error"]["details"]["missing"] == [unknown]
+    assert (await api.get(f"/projects/{project}/datasets/from-prod")).json()["latest_version"] == 2  # untouched
+    for bad in ({"spans": []}, {"spans": [{"trace_id": "x", "span_id": root["span_id"]}]}, {}):
+        r = await api.post(f"/projects/{project}/datasets/from-prod/from-spans", bad)
+        assert r.status_code in (400, 422), r.text
+    viewer = await api.new_key(project, "viewer")
+    assert (await api.post(f"/projects/{project}/datasets/from-prod/from-spans", body, key=viewer)).status_code == 403

@@ -86,6 +86,10 @@ class SpanStore(Protocol):
         self, project_id: int, trace_id: str, *, cursor: str | None = None, limit: int = 1000
     ) -> SpanPage: ...
 
+    async def get_spans(self, project_id: int, keys: Sequence[tuple[str, str]]) -> list[SpanRecord]:
+        """The spans named by (trace id, span id) that are stored, in no particular order."""
+        ...
+
     async def list_groups(
         self,
         project_id: int,
@@ -308,6 +312,26 @@ class PostgresSpanStore:
             [reading.span(r) for r in rows[:limit]],
             SPAN_CURSOR.next(rows, limit, lambda r: (r["start_time"], r["span_id"].hex())),
         )
+
+    async def get_spans(self, project_id: int, keys: Sequence[tuple[str, str]]) -> list[SpanRecord]:
+        """Each trace's summary bounds the start times searched, so the primary key finds every span in
+        the partitions of its trace's days."""
+        if not keys:
+            return []
+        traces = [reading.trace_key(t) for t, _ in keys]
+        spans = [bytes.fromhex(s) for _, s in keys]
+        columns = ", ".join(f"s.{c}" for c in loading.SPAN_COLUMNS if c != "project_id")
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {columns}
+                      FROM unnest(%s::bytea[], %s::bytea[]) AS k(trace_id, span_id)
+                      JOIN analytics.trace_summaries t ON t.project_id = %s AND t.trace_id = k.trace_id
+                      JOIN analytics.spans s ON s.project_id = %s AND s.trace_id = k.trace_id
+                                            AND s.span_id = k.span_id
+                                            AND s.start_time BETWEEN t.start_time AND t.end_time""",
+                (traces, spans, project_id, project_id),
+            )
+            return [reading.span(r) for r in await cur.fetchall()]
 
     async def list_groups(
         self,

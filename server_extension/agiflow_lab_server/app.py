@@ -65,6 +65,7 @@ ROUTES: list[Route] = [
     Route(P + "/datasets/{name}/items/{item_id}", datasets.ItemHandler),
     Route(P + "/datasets/{name}/import", datasets.ImportHandler),
     Route(P + "/datasets/{name}/export", datasets.ExportHandler),
+    Route(P + "/datasets/{name}/from-spans", datasets.FromSpansHandler),
     Route(P + "/models", models.ConnectionsHandler),
     Route(P + "/models/{name}", models.ConnectionHandler),
     Route(P + "/models/{name}/test", models.ConnectionTestHandler),

@@ -20,6 +20,7 @@ from agiflow_lab.datasets.models import (
 )
 from agiflow_lab.datasets.service import ImportSession
 from agiflow_lab.errors import Unauthenticated
+from agiflow_lab.traces.to_dataset import SpansToDataset
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
@@ -143,6 +144,18 @@ class ItemsHandler(DatasetBase):
     async def post(self, project: str, name: str) -> None:
         body = self.parse(ItemsWrite)
         self.finish_json(await self.platform.datasets.write_items(self.actor, project, name, body), status=201)
+
+
+class FromSpansHandler(DatasetBase):
+    @operation("Add stored spans as items (input: the prompt variables or the span's input; expected: its "
+               "output; id: trace:span, so adding a span again updates its item): a new version. Needs read "
+               "access to traces too; 404 naming the spans not stored, and nothing written then",
+               body=SpansToDataset, response=DatasetVersion, status=201, tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def post(self, project: str, name: str) -> None:
+        body = self.parse(SpansToDataset)
+        self.finish_json(await self.platform.span_items.add(self.actor, project, name, body), status=201)
 
 
 class ItemHandler(DatasetBase):
