@@ -10,6 +10,7 @@ from agiflow_lab.core.paging import MAX_LIMIT
 from agiflow_lab.errors import InvalidInput
 from agiflow_lab.prompts.models import PromptSummary, PromptType, PromptVersion
 from agiflow_lab.prompts.template import Template, render
+from agiflow_lab.sdk._current_span import mark_prompt
 from agiflow_lab.sdk.cache import PromptCache
 from agiflow_lab.sdk.transport import Transport, segment
 
@@ -18,12 +19,15 @@ Messages = list[dict[str, str]]
 
 
 class Prompt:
-    """One immutable prompt version. ``render(**variables)`` fills its ``{{variables}}`` locally."""
+    """One immutable prompt version. ``render(**variables)`` fills its ``{{variables}}`` locally.
 
-    __slots__ = ("_data",)
+    ``label`` is the label it was fetched by (None: fetched by version number, or written)."""
 
-    def __init__(self, data: PromptVersion) -> None:
+    __slots__ = ("_data", "label")
+
+    def __init__(self, data: PromptVersion, label: str | None = None) -> None:
         self._data = data
+        self.label = label
 
     @property
     def name(self) -> str:
@@ -76,14 +80,18 @@ class Prompt:
         """Text for a text prompt, OpenAI-style messages for a chat prompt.
 
         A missing or unknown variable raises ``InvalidInput`` naming it, before anything is sent anywhere.
+        Inside an OpenTelemetry span that is recording, the span is marked with this prompt's name, version
+        and label (``agiflow.prompt.*``), so its trace can be found by prompt version.
         """
         values = {**(variables or {}), **kwargs}
         try:
-            return render(_template(self._data), values)
+            rendered = render(_template(self._data), values)
         except InvalidInput as exc:
             exc.message = f"prompt {self.name!r} v{self.version}: {exc.message}"
             exc.args = (exc.message,)
             raise
+        mark_prompt(self.name, self.version, self.label)
+        return rendered
 
     def render_text(self, variables: Mapping[str, Any] | None = None, /, **kwargs: Any) -> str:
         result = self.render(variables, **kwargs)
@@ -136,7 +144,8 @@ class Prompts:
         params: dict[str, Any] = {"version": version} if version is not None else {"label": label}
 
         def fetch() -> Prompt:
-            return Prompt(PromptVersion.model_validate(self._t.request("GET", self._base(name), params=params)))
+            data = PromptVersion.model_validate(self._t.request("GET", self._base(name), params=params))
+            return Prompt(data, label)
 
         group = (self.project, name)
         key = ("version", version) if version is not None else ("label", label)
