@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -13,7 +15,13 @@ from agiflow_lab.sdk.discovery import discover
 from agiflow_lab.sdk.evals import Evals
 from agiflow_lab.sdk.keys import Keys
 from agiflow_lab.sdk.prompts import Prompt, Prompts
+from agiflow_lab.sdk.scores import Scores
+from agiflow_lab.sdk.traces import DEFAULT_LIMIT, MetricMeasure, Traces, When
 from agiflow_lab.sdk.transport import Endpoint, Transport
+from agiflow_lab.traces.results import Bucket, GroupBy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROJECT_ENV = "AGIFLOW_PROJECT"
 
@@ -48,6 +56,32 @@ class Client:
         self.keys = Keys(self._transport, self.project)
         self.datasets = Datasets(self._transport, self.project)
         self.evals = Evals(self._transport, self.project)
+        self.traces = Traces(self._transport, self.project)
+        self.scores = Scores(self._transport, self.project)
+
+    def spans(self, trace_id: str) -> pd.DataFrame:
+        """One trace's spans as a DataFrame, in start order (``client.traces.get(id)`` gives the tree)."""
+        return self.traces.spans(trace_id)
+
+    def sessions(self, *, start: When = None, end: When = None, limit: int | None = DEFAULT_LIMIT) -> pd.DataFrame:
+        """Sessions seen in [start, end) (default: the last week) with their trace counts, tokens and cost."""
+        return self.traces.sessions(start=start, end=end, limit=limit)
+
+    def users(self, *, start: When = None, end: When = None, limit: int | None = DEFAULT_LIMIT) -> pd.DataFrame:
+        """Users seen in [start, end) (default: the last week) with their trace counts, tokens and cost."""
+        return self.traces.users(start=start, end=end, limit=limit)
+
+    def metrics(
+        self,
+        *,
+        start: When = None,
+        end: When = None,
+        bucket: Bucket = "hour",
+        group_by: GroupBy | None = None,
+        measures: str | Sequence[MetricMeasure] | None = None,
+    ) -> pd.DataFrame:
+        """Span metrics, one row per bucket (and group): see ``Traces.metrics``."""
+        return self.traces.metrics(start=start, end=end, bucket=bucket, group_by=group_by, measures=measures)
 
     @property
     def http(self) -> httpx.Client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
@@ -76,6 +77,33 @@ class Transport:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         return self._decode(method, path, response)
+
+    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """GET a cursor-paged list: each page's JSON in turn, until a page's ``next_cursor`` is null.
+
+        Lazy: a page is requested when the one before it has been consumed."""
+        cursor: str | None = None
+        while True:
+            page: dict[str, Any] = self.request("GET", path, params={**(params or {}), "cursor": cursor})
+            yield page
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def items(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        key: str = "items",
+        limit: int | None = None,
+        page_size: int = 200,
+    ) -> Iterator[Any]:
+        """The pages' ``key`` lists, concatenated; at most ``limit`` items (None: all), fetching no page past them
+        and asking for no larger pages than needed."""
+        size = page_size if limit is None else max(1, min(page_size, limit))
+        found = (item for page in self.pages(path, {**(params or {}), "limit": size}) for item in page[key])
+        return found if limit is None else islice(found, limit)
 
     def upload(
         self,
