@@ -23,6 +23,7 @@ from tests.support.evals import (
     start_run,
     wait_run,
 )
+from tests.support.polling import until
 from tests.support.scripted_llm import ScriptedLLM
 from tests.test_jobs import connect, receive
 
@@ -94,6 +95,38 @@ async def test_an_echo_run_scores_every_item_and_leaves_a_report(api: Api, proje
     assert "exact_match: score distribution" in score_chart
     assert "<title>1</title>" in score_chart and "<title>4</title>" in score_chart  # 1 item scored 0, 4 scored 1
     assert "built-in echo" in text  # labelled as such in the report
+
+
+async def test_a_runs_items_open_as_traces_with_their_scores(api: Api, project: str) -> None:
+    await make_prompt(api, project, "qa", "Q: {{question}}")
+    await make_dataset(api, project, "qa", qa_items(3, wrong={1}))
+    run = await start_run(api, project, run_body("qa", "qa"))
+    assert (await wait_run(api, project, run["id"]))["state"] == "succeeded"
+    items = {i["item_id"]: i for i in await results(api, project, run["id"])}
+
+    async def traces() -> list[dict[str, Any]]:  # the run is the session of its items' traces
+        r = await api.get(f"/projects/{project}/traces", params={"session": run["id"]})
+        return [t for t in r.json()["items"] if t["span_count"] == 2 + len(CHECKS)]
+
+    async def all_three() -> list[dict[str, Any]] | None:
+        found = await traces()
+        return found if len(found) == 3 else None
+
+    stored = await until(all_three, "the run's three item traces to be stored", timeout=60)
+    assert sorted(t["trace_id"] for t in stored) == sorted(i["trace_id"] for i in items.values())
+    summary = next(t for t in stored if t["trace_id"] == items["q0"]["trace_id"])
+    assert (summary["name"], summary["prompt_name"], summary["prompt_version"]) == ("eval item q0", "qa", 1)
+    assert summary["input_preview"] is not None and "question 0" in summary["input_preview"]
+
+    detail = (await api.get(f"/projects/{project}/traces/{items['q1']['trace_id']}")).json()
+    by_name = {s["name"]: s for s in detail["spans"]}
+    root, call = by_name["eval item q1"], by_name["chat echo"]
+    assert call["parent_span_id"] == root["span_id"] and call["span_type"] == "chat"
+    assert (call["tokens_in"], call["tokens_out"], call["output"]) == (3, 3, "Q: question 1")
+    assert by_name["evaluator exact_match"]["span_type"] == "evaluator"
+    assert {(s["name"], s["value"], s["source"]) for s in detail["scores"]} >= {("exact_match", 0.0, "eval")}
+    failing = await api.get(f"/projects/{project}/traces", params={"score_name": "exact_match", "score_max": 0})
+    assert [t["trace_id"] for t in failing.json()["items"]] == [items["q1"]["trace_id"]]
 
 
 async def test_model_calls_are_retried_on_429_and_5xx_and_failures_stay_per_item(

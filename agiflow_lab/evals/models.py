@@ -134,6 +134,9 @@ class ItemResult(BaseModel):
     scores: dict[str, ItemScore]
     score: float | None
     passed: bool
+    trace_id: str | None = Field(
+        None, description="The item's trace (GET /projects/{project}/traces/{trace_id}), once the writers stored it"
+    )
 
 
 Change = Literal["regressed", "improved", "unchanged", "missing"]

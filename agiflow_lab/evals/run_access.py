@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agiflow_lab.bus.outbox import enqueue
+from agiflow_lab.bus.topics import SPANS
 from agiflow_lab.datasets import store as datasets_store
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Forbidden, InvalidInput, NotFound
 from agiflow_lab.evals import store
 from agiflow_lab.evals.report import Report
+from agiflow_lab.evals.traces import item_scores, item_trace_id, results_batch
 from agiflow_lab.evals.wire import (
     CompleteCall,
     CompleteReply,
@@ -38,6 +41,7 @@ from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.retry import RetryPolicy, complete_with_retries
 from agiflow_lab.providers.service import ModelService
+from agiflow_lab.traces.annotations import insert_scores
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +169,16 @@ class RunAccess:
     async def write(self, batch: ResultsBatch) -> None:
         """Results and the progress they make commit together, so progress never runs ahead of results."""
         rows = [{"run_id": self.run_id, **ResultRow.model_validate(r).model_dump()} for r in batch.results]
+        project_id = int(self.run["project_id"])
+        scores = [score for row in rows for score in item_scores(self.run, row)]
+        spans = results_batch(project_id, self.run, rows) if rows else None
 
         async def insert(conn: Conn) -> None:
             await store.insert_results(conn, rows)
+            await insert_scores(conn, project_id, scores)
+            if spans is not None:  # each item's trace (evals/traces.py), on the spans topic once this commits
+                await enqueue(conn, SPANS, item_trace_id(self.run_id, rows[0]["item_id"]),
+                              spans.model_dump(mode="json"))  # fmt: skip
 
         event = self._event(batch.progress) if batch.progress is not None else None
         await record_event(self.db, event, with_writes=insert)

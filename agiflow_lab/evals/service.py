@@ -22,6 +22,7 @@ from agiflow_lab.evals import store
 from agiflow_lab.evals.aggregates import aggregates
 from agiflow_lab.evals.evaluators.specs import LLMJudgeSpec
 from agiflow_lab.evals.models import Comparison, ItemComparison, ItemResult, Run, RunAggregates, RunSubmit
+from agiflow_lab.evals.traces import item_trace_id
 from agiflow_lab.jobs import store as jobs_store
 from agiflow_lab.jobs.models import FINAL_STATES, JobSubmit
 from agiflow_lab.jobs.service import JobService
@@ -220,7 +221,7 @@ class EvalService:
 
 
 def _item(row: dict[str, Any]) -> ItemResult:
-    return ItemResult.model_validate({**row, "run_id": None})
+    return ItemResult.model_validate({**row, "trace_id": item_trace_id(str(row["run_id"]), row["item_id"])})
 
 
 def _uuid(value: str) -> str:

@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime
 
 from agiflow_lab.core.paging import Cursor, Page, check_limit
-from agiflow_lab.db.database import Database
+from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.traces.results import Bucket
 
 ScoreType = Literal["numeric", "categorical", "boolean"]
@@ -95,8 +95,6 @@ class AnnotationStore:
     async def add_score(self, project_id: int, score: NewScore, *, replace: bool = False) -> ScoreRow:
         """Insert one score. ``replace``: first remove this author's earlier scores of the same name on the
         same target (agiflow-sdk's PATCH means "set", so saying it twice leaves one score)."""
-        number, text = _stored(score.value)
-        trace, span = _id(score.trace_id), _id(score.span_id)
         async with self.db.transaction() as conn:
             if replace:
                 await conn.execute(
@@ -104,18 +102,11 @@ class AnnotationStore:
                         WHERE project_id = %s AND name = %s AND author = %s AND source = %s
                           AND trace_id IS NOT DISTINCT FROM %s AND trace_alias IS NOT DISTINCT FROM %s
                           AND span_id IS NOT DISTINCT FROM %s""",
-                    (project_id, score.name, score.author, score.source, trace, score.trace_alias, span),
-                )
-            cur = await conn.execute(
-                f"""INSERT INTO analytics.scores (id, project_id, trace_id, trace_alias, span_id, name, data_type,
-                                                  value_number, value_text, source, comment, author)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",  # noqa: S608
-                (uuid.uuid4(), project_id, trace, score.trace_alias, span, score.name, data_type(score.value),
-                 number, text, score.source, score.comment, score.author),
-            )  # fmt: skip
-            row = await cur.fetchone()
-        assert row is not None
-        return _row(row)
+                    (project_id, score.name, score.author, score.source, _id(score.trace_id), score.trace_alias,
+                     _id(score.span_id)),
+                )  # fmt: skip
+            (row,) = await insert_scores(conn, project_id, [score])
+        return row
 
     async def bind_aliases(self, project_id: int, trace_id: str, aliases: Collection[str]) -> None:
         """Scores given to an alias of this trace now name the trace itself (kept: the alias)."""
@@ -187,6 +178,14 @@ class AnnotationStore:
                 means.setdefault(r["t"], {})[r["name"]] = float(r["mean"])
         return means
 
+    async def purge_scores(self, project_id: int, before: datetime) -> int:
+        """Scores given before ``before`` (retention: they go with the traces of that age)."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM analytics.scores WHERE project_id = %s AND created_at < %s", (project_id, before)
+            )
+            return cur.rowcount
+
     # ------------------------------------------------------------ agiflow-sdk span updates
 
     async def add_span_update(self, project_id: int, span_ref: str, body: dict[str, Any], author: str) -> None:
@@ -210,3 +209,28 @@ class AnnotationStore:
             for r in await cur.fetchall():
                 updates.setdefault(r["span_ref"], []).append(r["body"])
         return updates
+
+
+async def insert_scores(conn: Conn, project_id: int, scores: Sequence[NewScore]) -> list[ScoreRow]:
+    """Scores in the caller's transaction (an evaluation run writes its items' scores with their results)."""
+    rows = []
+    for score in scores:
+        number, text = _stored(score.value)
+        rows.append((uuid.uuid4(), project_id, _id(score.trace_id), score.trace_alias, _id(score.span_id),
+                     score.name, data_type(score.value), number, text, score.source, score.comment, score.author))  # fmt: skip
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            f"""INSERT INTO analytics.scores (id, project_id, trace_id, trace_alias, span_id, name, data_type,
+                                              value_number, value_text, source, comment, author)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",  # noqa: S608
+            rows,
+            returning=True,
+        )
+        found = []
+        while True:
+            row = await cur.fetchone()
+            if row is not None:
+                found.append(_row(row))
+            if not cur.nextset():
+                break
+    return found
