@@ -268,3 +268,7 @@ def test_db_upgrade_migrates_a_fresh_database(cli: Cli, pg_server: str) -> None:
 
     r = cli("db", "upgrade", "--database-url", url.replace(url.rsplit("/", 1)[1].split("?")[0], "no_such_db"))
     assert r.returncode == 1 and "database upgrade failed" in r.stderr
+
+    r = cli("db", "purge-traces", "--database-url", url, "--default-days", "7")
+    assert r.returncode == 0 and r.stdout.startswith("dropped 0 day partition(s), deleted 0 span(s)"), r.stderr
+    assert cli("db", "purge-traces", "--database-url", url, "--default-days", "0").returncode == 2

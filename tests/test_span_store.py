@@ -20,10 +20,12 @@ import pytest
 from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput
+from agiflow_lab.projects import store as projects_store
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces import histogram
 from agiflow_lab.traces.partitions import day_of_ns, name_of
 from agiflow_lab.traces.records import SpanRecord
+from agiflow_lab.traces.retention import purge_traces
 from agiflow_lab.traces.store import PostgresSpanStore
 
 MS = 1_000_000  # ns
@@ -473,6 +475,27 @@ async def test_retention_drops_whole_old_days_and_one_projects_older_rows(
     start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
     counts = await store.metrics(project, start=start, end=start + timedelta(days=3), bucket="day", measures=["count"])
     assert [(p.time.date(), p.count) for p in counts] == [(days[2], 4)]
+
+
+async def test_each_project_keeps_its_traces_for_its_own_days(
+    db: Database, store: PostgresSpanStore, projects: ProjectService, project: int
+) -> None:
+    """Default 1 day, q 2 days: days older than 2 go whole; p loses its own older day too."""
+    q = await projects.resolve_id("q")
+    async with db.connection() as conn:
+        await projects_store.update(conn, "q", {"trace_retention_days": 2})
+    day = 86_400 * 10**9
+    for p in (project, q):
+        await store.load(p, [s for n in range(4) for s in trace(n + 1, at=(n - 2) * day)])  # T0-2d .. T0+1d
+    days = [day_of_ns(T0 + n * day) for n in (-2, -1, 0, 1)]
+
+    purged = await purge_traces(db, store, default_days=1, today=days[3])
+    assert purged.partitions == [name_of(days[0])] and purged.spans == 4 and purged.traces == 2 + 1
+    assert await store.partitions.existing() == days[1:]
+    assert [t.trace_id for t in (await store.list_traces(project)).items] == [tid(4), tid(3)]
+    assert [t.trace_id for t in (await store.list_traces(q)).items] == [tid(4), tid(3), tid(2)]
+    again = await purge_traces(db, store, default_days=1, today=days[3])
+    assert (again.partitions, again.spans, again.traces) == ([], 0, 0)
 
 
 def test_partition_names_come_from_dates_only() -> None:

@@ -182,3 +182,19 @@ async def test_spans_become_dataset_items_once(api: Api, project: str) -> None:
         assert r.status_code in (400, 422), r.text
     viewer = await api.new_key(project, "viewer")
     assert (await api.post(f"/projects/{project}/datasets/from-prod/from-spans", body, key=viewer)).status_code == 403
+
+
+async def test_an_owner_sets_the_projects_trace_retention(api: Api, project: str) -> None:
+    r = await api.request("PATCH", f"/projects/{project}", {"trace_retention_days": 14})
+    assert r.status_code == 200 and r.json()["trace_retention_days"] == 14, r.text
+    assert (await api.get(f"/projects/{project}")).json()["trace_retention_days"] == 14
+    for bad in ({"trace_retention_days": 0}, {"trace_retention_days": 4000}, {"trace_retention_days": "7"},
+                {"name": None}, {"slug": "renamed"}):  # fmt: skip
+        r = await api.request("PATCH", f"/projects/{project}", bad)
+        assert r.status_code in (400, 422), (bad, r.text)
+    r = await api.request("PATCH", f"/projects/{project}", {"trace_retention_days": None})
+    assert r.json()["trace_retention_days"] is None and r.json()["name"] == project
+    editor = await api.new_key(project, "editor")
+    assert (await api.request("PATCH", f"/projects/{project}", {"name": "x"}, key=editor)).status_code == 403
+    audit = (await api.get(f"/projects/{project}/audit")).json()["items"]
+    assert any(e["action"] == "project.update" for e in audit)

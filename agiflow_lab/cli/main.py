@@ -86,6 +86,19 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_db_purge_traces(args: argparse.Namespace) -> int:
+    if args.default_days < 1:
+        raise CliError("--default-days must be at least 1", USAGE)
+    try:
+        url, source = db.database_url(args.database_url)
+        purged = db.purge_traces_now(url, args.default_days)
+    except (psycopg.Error, OSError) as exc:
+        raise CliError(f"trace purge failed: {' '.join(str(exc).split())}", API_ERROR) from exc
+    out(f"dropped {len(purged.partitions)} day partition(s), deleted {purged.spans} span(s), {purged.traces} "
+        f"trace summary(ies), {purged.scores} score(s) ({source})")  # fmt: skip
+    return OK
+
+
 def cmd_prompts_push(args: argparse.Namespace) -> int:
     files, problems = prompt_files.load_folder(folder(args.dir, must_exist=True))
     if not files and not problems:
@@ -167,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = database.add_parser("upgrade", help="apply pending migrations")
     upgrade.add_argument("--database-url", help="Postgres URL (default: $AGIFLOW_DATABASE_URL, else embedded)")
     upgrade.set_defaults(run=cmd_db_upgrade)
+    purge = database.add_parser("purge-traces", help="forget traces past each project's retention")
+    purge.add_argument("--database-url", help="Postgres URL (default: $AGIFLOW_DATABASE_URL, else embedded)")
+    purge.add_argument("--default-days", type=int, default=30,
+                       help="retention of projects without their own trace_retention_days (default: 30)")  # fmt: skip
+    purge.set_defaults(run=cmd_db_purge_traces)
 
     prompts = commands.add_parser("prompts", help="prompts as files").add_subparsers(dest="command", required=True)
     push = prompts.add_parser("push", parents=[api], help="create or version prompts from a folder of files")

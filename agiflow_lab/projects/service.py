@@ -20,9 +20,9 @@ from agiflow_lab.authz.admins import ServerAdmins
 from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.db.database import Conn, Database
-from agiflow_lab.errors import Conflict, Forbidden, NotFound
+from agiflow_lab.errors import Conflict, Forbidden, InvalidInput, NotFound
 from agiflow_lab.projects import store
-from agiflow_lab.projects.models import ROLES, Member, Project, ProjectCreate, Role
+from agiflow_lab.projects.models import ROLES, Member, Project, ProjectCreate, ProjectUpdate, Role
 
 _RANK: dict[str, int] = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # owner 3, editor 2, viewer 1
 
@@ -99,6 +99,26 @@ class ProjectService:
             raise NotFound(f"project {slug!r} does not exist", {"project": slug})
         role = self.authz.role(actor, slug)
         return Project(**{k: v for k, v in row.items() if k != "id"}, role=role)  # type: ignore[arg-type]
+
+    async def update(self, actor: Actor, slug: str, body: ProjectUpdate) -> Project:
+        """Only the fields sent change (``null`` is a value only for ``trace_retention_days``); audited."""
+        changes = body.model_dump(include=body.model_fields_set)
+        for field in ("name", "description"):
+            if field in changes and changes[field] is None:
+                raise InvalidInput(f"{field} cannot be null", {"field": field})
+            if "\x00" in (changes.get(field) or ""):
+                raise InvalidInput(f"{field} contains a NUL character", {"field": field})
+        async with self.db.transaction() as conn:
+            before = await store.by_slug(conn, slug)
+            if before is None:
+                raise NotFound(f"project {slug!r} does not exist", {"project": slug})
+            row = await store.update(conn, slug, changes) if changes else before
+            assert row is not None  # locked by nothing, but archiving goes through this service too
+            await audit.record(
+                conn, project_id=row["id"], actor=actor, action="project.update", resource_type="project",
+                resource_id=slug, before={k: before[k] for k in changes}, after=changes,
+            )  # fmt: skip
+        return Project(**{k: v for k, v in row.items() if k != "id"}, role=self.authz.role(actor, slug))  # type: ignore[arg-type]
 
     async def members(self, slug: str) -> list[Member]:
         await self.resolve_id(slug)

@@ -6,7 +6,7 @@ from tornado.web import authenticated
 from agiflow_lab.audit.models import AuditEntry
 from agiflow_lab.core.paging import Page
 from agiflow_lab.keys.models import ApiKey, CreatedKey, KeyCreate
-from agiflow_lab.projects.models import Member, Project, ProjectCreate, SetMember
+from agiflow_lab.projects.models import Member, Project, ProjectCreate, ProjectUpdate, SetMember
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
@@ -55,6 +55,13 @@ class ProjectHandler(AgiflowHandler):
     @authorized
     async def get(self, project: str) -> None:
         self.finish_json(await self.platform.projects.get(self.actor, project))
+
+    @operation("Change a project's name, description or trace retention (owners)", body=ProjectUpdate,
+               response=Project, tags=("projects",))  # fmt: skip
+    @authenticated
+    @authorized
+    async def patch(self, project: str) -> None:
+        self.finish_json(await self.platform.projects.update(self.actor, project, self.parse(ProjectUpdate)))
 
 
 class MembersHandler(AgiflowHandler):
