@@ -10,15 +10,29 @@ import { ServerConnection } from '@jupyterlab/services';
 import type {
   ApiErrorBody,
   Comparison,
+  Dataset,
+  DatasetVersion,
+  GroupSummary,
   ItemResult,
   Job,
   JobSubmit,
+  Metrics,
+  MetricsBucket,
+  MetricsGroupBy,
+  MetricsMeasure,
   OpenedNotebook,
   Page,
   Project,
   PromptSummary,
   PromptVersion,
-  Run
+  QueueStatus,
+  Run,
+  Score,
+  ScoreIn,
+  SpanRef,
+  TraceDetail,
+  TraceFilters,
+  TraceSummary
 } from './types';
 
 const API_PREFIX = 'agiflow/api/v1';
@@ -47,6 +61,17 @@ export interface ListPromptsOptions {
 export interface PageOptions {
   limit?: number;
   cursor?: string | null;
+}
+
+export interface TraceListOptions extends TraceFilters, PageOptions {}
+
+export interface MetricsOptions {
+  start: string;
+  end: string;
+  bucket: MetricsBucket;
+  groupBy?: MetricsGroupBy | null;
+  /** default: every measure */
+  measures?: MetricsMeasure[];
 }
 
 export interface RunResultsOptions extends PageOptions {
@@ -156,6 +181,75 @@ export class AgiflowApi {
       limit,
       cursor: cursor ?? undefined
     });
+  }
+
+  /** Traces newest first (by their earliest span); the filters are ANDed. */
+  listTraces(project: string, { limit = 50, cursor, ...filters }: TraceListOptions = {}): Promise<Page<TraceSummary>> {
+    return this.get<Page<TraceSummary>>(['projects', project, 'traces'], {
+      ...filters,
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  /** One page of a trace's spans, in start order. */
+  getTrace(project: string, traceId: string, { limit = 200, cursor }: PageOptions = {}): Promise<TraceDetail> {
+    return this.get<TraceDetail>(['projects', project, 'traces', traceId], {
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  /** Sessions or users seen in [start, end), most recently seen first. */
+  listTraceGroups(
+    project: string,
+    by: 'sessions' | 'users',
+    { start, end, limit = 50, cursor }: PageOptions & { start?: string; end?: string } = {}
+  ): Promise<Page<GroupSummary>> {
+    return this.get<Page<GroupSummary>>(['projects', project, by], {
+      start,
+      end,
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  /** Span metrics per bucket (and group), from the span writers' rollups. */
+  getMetrics(project: string, { start, end, bucket, groupBy, measures }: MetricsOptions): Promise<Metrics> {
+    return this.get<Metrics>(['projects', project, 'metrics'], {
+      start,
+      end,
+      bucket,
+      group_by: groupBy ?? undefined,
+      measures: measures?.join(',')
+    });
+  }
+
+  /** Scores of a trace (and its spans), newest first. */
+  listScores(project: string, traceId: string, { limit = 100, cursor }: PageOptions = {}): Promise<Page<Score>> {
+    return this.get<Page<Score>>(['projects', project, 'scores'], {
+      trace_id: traceId,
+      limit,
+      cursor: cursor ?? undefined
+    });
+  }
+
+  createScore(project: string, body: ScoreIn): Promise<Score> {
+    return this.send<Score>('POST', ['projects', project, 'scores'], body);
+  }
+
+  listDatasets(project: string, limit = 100): Promise<Page<Dataset>> {
+    return this.get<Page<Dataset>>(['projects', project, 'datasets'], { limit });
+  }
+
+  /** A new version of dataset `name` with the spans as items (input, output as expected). */
+  addSpansToDataset(project: string, name: string, spans: SpanRef[]): Promise<DatasetVersion> {
+    return this.send<DatasetVersion>('POST', ['projects', project, 'datasets', name, 'from-spans'], { spans });
+  }
+
+  /** Workers alive and the job queue, for one project (the deployment's workers for admins). */
+  getStatus(project?: string): Promise<QueueStatus> {
+    return this.get<QueueStatus>(['status'], { project });
   }
 
   /**

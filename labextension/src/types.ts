@@ -320,3 +320,253 @@ export interface ItemProgress {
   passed: number;
   errors: number;
 }
+
+/*
+ * Traces (`agiflow_lab/traces/results.py`, `agiflow_lab/traces/service.py`,
+ * `agiflow_lab/traces/records.py`). Times are ISO 8601 UTC to the microsecond.
+ */
+
+export type TraceStatus = 'ok' | 'error';
+export type SpanStatus = 'unset' | 'ok' | 'error';
+export type SpanKind = 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'unspecified';
+export type SpanType =
+  | 'llm'
+  | 'chat'
+  | 'embedding'
+  | 'retriever'
+  | 'tool'
+  | 'agent'
+  | 'chain'
+  | 'evaluator'
+  | 'reranker'
+  | 'guardrail'
+  | 'other';
+
+/** GET /projects/{slug}/traces → Page<TraceSummary> */
+export interface TraceSummary {
+  trace_id: string;
+  /** the root span's name; the earliest span's until the root arrives */
+  name: string;
+  start_time: string;
+  end_time: string;
+  duration_ms: number;
+  /** error when any span of the trace failed */
+  status: TraceStatus;
+  has_root: boolean;
+  span_count: number;
+  error_count: number;
+  tokens_in: number;
+  tokens_out: number;
+  /** of the priced spans; see unpriced_count */
+  cost_usd: number;
+  /** spans naming a model that had no price: cost_usd leaves them out */
+  unpriced_count: number;
+  models: string[];
+  session_id: string | null;
+  user_id: string | null;
+  prompt_name: string | null;
+  prompt_version: number | null;
+  input_preview: string | null;
+  output_preview: string | null;
+}
+
+/** TraceQuery: the trace list's filters, ANDed. */
+export interface TraceFilters {
+  start?: string;
+  end?: string;
+  status?: TraceStatus;
+  model?: string;
+  /** the root span's name, exactly */
+  name?: string;
+  user?: string;
+  session?: string;
+  prompt_name?: string;
+  prompt_version?: number;
+  min_latency_ms?: number;
+  /** case-insensitive, in the input/output previews */
+  text?: string;
+}
+
+export interface TraceSpanEvent {
+  name: string;
+  time: string;
+  attributes: Record<string, unknown>;
+}
+
+/** One stored span of GET /projects/{slug}/traces/{trace_id}. */
+export interface TraceSpan {
+  trace_id: string;
+  span_id: string;
+  /** null for the root span */
+  parent_span_id: string | null;
+  name: string;
+  kind: SpanKind;
+  start_time: string;
+  end_time: string;
+  duration_ms: number;
+  status: SpanStatus;
+  status_message: string | null;
+  service_name: string | null;
+  scope_name: string | null;
+  span_type: SpanType;
+  model: string | null;
+  provider: string | null;
+  input: string | null;
+  output: string | null;
+  tokens_in: number | null;
+  tokens_out: number | null;
+  /** null: unpriced (unknown model or no token counts), not free */
+  cost_usd: number | null;
+  session_id: string | null;
+  user_id: string | null;
+  tags: string[];
+  prompt_name: string | null;
+  prompt_version: number | null;
+  attributes: Record<string, unknown>;
+  events: TraceSpanEvent[];
+  resource_attributes: Record<string, unknown>;
+}
+
+/** GET /projects/{slug}/traces/{trace_id}?cursor=… → TraceDetail (spans in start order) */
+export interface TraceDetail {
+  trace_id: string;
+  spans: TraceSpan[];
+  next_cursor: string | null;
+}
+
+/** GET /projects/{slug}/sessions and …/users → Page<GroupSummary> */
+export interface GroupSummary {
+  /** the session id or user id */
+  id: string;
+  trace_count: number;
+  first_seen: string;
+  last_seen: string;
+  /** traces with a failed span */
+  error_count: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_usd: number;
+  unpriced_count: number;
+}
+
+export type MetricsBucket = 'minute' | 'hour' | 'day';
+export type MetricsGroupBy = 'model' | 'prompt_version' | 'span_name' | 'user';
+export type MetricsMeasure = 'count' | 'errors' | 'latency' | 'tokens' | 'cost';
+
+/** One bucket (and group) of GET /projects/{slug}/metrics; measures not asked for are null. */
+export interface MetricPoint {
+  /** start of the bucket (UTC) */
+  time: string;
+  /** the group_by dimension's value(s), e.g. `{"model": "gpt-4o"}`; `{}` without one */
+  group: Record<string, string | number | null>;
+  count: number | null;
+  errors: number | null;
+  error_rate: number | null;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  latency_p99_ms: number | null;
+  tokens_in: number | null;
+  tokens_out: number | null;
+  cost_usd: number | null;
+  unpriced_count: number | null;
+}
+
+/** GET /projects/{slug}/metrics → Metrics; buckets without spans are absent */
+export interface Metrics {
+  start: string;
+  end: string;
+  bucket: MetricsBucket;
+  group_by: MetricsGroupBy | null;
+  points: MetricPoint[];
+}
+
+/** `agiflow_lab/jobs/models.py` WorkerStatus (server admins only). */
+export interface WorkerStatus {
+  id: string;
+  hostname: string;
+  pid: number;
+  topics: string[];
+  concurrency: number;
+  running: number;
+  started_at: string;
+  heartbeat_at: string;
+  alive: boolean;
+}
+
+export interface BusStatus {
+  backend: string;
+  state: 'unknown' | 'up' | 'down';
+  since: string;
+  error?: string | null;
+}
+
+/** GET /status?project=… → QueueStatus */
+export interface QueueStatus {
+  project?: string | null;
+  bus?: BusStatus | null;
+  workers: WorkerStatus[];
+  workers_alive: number;
+  queued: number;
+  dispatched: number;
+  running: number;
+  oldest_queued_seconds: number | null;
+}
+
+/* Scores (`agiflow_lab/traces/scores.py`) and spans to dataset items (`agiflow_lab/traces/to_dataset.py`). */
+
+export type ScoreType = 'numeric' | 'categorical' | 'boolean';
+export type ScoreSource = 'human' | 'api' | 'eval';
+
+/** GET /projects/{slug}/scores?trace_id=… → Page<Score>; POST …/scores → Score */
+export interface Score {
+  id: string;
+  /** null only for an agiflow-sdk alias no stored trace carries yet */
+  trace_id: string | null;
+  trace_alias: string | null;
+  /** null: the trace's score */
+  span_id: string | null;
+  name: string;
+  data_type: ScoreType;
+  value: boolean | number | string;
+  source: ScoreSource;
+  comment: string | null;
+  author: string;
+  created_at: string;
+}
+
+/** POST /projects/{slug}/scores: the value's JSON type decides the score's type. */
+export interface ScoreIn {
+  trace_id: string;
+  span_id?: string | null;
+  name: string;
+  value: boolean | number | string;
+  comment?: string | null;
+}
+
+export interface SpanRef {
+  trace_id: string;
+  span_id: string;
+}
+
+/** POST /projects/{slug}/datasets/{name}/from-spans → DatasetVersion (201) */
+export interface DatasetVersion {
+  name: string;
+  version: number;
+  item_count: number;
+  message: string;
+  created_by: string;
+  created_at: string;
+}
+
+/** GET /projects/{slug}/datasets → Page<Dataset> */
+export interface Dataset {
+  name: string;
+  description: string;
+  /** 0: created empty, nothing written yet */
+  latest_version: number;
+  item_count: number;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  archived: boolean;
+}
