@@ -7,15 +7,19 @@ import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/appu
 import { ILauncher } from '@jupyterlab/launcher';
 
 import { AgiflowApi } from './api';
+import { DashboardWidget } from './dashboardWidget';
 import { EvalsWidget } from './evalsWidget';
 import { agiflowIcon } from './icon';
 import { JobsWidget } from './jobsWidget';
+import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
 
 namespace CommandIDs {
   export const openPrompts = 'agiflow-lab:open-prompts';
   export const openJobs = 'agiflow-lab:open-jobs';
   export const openEvals = 'agiflow-lab:open-evals';
+  export const openTraces = 'agiflow-lab:open-traces';
+  export const openDashboard = 'agiflow-lab:open-dashboard';
 }
 
 const SIDEBAR_ID = 'agiflow-lab-sidebar';
@@ -24,7 +28,7 @@ const CATEGORY = 'AGIFlow';
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'agiflow-lab:plugin',
   description:
-    'AGIFlow prompt browser (a left sidebar panel, plus a launcher and palette item), live jobs and evaluations views.',
+    'AGIFlow prompt browser (a left sidebar panel, plus a launcher and palette item), live jobs and evaluations views, traces and a dashboard.',
   autoStart: true,
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
   activate: (
@@ -149,6 +153,86 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void restorer.restore(evalsTracker, {
         command: CommandIDs.openEvals,
         name: () => 'agiflow-evals'
+      });
+    }
+
+    const tracesTracker = new WidgetTracker<MainAreaWidget<TracesWidget>>({
+      namespace: 'agiflow-lab-traces'
+    });
+
+    app.commands.addCommand(CommandIDs.openTraces, {
+      label: 'AGIFlow Traces',
+      caption: 'Search traces, open one to see its spans (args: project and traceId open that trace)',
+      icon: args => (args['isPalette'] ? undefined : agiflowIcon),
+      execute: args => {
+        let main = tracesTracker.currentWidget;
+        if (!main || main.isDisposed) {
+          const content = new TracesWidget(api);
+          main = new MainAreaWidget({ content });
+          main.id = 'agiflow-lab-traces';
+          main.title.label = 'AGIFlow Traces';
+          main.title.icon = agiflowIcon;
+          main.title.closable = true;
+          void tracesTracker.add(main);
+        }
+        if (!main.isAttached) {
+          app.shell.add(main, 'main');
+        }
+        const project = args['project'];
+        const traceId = args['traceId'];
+        if (typeof project === 'string' && typeof traceId === 'string') {
+          main.content.openTrace(project, traceId);
+        }
+        app.shell.activateById(main.id);
+        return main;
+      }
+    });
+
+    palette?.addItem({ command: CommandIDs.openTraces, category: CATEGORY });
+    launcher?.add({ command: CommandIDs.openTraces, category: CATEGORY, rank: 4 });
+    if (restorer) {
+      void restorer.restore(tracesTracker, {
+        command: CommandIDs.openTraces,
+        name: () => 'agiflow-traces'
+      });
+    }
+
+    const dashboardTracker = new WidgetTracker<MainAreaWidget<DashboardWidget>>({
+      namespace: 'agiflow-lab-dashboard'
+    });
+    const openTrace = (project: string, traceId: string): void => {
+      void app.commands.execute(CommandIDs.openTraces, { project, traceId });
+    };
+
+    app.commands.addCommand(CommandIDs.openDashboard, {
+      label: 'AGIFlow Dashboard',
+      caption: 'Span counts, errors, latency, tokens and cost over time; workers and the job queue',
+      icon: args => (args['isPalette'] ? undefined : agiflowIcon),
+      execute: () => {
+        let main = dashboardTracker.currentWidget;
+        if (!main || main.isDisposed) {
+          const content = new DashboardWidget(api, openTrace);
+          main = new MainAreaWidget({ content });
+          main.id = 'agiflow-lab-dashboard';
+          main.title.label = 'AGIFlow Dashboard';
+          main.title.icon = agiflowIcon;
+          main.title.closable = true;
+          void dashboardTracker.add(main);
+        }
+        if (!main.isAttached) {
+          app.shell.add(main, 'main');
+        }
+        app.shell.activateById(main.id);
+        return main;
+      }
+    });
+
+    palette?.addItem({ command: CommandIDs.openDashboard, category: CATEGORY });
+    launcher?.add({ command: CommandIDs.openDashboard, category: CATEGORY, rank: 5 });
+    if (restorer) {
+      void restorer.restore(dashboardTracker, {
+        command: CommandIDs.openDashboard,
+        name: () => 'agiflow-dashboard'
       });
     }
   }

@@ -1,0 +1,21 @@
+import { ReactWidget } from '@jupyterlab/ui-components';
+import * as React from 'react';
+
+import type { AgiflowApi } from './api';
+import { DashboardView } from './DashboardView';
+
+/** The Lumino widget that hosts the React dashboard view. */
+export class DashboardWidget extends ReactWidget {
+  constructor(
+    private readonly api: AgiflowApi,
+    private readonly openTrace: (project: string, traceId: string) => void
+  ) {
+    super();
+    this.addClass('agiflow-browser-widget');
+    this.addClass('agiflow-dashboard-widget');
+  }
+
+  protected render(): JSX.Element {
+    return <DashboardView api={this.api} openTrace={this.openTrace} />;
+  }
+}
