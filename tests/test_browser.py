@@ -1,8 +1,9 @@
 """The JupyterLab extension in a real browser: Debian's Chromium driven by playwright-core.
 
 The browser scenarios live in ``tests/browser/*.test.mjs``; this test starts a real JupyterLab with
-AGIFlow (default identity provider: the server's token is the owner), seeds a prompt and a finished
-evaluation run, and runs them. A missing Chromium or missing node modules fail the test: CI must never
+AGIFlow (default identity provider: the server's token is the owner; the app exposed as
+``window.jupyterapp`` so scenarios open views with ``app.commands.execute``), seeds a prompt, a finished
+evaluation run and a project of traces exported by the OpenTelemetry SDK, and runs them. A missing Chromium or missing node modules fail the test: CI must never
 pass without a browser.
 """
 
@@ -13,7 +14,9 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from tests.support.servers import JupyterServer, start_jupyter
+from tests.support.traces import export
 
 REPO = Path(__file__).resolve().parents[1]
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -42,7 +46,9 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         pytest.fail("Chromium is not installed (apt-get install chromium); scripts/test installs it")
     if not (REPO / "tests/browser/node_modules/playwright-core").is_dir():
         pytest.fail("tests/browser/node_modules is missing; run `npm ci` in tests/browser (scripts/test does)")
-    server = start_jupyter(db_url, tmp_path, app="lab", named_users=False)
+    server = start_jupyter(
+        db_url, tmp_path, app="lab", named_users=False, extra_args=["--LabApp.expose_app_in_browser=True"]
+    )
     try:
         name = f"browser-{uuid.uuid4().hex[:6]}"
         r = httpx.post(
@@ -52,13 +58,14 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         )
         assert r.status_code == 201, r.text
         env = dict(os.environ, AGIFLOW_LAB_URL=server.url, AGIFLOW_LAB_TOKEN=server.token,
-                   AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium, **seed_evaluations(server))  # fmt: skip
+                   AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium, **seed_evaluations(server),
+                   **seed_traces(server))  # fmt: skip
         run = subprocess.run(
             ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
         report = run.stdout + run.stderr
         assert run.returncode == 0, report + "\n--- server log ---\n" + server.log_tail()
-        assert "# fail 0" in report and "# skipped 0" in report and "# pass 4" in report, report
+        assert "# fail 0" in report and "# skipped 0" in report and "# pass 6" in report, report
     finally:
         server.stop()
 
@@ -79,6 +86,52 @@ def seed_evaluations(server: JupyterServer) -> dict[str, str]:
     assert (done["state"], done["aggregates"]["passed"]) == ("succeeded", 3), done
     return {"AGIFLOW_EVALS_PROMPT": name, "AGIFLOW_EVALS_DATASET": name, "AGIFLOW_EVALS_RUN": baseline["id"],
             "AGIFLOW_EVALS_ITEMS": str(len(EVAL_ITEMS))}  # fmt: skip
+
+
+# Three traces of two spans each (a request and the chat call inside it), as an instrumented app sends
+# them: one failed chat call, and one model without a price (its cost is unknown, not $0).
+TRACES: list[dict[str, Any]] = [
+    {"root": "answer question", "question": "What is 2+2?", "answer": "4", "model": "gpt-4o"},
+    {"root": "summarise", "question": "Summarise the news", "answer": "Nothing happened", "model": "house-model"},
+    {"root": "answer question", "question": "Divide by zero?", "answer": None, "model": "gpt-4o", "failed": True},
+]
+
+
+def seed_traces(server: JupyterServer) -> dict[str, str]:
+    """A project of its own holding only ``TRACES`` (so the dashboard's totals are exactly theirs), sent
+    through the OTLP receiver with an editor key and waited for until the API lists them and the metrics
+    count their spans. Returns the variables traces.test.mjs reads."""
+    project = f"traces-{uuid.uuid4().hex[:6]}"
+    post(server, "/projects", {"slug": project, "name": f"Traces {project}"})
+    key = post(server, f"/projects/{project}/keys", {"name": "browser test app", "role": "editor"})["secret"]
+    endpoint = f"{server.api}/otel/v1/traces"
+    seeded = []
+    for t in TRACES:
+        trace_id = export(endpoint, key, root=t["root"], model=t["model"], question=t["question"],
+                          answer=t["answer"], failed=bool(t.get("failed")))  # fmt: skip
+        seeded.append({**t, "id": trace_id, "status": "error" if t.get("failed") else "ok"})
+    spans = 2 * len(TRACES)
+    deadline = time.monotonic() + 90
+    while True:
+        listed = get(server, f"/projects/{project}/traces", {"limit": "50"})["items"]
+        now = datetime.now(UTC)
+        metrics = get(server, f"/projects/{project}/metrics", {
+            "start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(minutes=1)).isoformat(),
+            "bucket": "minute", "measures": "count",
+        })  # fmt: skip
+        counted = sum(p["count"] or 0 for p in metrics["points"])
+        if {t["trace_id"] for t in listed} == {t["id"] for t in seeded} and counted == spans:
+            break
+        assert time.monotonic() < deadline, f"traces not queryable: {listed}, {counted} spans\n{server.log_tail()}"
+        time.sleep(0.5)
+    return {"AGIFLOW_TRACES_PROJECT": project, "AGIFLOW_TRACES": json.dumps(seeded),
+            "AGIFLOW_TRACES_SPANS": str(spans)}  # fmt: skip
+
+
+def get(server: JupyterServer, path: str, params: dict[str, str]) -> dict[str, Any]:
+    r = httpx.get(server.api + path, params=params, headers=auth(server), timeout=30)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
 
 
 def post(server: JupyterServer, path: str, body: dict[str, Any]) -> dict[str, Any]:

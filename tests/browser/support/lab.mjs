@@ -68,3 +68,16 @@ export async function openFromLauncher(page, id, title) {
 function withSlash(url) {
   return url.endsWith('/') ? url : `${url}/`;
 }
+
+/**
+ * Open one of AGIFlow's main-area views (`#id`) by running its command through the app
+ * (`window.jupyterapp`: the test server sets `LabApp.expose_app_in_browser`). No palette, no
+ * launcher click: nothing that JupyterLab's restored layout or focus can get in the way of.
+ */
+export async function openByCommand(page, id, command, args = {}) {
+  await page.waitForFunction(name => window.jupyterapp?.commands.hasCommand(name), command, { timeout: 60_000 });
+  await page.evaluate(([name, a]) => window.jupyterapp.commands.execute(name, a).then(() => undefined), [command, args]);
+  const view = page.locator(`#${id}`);
+  await view.waitFor({ state: 'visible' });
+  return view;
+}

@@ -1,0 +1,207 @@
+// Browser test of the AGIFlow Traces and Dashboard views of the JupyterLab extension.
+//
+// Needs a running JupyterLab with agiflow-lab installed, the app exposed in the browser
+// (`--LabApp.expose_app_in_browser=True`), a span writer, and (made beforehand, see tests/test_browser.py):
+//   AGIFLOW_TRACES_PROJECT  a project holding only the seeded traces
+//   AGIFLOW_TRACES          JSON list of them: {id, root, question, answer, model, status}
+//   AGIFLOW_TRACES_SPANS    how many spans they have in all
+// plus AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN, CHROMIUM_PATH (see jobs.test.mjs).
+// Run: node --test tests/browser/
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand } from './support/lab.mjs';
+
+const seeded = {
+  project: process.env.AGIFLOW_TRACES_PROJECT ?? '',
+  traces: JSON.parse(process.env.AGIFLOW_TRACES || '[]'),
+  spans: Number(process.env.AGIFLOW_TRACES_SPANS || 0)
+};
+const failed = seeded.traces.find(t => t.status === 'error');
+const answered = seeded.traces.find(t => t.status === 'ok' && t.model === 'gpt-4o');
+const unpriced = seeded.traces.find(t => t.model === 'house-model');
+
+const skip =
+  env.url === '/' || !seeded.project || !failed || !answered || !unpriced
+    ? 'set AGIFLOW_LAB_URL and the AGIFLOW_TRACES* variables (see the header of this file)'
+    : false;
+
+describe('AGIFlow traces and dashboard in JupyterLab', () => {
+  let browser;
+
+  after(async () => {
+    await browser?.close();
+  });
+
+  /** A page on a workspace of its own, with failure screenshots named after `name`. */
+  async function withPage(t, name, scenario) {
+    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+    await mkdir(ARTIFACTS, { recursive: true });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
+    try {
+      await page.goto(`${env.url}lab/workspaces/agiflow-${name}-test?token=${encodeURIComponent(env.token)}`);
+      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+      await scenario(page);
+    } catch (error) {
+      await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close();
+    }
+  }
+
+  test('the trace list filters by status and text; a trace opens as a span tree', { skip, timeout: 180_000 }, async t => {
+    await withPage(t, 'traces', async page => {
+      const view = await openByCommand(page, 'agiflow-lab-traces', 'agiflow-lab:open-traces');
+      const project = view.getByTestId('agiflow-project-select');
+      await firstOf(project, view);
+      await project.selectOption(seeded.project);
+
+      const rows = view.getByTestId('agiflow-trace-row');
+      for (const trace of seeded.traces) {
+        await firstOf(row(view, trace.id), view);
+      }
+      assert.equal(await rows.count(), seeded.traces.length, 'the project holds the seeded traces only');
+      for (const trace of seeded.traces) {
+        const r = row(view, trace.id);
+        assert.equal(await r.getAttribute('data-status'), trace.status);
+        assert.equal(await r.locator('.agiflow-status-chip').innerText(), trace.status);
+        assert.equal(await r.locator('.agiflow-trace-spans').innerText(), trace.status === 'error' ? '2 (1✕)' : '2');
+        assert.match(await r.locator('.agiflow-trace-models').innerText(), new RegExp(trace.model));
+        assert.match(await r.locator('.agiflow-preview').innerText(), new RegExp(escape(trace.question)));
+      }
+      assert.equal(await row(view, unpriced.id).locator('.agiflow-trace-cost').innerText(), 'unpriced');
+      assert.match(await row(view, answered.id).locator('.agiflow-trace-cost').innerText(), /^\$\d/);
+
+      // status=error: the failed trace only.
+      await view.getByTestId('agiflow-trace-status').selectOption('error');
+      await row(view, answered.id).waitFor({ state: 'detached' });
+      await row(view, unpriced.id).waitFor({ state: 'detached' });
+      await row(view, failed.id).waitFor();
+      assert.equal(await rows.count(), 1, 'status=error lists the failed trace only');
+      await view.getByTestId('agiflow-trace-status').selectOption('ok');
+      await row(view, failed.id).waitFor({ state: 'detached' });
+      await row(view, answered.id).waitFor();
+      assert.equal(await rows.count(), seeded.traces.length - 1, 'status=ok lists the others');
+      await view.getByTestId('agiflow-trace-status').selectOption('');
+
+      // Free text searches the input/output previews.
+      await view.getByTestId('agiflow-trace-filter-text').fill('the news');
+      await row(view, answered.id).waitFor({ state: 'detached' });
+      await row(view, unpriced.id).waitFor();
+      assert.equal(await rows.count(), 1, 'text filter');
+      await view.getByTestId('agiflow-trace-filters-clear').click();
+      await row(view, failed.id).waitFor();
+
+      // Open a trace: its span tree, the root selected with its input and output.
+      await row(view, answered.id).getByTestId('agiflow-trace-open').click();
+      const trace = view.locator(`[data-testid="agiflow-trace-view"][data-trace-id="${answered.id}"]`);
+      const spans = trace.getByTestId('agiflow-span-row');
+      await firstOf(spans.first(), view);
+      assert.equal(await spans.count(), 2);
+      assert.deepEqual(await spans.evaluateAll(els => els.map(e => e.dataset.depth)), ['0', '1']);
+      assert.match(await spans.nth(0).innerText(), new RegExp(answered.root));
+      assert.match(await spans.nth(1).innerText(), new RegExp(`chat ${answered.model}`));
+      const detail = trace.getByTestId('agiflow-span-detail');
+      assert.equal(await detail.getAttribute('data-span-id'), await spans.nth(0).getAttribute('data-span-id'));
+      assert.equal(await detail.getByTestId('agiflow-span-input').innerText(), answered.question);
+      assert.equal(await detail.getByTestId('agiflow-span-output').innerText(), answered.answer);
+      assert.equal(await trace.getByTestId('agiflow-spans-more').count(), 0, 'one page holds both spans');
+
+      // The chat call: model, tokens and a price.
+      await spans.nth(1).click();
+      await trace.locator(`[data-testid="agiflow-span-detail"][data-span-id="${await spans.nth(1).getAttribute('data-span-id')}"]`).waitFor();
+      assert.equal(await detail.getByTestId('agiflow-span-model').innerText(), answered.model);
+      assert.equal(await detail.getByTestId('agiflow-span-tokens').innerText(), '1,000 / 100');
+      assert.match(await detail.getByTestId('agiflow-span-cost').innerText(), /^\$\d/);
+      assert.ok((await detail.locator('.agiflow-json').count()) >= 2, 'attributes and resource attributes as JSON');
+
+      // The failed trace: its chat span is the error, with the provider's message.
+      await row(view, failed.id).getByTestId('agiflow-trace-open').click();
+      const bad = view.locator(`[data-testid="agiflow-trace-view"][data-trace-id="${failed.id}"]`);
+      const badSpans = bad.getByTestId('agiflow-span-row');
+      await firstOf(badSpans.nth(1), view);
+      assert.equal(await badSpans.nth(1).getAttribute('data-status'), 'error');
+      assert.equal(await bad.getByTestId('agiflow-span-input').innerText(), failed.question);
+      await badSpans.nth(1).click();
+      assert.equal(await bad.getByTestId('agiflow-span-status-message').innerText(), 'provider said no');
+
+      await hideToasts(page);
+      await page.screenshot({ path: join(ARTIFACTS, 'traces.png') });
+    });
+  });
+
+  test('the dashboard charts the spans, totals them and opens a recent error', { skip, timeout: 180_000 }, async t => {
+    await withPage(t, 'dashboard', async page => {
+      const view = await openByCommand(page, 'agiflow-lab-dashboard', 'agiflow-lab:open-dashboard');
+      const project = view.getByTestId('agiflow-project-select');
+      await firstOf(project, view);
+      await project.selectOption(seeded.project);
+
+      const tiles = view.getByTestId('agiflow-dashboard-tiles');
+      const spansTile = tiles.getByTestId('agiflow-tile-spans').locator('.agiflow-tile-value');
+      await firstOf(spansTile.filter({ hasText: new RegExp(`^${seeded.spans}$`) }), view);
+      const errors = seeded.traces.filter(tr => tr.status === 'error').length;
+      assert.equal(
+        await tiles.getByTestId('agiflow-tile-error-rate').locator('.agiflow-tile-value').innerText(),
+        `${Math.round((errors / seeded.spans) * 1000) / 10}%`
+      );
+      assert.equal(
+        await tiles.getByTestId('agiflow-tile-tokens').locator('.agiflow-tile-value').innerText(),
+        `${(1000 * seeded.traces.length).toLocaleString('en-US')} / ${100 * seeded.traces.length}`
+      );
+      assert.match(await tiles.getByTestId('agiflow-tile-cost').innerText(), /unpriced/);
+      assert.notEqual(await tiles.getByTestId('agiflow-tile-p95').locator('.agiflow-tile-value').innerText(), '—');
+
+      for (const chart of ['count', 'errors', 'latency', 'tokens', 'cost']) {
+        const figure = view.getByTestId(`agiflow-chart-${chart}`);
+        assert.equal(await figure.getAttribute('data-has-data'), 'true', `${chart} chart has data`);
+        assert.ok((await figure.locator('svg title').count()) > 0, `${chart} chart has tooltips`);
+      }
+      const bars = view.getByTestId('agiflow-chart-count').locator('.agiflow-chart-bar');
+      assert.ok((await bars.count()) > 0, 'the span count chart draws bars');
+      const tooltips = await view.getByTestId('agiflow-chart-count').locator('svg title').allTextContents();
+      const counted = tooltips.reduce((sum, text) => sum + Number(/spans: (\d+)/.exec(text)?.[1] ?? 0), 0);
+      assert.equal(counted, seeded.spans, `the tooltips count every span: ${tooltips.join(' | ')}`);
+
+      const workers = view.getByTestId('agiflow-workers-alive');
+      await firstOf(workers, view);
+      assert.ok(Number(await workers.innerText()) >= 1, 'the supervised worker is alive');
+
+      // One series per model.
+      await view.getByTestId('agiflow-dashboard-group-by').selectOption('model');
+      const legend = view.getByTestId('agiflow-chart-count').locator('.agiflow-chart-legend li');
+      await legend.filter({ hasText: unpriced.model }).waitFor();
+      assert.deepEqual((await legend.allInnerTexts()).map(s => s.trim()).sort(), ['(none)', 'gpt-4o', 'house-model']);
+      await view.getByTestId('agiflow-dashboard-group-by').selectOption('');
+
+      await hideToasts(page);
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png') });
+
+      // Recent errors: the failed trace; a click opens it in the traces view.
+      const recent = view.getByTestId('agiflow-recent-error');
+      await firstOf(recent.first(), view);
+      assert.deepEqual(await recent.evaluateAll(els => els.map(e => e.dataset.traceId)), [failed.id]);
+      await recent.first().click();
+      const traces = page.locator('#agiflow-lab-traces');
+      await traces.waitFor({ state: 'visible' });
+      const opened = traces.locator(`[data-testid="agiflow-trace-view"][data-trace-id="${failed.id}"]`);
+      await firstOf(opened.getByTestId('agiflow-span-row').nth(1), traces);
+      assert.equal(await traces.getByTestId('agiflow-project-select').inputValue(), seeded.project);
+    });
+  });
+});
+
+function row(view, id) {
+  return view.locator(`[data-testid="agiflow-trace-row"][data-trace-id="${id}"]`);
+}
+
+function escape(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
