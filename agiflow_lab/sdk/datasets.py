@@ -138,32 +138,15 @@ class Dataset:
 
     def versions(self) -> list[DatasetVersion]:
         """Every version, newest first."""
-        found: list[DatasetVersion] = []
-        cursor: str | None = None
-        while True:
-            page = self._datasets._t.request(
-                "GET", self._datasets._base(self.name) + "/versions", params={"cursor": cursor, "limit": MAX_LIMIT}
-            )
-            found += [DatasetVersion.model_validate(v) for v in page["items"]]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return found
+        path = self._datasets._base(self.name) + "/versions"
+        return [DatasetVersion.model_validate(v) for v in self._datasets._t.items(path, page_size=MAX_LIMIT)]
 
     def items(self, version: int | None = None, *, page_size: int = MAX_PAGE) -> Iterator[DatasetItem]:
         """Every item of a version (default: the latest, pinned at the first page), fetched page by page."""
-        cursor: str | None = None
-        while True:
-            page = self._datasets._t.request(
-                "GET",
-                self._datasets._base(self.name) + "/items",
-                params={"version": version, "cursor": cursor, "limit": page_size},
-            )
-            for item in page["items"]:
-                yield DatasetItem.model_validate(item)
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
-            version = None  # the cursor carries the version from here on
+        # Sending ``version`` with every page is safe: the cursor pins the version it started on.
+        path = self._datasets._base(self.name) + "/items"
+        for item in self._datasets._t.items(path, {"version": version}, page_size=page_size):
+            yield DatasetItem.model_validate(item)
 
     def export_lines(self, version: int | None = None) -> Iterator[dict[str, Any]]:
         """The version's items as the export streams them: ``{"id", "input", "expected", "metadata"}``."""
@@ -218,11 +201,5 @@ class Datasets:
         return Dataset(self, self._info(name))
 
     def list(self, *, search: str | None = None, page_size: int = MAX_LIMIT) -> Iterator[DatasetInfo]:
-        cursor: str | None = None
-        while True:
-            page = self._t.request("GET", self._base(), params={"search": search, "cursor": cursor, "limit": page_size})
-            for item in page["items"]:
-                yield DatasetInfo.model_validate(item)
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        for item in self._t.items(self._base(), {"search": search}, page_size=page_size):
+            yield DatasetInfo.model_validate(item)

@@ -92,15 +92,6 @@ class Evals:
         items: builtins.list[dict[str, Any]] = self._t.request("GET", f"{self._base()}/evaluators")["items"]
         return items
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        cursor = None
-        while True:
-            page = self._t.request("GET", path, params={**params, "cursor": cursor})
-            yield page
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
-
 
 class EvalRun:
     """A handle on one run. ``wait()`` shows a live progress bar (tqdm: a widget in notebooks, a bar in
@@ -153,9 +144,8 @@ class EvalRun:
 
     def result_items(self, *, failed_only: bool = False) -> Iterator[ItemResult]:
         path = f"{self._evals._base()}/runs/{segment(self.id)}/results"
-        for page in self._evals._pages(path, {"limit": 1000, "failed_only": str(failed_only).lower()}):
-            for item in page["items"]:
-                yield ItemResult.model_validate(item)
+        for item in self._evals._t.items(path, {"failed_only": str(failed_only).lower()}, page_size=1000):
+            yield ItemResult.model_validate(item)
 
     def results(self, *, failed_only: bool = False) -> pd.DataFrame:
         """One row per item: input, expected, output, error, latency, tokens, cost, and per evaluator

@@ -215,24 +215,9 @@ class Prompts:
         page_size: int = MAX_LIMIT,
     ) -> Iterator[PromptSummary]:
         """Every matching prompt, fetching page after page as the iterator is consumed."""
-        cursor: str | None = None
-        while True:
-            page = self._t.request(
-                "GET",
-                self._base(),
-                params={
-                    "search": search,
-                    "tag": tag,
-                    "include_archived": "true" if include_archived else None,
-                    "cursor": cursor,
-                    "limit": page_size,
-                },
-            )
-            for item in page["items"]:
-                yield PromptSummary.model_validate(item)
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        params = {"search": search, "tag": tag, "include_archived": "true" if include_archived else None}
+        for item in self._t.items(self._base(), params, page_size=page_size):
+            yield PromptSummary.model_validate(item)
 
     def _write(self, name: str, method: str, path: str, body: Any) -> Prompt:
         try:
