@@ -82,11 +82,32 @@ def client(jupyter: JupyterServer, editor_key: str, project: str) -> Iterator[Cl
         yield c
 
 
-def run_app(jupyter: JupyterServer, key: str, project: str, llm: ScriptedLLM, cwd: Path) -> dict[str, Any]:
+# An app that set up OpenTelemetry itself: init() joins its provider, and starts again after a shutdown().
+OWN_PROVIDER_APP = """
+import json
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from agiflow_lab import tracing
+
+own = TracerProvider()
+trace.set_tracer_provider(own)
+assert tracing.init(instrument=False) is own
+tracing.shutdown()
+assert tracing.init(instrument=False, batch=False) is own
+with trace.get_tracer("app").start_as_current_span("after a restart") as span:
+    pass
+print(json.dumps({"trace_id": format(span.get_span_context().trace_id, "032x"),
+                  "processors": len(own._active_span_processor._span_processors)}))
+"""
+
+
+def run_app(
+    jupyter: JupyterServer, key: str, project: str, cwd: Path, llm: ScriptedLLM | None = None, code: str = APP
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "AGIFLOW_", "OTEL_"))}
-    env.update(AGIFLOW_URL=jupyter.url, AGIFLOW_API_KEY=key, AGIFLOW_PROJECT=project,
-               LLM_URL=llm.openai_base_url, QUESTION=QUESTION)  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", APP], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    env.update(AGIFLOW_URL=jupyter.url, AGIFLOW_API_KEY=key, AGIFLOW_PROJECT=project, QUESTION=QUESTION,
+               LLM_URL=llm.openai_base_url if llm else "")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -114,7 +135,7 @@ async def test_an_instrumented_app_is_traced_and_read_back_as_dataframes(
     assert r.status_code == 201, r.text
     await scripted_llm.ascript(rules=[{"match": "capital of France", "reply": "Paris"}])
 
-    app = await asyncio.to_thread(run_app, jupyter, editor_key, project, scripted_llm, tmp_path)
+    app = await asyncio.to_thread(run_app, jupyter, editor_key, project, tmp_path, scripted_llm)
     assert (app["same"], app["processors"], app["instrumented"]) == (True, 1, ["openai"])
     trace_id = app["trace_id"]
 
@@ -168,6 +189,15 @@ async def test_an_instrumented_app_is_traced_and_read_back_as_dataframes(
     assert by_model.loc[by_model["model"] == "gpt-4o", "count"].tolist() == [1]
     by_prompt = await asyncio.to_thread(client.metrics, **window, group_by="prompt_version")
     assert {"prompt_name", "prompt_version", "latency_p95_ms", "cost_usd"} <= set(by_prompt.columns)
+
+
+async def test_init_joins_the_apps_own_provider_and_starts_again_after_shutdown(
+    project: str, jupyter: JupyterServer, editor_key: str, client: Client, tmp_path: Path
+) -> None:
+    app = await asyncio.to_thread(run_app, jupyter, editor_key, project, tmp_path, code=OWN_PROVIDER_APP)
+    assert app["processors"] == 2  # the first exporter stays, silent: a provider cannot drop a processor
+    row = await stored(client, app["trace_id"], 1)
+    assert row["name"] == "after a restart"
 
 
 async def run_in_a_notebook(jupyter: JupyterServer, code: str) -> str:
