@@ -99,11 +99,18 @@ def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": refs[(op.body, "validation")]}},
                 }
+            if op.raw_body:
+                entry["requestBody"] = {
+                    "required": True,
+                    "content": {media: {"schema": schema} for media, schema in op.raw_body.items()},
+                }
             if verb in ("post", "put", "patch"):
                 entry["responses"].update({str(status): _error_response(status) for status in BODY_ERRORS})
             ok: dict[str, Any] = {"description": "OK" if op.status != 204 else "No content"}
             if op.response is not None:
                 ok["content"] = {op.content_type: {"schema": refs[(op.response, "serialization")]}}
+            if op.raw_responses:
+                ok["content"] = {media: {"schema": schema} for media, schema in op.raw_responses.items()}
             entry["responses"][str(op.status)] = ok
             item[verb] = entry
         paths[f"/{API_PREFIX}{route.template}"] = item

@@ -32,6 +32,10 @@ class Operation:
     tags: tuple[str, ...] = ()
     description: str = ""
     content_type: str = "application/json"
+    # A body that is not one JSON model (CSV, protobuf...): media type → schema, as OpenAPI writes them.
+    raw_body: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # More response media types than ``content_type``'s (OTLP answers in the request's encoding).
+    raw_responses: dict[str, dict[str, Any]] = field(default_factory=dict)
     websocket: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

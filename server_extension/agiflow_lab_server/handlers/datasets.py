@@ -207,7 +207,8 @@ class ImportHandler(DatasetBase):
 
     @operation("Import a CSV (text/csv) or JSONL (application/x-ndjson) body, streamed: a new version. "
                "Any row error: 422 listing the rows, nothing written", query=ImportQuery, response=DatasetVersion,
-               status=201, tags=TAGS)  # fmt: skip
+               status=201, tags=TAGS, raw_body={"text/csv": {"type": "string"},
+                                                "application/x-ndjson": {"type": "string"}})  # fmt: skip
     @authenticated
     @authorized
     async def post(self, project: str, name: str) -> None:

@@ -22,6 +22,17 @@ from agiflow_lab_server.base import AgiflowHandler, check_parameter
 from agiflow_lab_server.routing import operation
 
 TAGS = ("traces",)
+_BINARY = {"type": "string", "format": "binary"}
+OTLP_BODIES = {
+    "application/x-protobuf": {**_BINARY, "description": "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"},
+    "application/json": {"type": "object", "description": "ExportTraceServiceRequest in OTLP/JSON, or agiflow-sdk's "
+                         "resource_spans dialect"},
+}  # fmt: skip
+OTLP_RESPONSES = {
+    "application/x-protobuf": {**_BINARY, "description": "ExportTraceServiceResponse (for a protobuf request)"},
+    "application/json": {"type": "object", "description": "ExportTraceServiceResponse in OTLP/JSON, e.g. "
+                         '{"partialSuccess": {"rejectedSpans": "1", "errorMessage": "..."}}'},
+}  # fmt: skip
 PROJECT_HEADER = "x-agiflow-project"
 INGEST_SETTING = "agiflow_trace_ingest"  # the web app setting holding the TraceIngest (built once the bus is)
 
@@ -60,7 +71,8 @@ class TracesHandler(OtelHandler):
     @operation("OTLP/HTTP trace export (ExportTraceServiceRequest as application/x-protobuf or application/json, "
                "gzip or deflate allowed). The project is the API key's, or the x-agiflow-project header's. "
                "Answers an ExportTraceServiceResponse in the request's encoding; 415 for another Content-Type, "
-               "503 with Retry-After when the bus cannot take the batch", tags=TAGS)  # fmt: skip
+               "503 with Retry-After when the bus cannot take the batch", tags=TAGS,
+               raw_body=OTLP_BODIES, raw_responses=OTLP_RESPONSES)  # fmt: skip
     @authenticated
     async def post(self) -> None:
         await self.check_jupyter_authorizer(WRITE)
