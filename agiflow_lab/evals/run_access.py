@@ -24,7 +24,7 @@ from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Forbidden, InvalidInput, NotFound
 from agiflow_lab.evals import store
 from agiflow_lab.evals.report import Report
-from agiflow_lab.evals.traces import item_scores, item_trace_id, results_batch
+from agiflow_lab.evals.traces import item_scores, results_batches
 from agiflow_lab.evals.wire import (
     CompleteCall,
     CompleteReply,
@@ -171,14 +171,13 @@ class RunAccess:
         rows = [{"run_id": self.run_id, **ResultRow.model_validate(r).model_dump()} for r in batch.results]
         project_id = int(self.run["project_id"])
         scores = [score for row in rows for score in item_scores(self.run, row)]
-        spans = results_batch(project_id, self.run, rows) if rows else None
+        span_batches = results_batches(project_id, self.run, rows) if rows else []
 
         async def insert(conn: Conn) -> None:
             await store.insert_results(conn, rows)
             await insert_scores(conn, project_id, scores)
-            if spans is not None:  # each item's trace (evals/traces.py), on the spans topic once this commits
-                await enqueue(conn, SPANS, item_trace_id(self.run_id, rows[0]["item_id"]),
-                              spans.model_dump(mode="json"))  # fmt: skip
+            for batch in span_batches:  # each item's trace (evals/traces.py), on the spans topic once this commits
+                await enqueue(conn, SPANS, f"eval-run:{self.run_id}", batch.model_dump(mode="json"))
 
         event = self._event(batch.progress) if batch.progress is not None else None
         await record_event(self.db, event, with_writes=insert)

@@ -139,8 +139,14 @@ def item_scores(run: Mapping[str, Any], row: Mapping[str, Any]) -> list[NewScore
     return scores
 
 
-def results_batch(project_id: int, run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> SpanBatch:
-    """The rows' traces as one OTLP/JSON export request on the ``spans`` topic."""
+MAX_MESSAGE_BYTES = 512 * 1024  # compressed; well under Kafka's default 1 MB message limit
+
+
+def results_batches(
+    project_id: int, run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], max_bytes: int = MAX_MESSAGE_BYTES
+) -> list[SpanBatch]:
+    """The rows' traces as OTLP/JSON export requests on the ``spans`` topic, halved until each fits
+    ``max_bytes``: an outbox message the bus refuses as too large would stop every message behind it."""
     end_ns = time.time_ns()
     spans = [span for row in rows for span in item_spans(run, row, end_ns)]
     body = {"resourceSpans": [{
@@ -148,4 +154,10 @@ def results_batch(project_id: int, run: Mapping[str, Any], rows: Sequence[Mappin
         "scopeSpans": [{"scope": {"name": SCOPE}, "spans": spans}],
     }]}  # fmt: skip
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return SpanBatch.of(project_id, "application/json", data, datetime.now(UTC), len(spans))
+    batch = SpanBatch.of(project_id, "application/json", data, datetime.now(UTC), len(spans))
+    if len(batch.body) <= max_bytes or len(rows) == 1:  # one item is at most a few 32,000-character texts
+        return [batch]
+    half = len(rows) // 2
+    return results_batches(project_id, run, rows[:half], max_bytes) + results_batches(
+        project_id, run, rows[half:], max_bytes
+    )
