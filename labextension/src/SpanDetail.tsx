@@ -4,8 +4,11 @@ import { JsonView, PayloadView } from './JsonView';
 import { formatDateTime, formatDuration, formatSpanCost, formatTokens } from './traceFormat';
 import type { TraceSpan } from './types';
 
-/** One span: what it was asked and answered, its model and cost, and everything it carried. */
-export function SpanDetail({ span }: { span: TraceSpan }): JSX.Element {
+/**
+ * One span: what it was asked and answered, its model and cost, and everything
+ * it carried. `actions` (e.g. "add to dataset") show under its name.
+ */
+export function SpanDetail({ span, actions }: { span: TraceSpan; actions?: React.ReactNode }): JSX.Element {
   return (
     <div className="agiflow-span-detail" data-testid="agiflow-span-detail" data-span-id={span.span_id}>
       <div className="agiflow-detail-header">
@@ -13,6 +16,7 @@ export function SpanDetail({ span }: { span: TraceSpan }): JSX.Element {
         <StatusChip status={span.status} />
         <span className="agiflow-chip agiflow-chip-type">{span.span_type}</span>
       </div>
+      {actions}
       {span.status_message && (
         <div className="agiflow-job-error agiflow-span-status-message" data-testid="agiflow-span-status-message">
           {span.status_message}

@@ -3,7 +3,9 @@ import * as React from 'react';
 import type { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
 import { SpanDetail, StatusChip } from './SpanDetail';
+import { SpanToDataset } from './SpanToDataset';
 import { SpanTree, traceWindow } from './SpanTree';
+import { TraceScores } from './TraceScores';
 import { formatDateTime, formatDuration, formatTokens, formatTotalCost, totalCostTitle } from './traceFormat';
 import type { TraceSpan, TraceSummary } from './types';
 import { usePages } from './usePages';
@@ -24,16 +26,17 @@ export interface TraceViewProps {
 
 /**
  * One trace: its spans as a tree (loaded a page at a time, the next page as the
- * end of the tree scrolls into view) and the selected span in full.
+ * end of the tree scrolls into view), its scores, and the selected span in full.
  */
 export function TraceView({ api, project, traceId, summary, refresh, onClose }: TraceViewProps): JSX.Element {
+  const [retries, setRetries] = React.useState(0);
   const pages = usePages<{ items: TraceSpan[]; next_cursor: string | null }, TraceSpan>(
     cursor =>
       api
         .getTrace(project, traceId, { cursor, limit: SPAN_PAGE })
         .then(detail => ({ items: detail.spans, next_cursor: detail.next_cursor })),
     [api, project, traceId],
-    refresh
+    `${refresh}-${retries}`
   );
   const spans = pages.items;
   const [selected, setSelected] = React.useState<string | null>(null);
@@ -88,10 +91,12 @@ export function TraceView({ api, project, traceId, summary, refresh, onClose }: 
           </span>
         )}
       </div>
-      {/* TODO(scores): GET/POST /projects/{p}/scores and POST …/datasets/{name}/items/from-spans are not in
-          the OpenAPI document yet; when they are, show the trace's scores with an "add score" form here
-          and an "add to dataset" action on the selected span. */}
-      {pages.error !== undefined && <ErrorNotice message={pages.error} onRetry={loadMore} />}
+      {pages.error !== undefined && (
+        <ErrorNotice
+          message={pages.error}
+          onRetry={pages.first === undefined ? () => setRetries(r => r + 1) : loadMore}
+        />
+      )}
       {pages.first === undefined ? (
         pages.error === undefined && <div className="agiflow-status">Loading spans…</div>
       ) : (
@@ -116,8 +121,23 @@ export function TraceView({ api, project, traceId, summary, refresh, onClose }: 
                 </button>
               </div>
             )}
+            <TraceScores
+              api={api}
+              project={project}
+              traceId={traceId}
+              spans={spans}
+              selected={current}
+              refresh={refresh}
+            />
           </div>
-          <div className="agiflow-span-detail-pane">{current && <SpanDetail span={current} />}</div>
+          <div className="agiflow-span-detail-pane">
+            {current && (
+              <SpanDetail
+                span={current}
+                actions={<SpanToDataset api={api} project={project} span={current} />}
+              />
+            )}
+          </div>
         </div>
       )}
     </div>

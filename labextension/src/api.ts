@@ -242,6 +242,11 @@ export class AgiflowApi {
     return this.get<Page<Dataset>>(['projects', project, 'datasets'], { limit });
   }
 
+  /** An empty dataset (version 0). */
+  createDataset(project: string, name: string, description = ''): Promise<Dataset> {
+    return this.send<Dataset>('POST', ['projects', project, 'datasets'], { name, description });
+  }
+
   /** A new version of dataset `name` with the spans as items (input, output as expected). */
   addSpansToDataset(project: string, name: string, spans: SpanRef[]): Promise<DatasetVersion> {
     return this.send<DatasetVersion>('POST', ['projects', project, 'datasets', name, 'from-spans'], { spans });
