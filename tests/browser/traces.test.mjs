@@ -99,6 +99,17 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
       await view.getByTestId('agiflow-trace-filters-clear').click();
       await row(view, failed.id).waitFor();
 
+      // Sessions: the traces' one session with its totals; a click lists its traces.
+      await view.getByTestId('agiflow-tab-sessions').click();
+      const session = view.getByTestId('agiflow-session-list').locator('tr[data-group-id="s-1"]');
+      await firstOf(session, view);
+      assert.match(await session.innerText(), new RegExp(`^s-1\\s+${seeded.traces.length}\\s+1\\s`));
+      await session.locator('button').click();
+      assert.equal(await view.getByTestId('agiflow-trace-filter-session').inputValue(), 's-1');
+      await row(view, failed.id).waitFor();
+      assert.equal(await rows.count(), seeded.traces.length);
+      await view.getByTestId('agiflow-trace-filters-clear').click();
+
       // Open a trace: its span tree, the root selected with its input and output.
       await row(view, answered.id).getByTestId('agiflow-trace-open').click();
       const trace = view.locator(`[data-testid="agiflow-trace-view"][data-trace-id="${answered.id}"]`);
@@ -114,6 +125,17 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
       assert.equal(await detail.getByTestId('agiflow-span-output').innerText(), answered.answer);
       assert.equal(await trace.getByTestId('agiflow-spans-more').count(), 0, 'one page holds both spans');
 
+      // A score on the trace, added from the form, shows in its list.
+      const scores = trace.getByTestId('agiflow-trace-scores');
+      const scoreName = `helpfulness-${Date.now().toString(36)}`;
+      await scores.getByTestId('agiflow-score-name').fill(scoreName);
+      await scores.getByTestId('agiflow-score-value').fill('0.9');
+      await scores.getByTestId('agiflow-score-comment').fill('right answer');
+      await scores.getByTestId('agiflow-score-add').click();
+      const score = scores.locator(`[data-testid="agiflow-score-row"][data-score-name="${scoreName}"]`);
+      await firstOf(score, view);
+      assert.match(await score.innerText(), new RegExp(`^${scoreName}\\s+0\\.9\\s+trace\\s+\\w+\\s+right answer`));
+
       // The chat call: model, tokens and a price.
       await spans.nth(1).click();
       await trace.locator(`[data-testid="agiflow-span-detail"][data-span-id="${await spans.nth(1).getAttribute('data-span-id')}"]`).waitFor();
@@ -121,6 +143,14 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
       assert.equal(await detail.getByTestId('agiflow-span-tokens').innerText(), '1,000 / 100');
       assert.match(await detail.getByTestId('agiflow-span-cost').innerText(), /^\$\d/);
       assert.ok((await detail.locator('.agiflow-json').count()) >= 2, 'attributes and resource attributes as JSON');
+
+      // Add the chat span to a dataset that does not exist yet: it is created, with the span as its item.
+      const dataset = `picked-${Date.now().toString(36)}`;
+      await detail.getByTestId('agiflow-dataset-name').fill(dataset);
+      await detail.getByTestId('agiflow-dataset-add').click();
+      const added = detail.getByTestId('agiflow-dataset-added');
+      await firstOf(added, view);
+      assert.equal(await added.innerText(), `Added: ${dataset} v1 (1 item)`);
 
       // The failed trace: its chat span is the error, with the provider's message.
       await row(view, failed.id).getByTestId('agiflow-trace-open').click();
