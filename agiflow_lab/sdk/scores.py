@@ -6,26 +6,16 @@ given through the SDK are recorded with source ``api`` (an API key) or ``human``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from agiflow_lab.sdk.frames import model_frame
 from agiflow_lab.sdk.transport import Transport, segment
+from agiflow_lab.traces.results import Score, ScoreSource, ScoreValue
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from agiflow_lab.traces.scores import Score
-
-ScoreValue = bool | float | str
-Source = Literal["human", "api", "eval"]
 PAGE = 200
-
-
-def _score_model() -> type[Score]:
-    # The API's own model, imported when first needed: its module also holds the service (and its imports).
-    from agiflow_lab.traces.scores import Score
-
-    return Score
 
 
 class Scores:
@@ -42,7 +32,7 @@ class Scores:
         """Score a trace (or, with ``span_id``, one of its spans); the trace need not be stored yet."""
         body = {"trace_id": trace_id, "span_id": span_id, "name": name, "value": value, "comment": comment}
         answer = self._t.request("POST", self._base(), json={k: v for k, v in body.items() if v is not None})
-        return _score_model().model_validate(answer)
+        return Score.model_validate(answer)
 
     def list(
         self,
@@ -50,11 +40,11 @@ class Scores:
         trace_id: str | None = None,
         span_id: str | None = None,
         name: str | None = None,
-        source: Source | None = None,
+        source: ScoreSource | None = None,
         limit: int | None = 1000,
     ) -> pd.DataFrame:
         """Scores, newest first, one row each (the API's ``Score`` fields), up to ``limit`` (None: all)."""
-        model = _score_model()
+        model = Score
         params = {"trace_id": trace_id, "span_id": span_id, "name": name, "source": source}
         rows = self._t.items(self._base(), params, limit=limit, page_size=PAGE)
         return model_frame((model.model_validate(r) for r in rows), model)

@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from agiflow_lab.sdk.frames import model_frame
+from agiflow_lab.traces.results import Score, TraceSpan
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from agiflow_lab.traces.scores import Score
-    from agiflow_lab.traces.service import TraceSpan
 
 
 class Trace:
@@ -59,7 +57,6 @@ class Trace:
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per span (every field of the API's span, times as UTC timestamps), in start order."""
-        from agiflow_lab.traces.service import TraceSpan
 
         return model_frame(self.spans, TraceSpan)
 

@@ -20,6 +20,7 @@ from agiflow_lab.traces.results import (
     GroupSummary,
     Measure,
     MetricPoint,
+    TraceDetail,
     TraceStatus,
     TraceSummary,
 )
@@ -82,8 +83,6 @@ class Traces:
 
     def get(self, trace_id: str) -> Trace:
         """Every span of one trace (all pages) and its scores; ``NotFound`` when the project has no such trace."""
-        from agiflow_lab.traces.service import TraceDetail  # the API's model; its module is not needed until now
-
         path = f"{self._path('traces')}/{segment(trace_id)}"
         pages = [TraceDetail.model_validate(p) for p in self._t.pages(path, {"limit": SPAN_PAGE})]
         return Trace(trace_id, [s for p in pages for s in p.spans], pages[0].scores)

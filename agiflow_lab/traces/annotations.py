@@ -11,18 +11,14 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime
 
 from agiflow_lab.core.paging import Cursor, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
-from agiflow_lab.traces.results import Bucket
-
-ScoreType = Literal["numeric", "categorical", "boolean"]
-ScoreSource = Literal["human", "api", "eval"]
-ScoreValue = bool | float | str
+from agiflow_lab.traces.results import Bucket, ScoreSource, ScoreType, ScoreValue
 
 # (created_at, id) of a page's last score, newest first.
 SCORE_CURSOR = Cursor[tuple[datetime, uuid.UUID]](tuple[AwareDatetime, uuid.UUID])

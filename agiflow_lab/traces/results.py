@@ -6,18 +6,22 @@ loader's psycopg dumpers or the store's SQL.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agiflow_lab.traces.records import SpanRecord
+from agiflow_lab.traces.records import SpanKind, SpanRecord, SpanStatus, SpanType
 
 Bucket = Literal["minute", "hour", "day"]
 GroupBy = Literal["model", "prompt_version", "span_name", "user"]
 Measure = Literal["count", "errors", "latency", "tokens", "cost"]
 TraceStatus = Literal["ok", "error"]
+ScoreType = Literal["numeric", "categorical", "boolean"]
+ScoreSource = Literal["human", "api", "eval"]
+ScoreValue = bool | float | str
 ALL_MEASURES: frozenset[Measure] = frozenset({"count", "errors", "latency", "tokens", "cost"})
 
 
@@ -74,6 +78,72 @@ class GroupSummary(BaseModel):
     tokens_out: int
     cost_usd: float
     unpriced_count: int
+
+
+class Score(BaseModel):
+    id: uuid.UUID
+    trace_id: str | None = Field(description="null only for an agiflow-sdk alias no stored trace carries yet")
+    trace_alias: str | None
+    span_id: str | None
+    name: str
+    data_type: ScoreType
+    value: bool | float | str
+    source: ScoreSource
+    comment: str | None
+    author: str
+    created_at: datetime
+
+
+class TraceSpanEvent(BaseModel):
+    name: str
+    time: datetime
+    attributes: dict[str, Any]
+
+
+class TraceSpan(BaseModel):
+    """One stored span. Ids are lowercase hex; times are ISO 8601 UTC to the microsecond (nanoseconds
+    would not survive a JavaScript number), with ``duration_ms`` computed from the exact nanoseconds."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = Field(description="null for the root span")
+    name: str
+    kind: SpanKind
+    start_time: datetime
+    end_time: datetime
+    duration_ms: float
+    status: SpanStatus
+    status_message: str | None
+    service_name: str | None
+    scope_name: str | None
+    span_type: SpanType
+    model: str | None
+    provider: str | None
+    input: str | None
+    output: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None = Field(description="null: unpriced (unknown model or no token counts), not free")
+    session_id: str | None
+    user_id: str | None
+    tags: list[str]
+    prompt_name: str | None
+    prompt_version: int | None
+    attributes: dict[str, Any]
+    events: list[TraceSpanEvent]
+    resource_attributes: dict[str, Any]
+    updates: list[dict[str, Any]] = Field(
+        default_factory=list, description="agiflow-sdk update_span() bodies for this span, oldest first"
+    )
+
+
+class TraceDetail(BaseModel):
+    trace_id: str
+    spans: list[TraceSpan] = Field(description="In start order (then span id)")
+    scores: list[Score] = Field(
+        default_factory=list, description="The trace's and its spans' scores, newest first (first page only)"
+    )
+    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next spans; null at the end")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -20,8 +19,9 @@ from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import MAX_LIMIT, Page
 from agiflow_lab.errors import InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
-from agiflow_lab.traces.annotations import AnnotationStore, NewScore, ScoreRow, ScoreSource, ScoreType
+from agiflow_lab.traces.annotations import AnnotationStore, NewScore, ScoreRow
 from agiflow_lab.traces.ingest import RESOURCE
+from agiflow_lab.traces.results import Score, ScoreSource
 
 TraceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 SpanId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
@@ -41,20 +41,6 @@ class ScoreIn(BaseModel):
         description="true/false: boolean; a number: numeric; text: categorical (the JSON type decides)"
     )
     comment: str | None = Field(None, max_length=2000)
-
-
-class Score(BaseModel):
-    id: uuid.UUID
-    trace_id: str | None = Field(description="null only for an agiflow-sdk alias no stored trace carries yet")
-    trace_alias: str | None
-    span_id: str | None
-    name: str
-    data_type: ScoreType
-    value: bool | float | str
-    source: ScoreSource
-    comment: str | None
-    author: str
-    created_at: datetime
 
 
 class ScoreQuery(BaseModel):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -22,7 +21,7 @@ from agiflow_lab.errors import InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces.annotations import AnnotationStore
 from agiflow_lab.traces.ingest import RESOURCE
-from agiflow_lab.traces.records import SpanKind, SpanRecord, SpanStatus, SpanType
+from agiflow_lab.traces.records import SpanRecord
 from agiflow_lab.traces.results import (
     ALL_MEASURES,
     Bucket,
@@ -30,10 +29,14 @@ from agiflow_lab.traces.results import (
     GroupSummary,
     Measure,
     MetricPoint,
+    Score,
+    TraceDetail,
+    TraceSpan,
+    TraceSpanEvent,
     TraceStatus,
     TraceSummary,
 )
-from agiflow_lab.traces.scores import Score, ScoreName
+from agiflow_lab.traces.scores import ScoreName
 from agiflow_lab.traces.scores import to_api as score_to_api
 from agiflow_lab.traces.store import MAX_TRACE_PAGE, Grouping, ScoreFilter, SpanStore
 
@@ -127,58 +130,6 @@ class SpanQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(1000, ge=1, le=MAX_TRACE_PAGE)
     cursor: str | None = None
-
-
-class TraceSpanEvent(BaseModel):
-    name: str
-    time: datetime
-    attributes: dict[str, Any]
-
-
-class TraceSpan(BaseModel):
-    """One stored span. Ids are lowercase hex; times are ISO 8601 UTC to the microsecond (nanoseconds
-    would not survive a JavaScript number), with ``duration_ms`` computed from the exact nanoseconds."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None = Field(description="null for the root span")
-    name: str
-    kind: SpanKind
-    start_time: datetime
-    end_time: datetime
-    duration_ms: float
-    status: SpanStatus
-    status_message: str | None
-    service_name: str | None
-    scope_name: str | None
-    span_type: SpanType
-    model: str | None
-    provider: str | None
-    input: str | None
-    output: str | None
-    tokens_in: int | None
-    tokens_out: int | None
-    cost_usd: float | None = Field(description="null: unpriced (unknown model or no token counts), not free")
-    session_id: str | None
-    user_id: str | None
-    tags: list[str]
-    prompt_name: str | None
-    prompt_version: int | None
-    attributes: dict[str, Any]
-    events: list[TraceSpanEvent]
-    resource_attributes: dict[str, Any]
-    updates: list[dict[str, Any]] = Field(
-        default_factory=list, description="agiflow-sdk update_span() bodies for this span, oldest first"
-    )
-
-
-class TraceDetail(BaseModel):
-    trace_id: str
-    spans: list[TraceSpan] = Field(description="In start order (then span id)")
-    scores: list[Score] = Field(
-        default_factory=list, description="The trace's and its spans' scores, newest first (first page only)"
-    )
-    next_cursor: str | None = Field(None, description="Pass as `cursor` to get the next spans; null at the end")
 
 
 def _time(ns: int) -> datetime:

@@ -17,7 +17,8 @@ from agiflow_lab.authz.policy import WRITE
 from agiflow_lab.errors import InvalidInput, Unavailable
 from agiflow_lab.traces.ingest import RETRY_AFTER_SECONDS, TraceIngest
 from agiflow_lab.traces.otlp import JSON, encode_response
-from agiflow_lab.traces.scores import Score, SdkScore
+from agiflow_lab.traces.results import Score
+from agiflow_lab.traces.scores import SdkScore
 from agiflow_lab_server.base import AgiflowHandler, check_parameter
 from agiflow_lab_server.routing import operation
 

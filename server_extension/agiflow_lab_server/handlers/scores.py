@@ -5,7 +5,8 @@ from __future__ import annotations
 from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
-from agiflow_lab.traces.scores import Score, ScoreIn, ScoreQuery, ScoreService
+from agiflow_lab.traces.results import Score
+from agiflow_lab.traces.scores import ScoreIn, ScoreQuery, ScoreService
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from tornado.web import authenticated
 
 from agiflow_lab.core.paging import Page
-from agiflow_lab.traces.results import GroupSummary, TraceSummary
+from agiflow_lab.traces.results import GroupSummary, TraceDetail, TraceSummary
 from agiflow_lab.traces.service import (
     GroupQuery,
     Metrics,
     MetricsQuery,
     SpanQuery,
-    TraceDetail,
     TraceQuery,
     TraceService,
 )
