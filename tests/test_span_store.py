@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections import Counter
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -416,6 +416,38 @@ async def test_metrics_by_minute_and_hour_per_model_add_up_exactly(store: Postgr
     assert total.count == 300 and total.group == {} and total.latency_p95_ms is None and total.tokens_in is None
     by_user = await store.metrics(project, start=start, end=start + timedelta(hours=1), bucket="hour", group_by="user")
     assert sorted((p.group["user_id"], p.count) for p in by_user) == [(f"u{k}", 75) for k in range(4)]
+
+
+async def test_hour_and_day_points_read_hour_rows_and_the_minute_rows_at_the_ranges_edges(
+    db: Database, store: PostgresSpanStore, project: int
+) -> None:
+    rng = random.Random(5)
+    spans = [span(n, 0, at=rng.randrange(180) * MINUTE + rng.randrange(59_000) * MS, ms=rng.uniform(1, 900),
+                  model=rng.choice(["a", "b"]), tokens_in=n) for n in range(400)]  # fmt: skip
+    for k in range(0, 400, 50):
+        await store.load(project, spans[k : k + 50])
+    [same] = await table(db, """SELECT count(*) AS differing FROM (
+        SELECT project_id, date_trunc('hour', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, model,
+               span_name, prompt_name, prompt_version, user_id, sum(span_count) AS n, sum(tokens_in) AS t,
+               analytics.histogram_sum(latency_hist) AS h
+          FROM analytics.span_rollups_minute GROUP BY 1, 2, 3, 4, 5, 6, 7
+        EXCEPT SELECT project_id, hour, model, span_name, prompt_name, prompt_version, user_id, span_count,
+               tokens_in, latency_hist FROM analytics.span_rollups_hour) AS d""")  # fmt: skip
+    assert same["differing"] == 0  # every hour row is exactly the sum of its minute rows
+
+    t0 = datetime.fromtimestamp(T0 / 1e9, UTC)
+    start, end = t0 + timedelta(minutes=17), t0 + timedelta(minutes=151)  # inside the first and third hours
+    inside = [s for s in spans if start <= datetime.fromtimestamp(s.start_ns / 1e9, UTC) < end]
+    hourly = await store.metrics(project, start=start, end=end, bucket="hour", measures=["count", "tokens"])
+    want = Counter(t0 + timedelta(hours=(s.start_ns - T0) // (60 * MINUTE)) for s in inside)
+    assert {p.time: p.count for p in hourly} == want
+    [day] = await store.metrics(project, start=start.astimezone(timezone(timedelta(hours=5, minutes=30))),
+                                end=end, bucket="day", measures=["count", "latency"])  # fmt: skip
+    assert day.count == len(inside) and day.latency_p50_ms is not None
+    short = await store.metrics(project, start=start, end=start + timedelta(minutes=2), bucket="hour")
+    assert sum(p.count or 0 for p in short) == sum(
+        start <= datetime.fromtimestamp(s.start_ns / 1e9, UTC) < start + timedelta(minutes=2) for s in spans
+    )  # a range inside one hour: minute rows only
 
 
 async def test_metrics_group_by_prompt_version_and_span_name_and_name_what_is_absent(

@@ -134,15 +134,16 @@ _UPSERT_SUMMARIES = f"""
 
 
 async def upsert_rollups(conn: Conn, project_id: int, spans: list[SpanRecord]) -> None:
-    """Adds the spans to their minute rows. Each row's latencies travel as bucket numbers (a slice of one
-    flat array) that ``analytics.histogram_of`` turns into the row's histogram."""
-    groups: dict[tuple[int, str, str, str, int, str], list[Any]] = {}
+    """Adds the spans to their minute rows and to their hour rows, in one statement. Each row's latencies
+    travel as bucket numbers (a slice of one flat array) that ``analytics.histogram_of`` turns into the
+    row's histogram."""
+    minutes: dict[tuple[int, str, str, str, int, str], list[Any]] = {}
     for s in spans:
         key = (s.start_ns // 60_000_000_000, s.model or "", s.name, s.prompt_name or "", s.prompt_version or 0,
                s.user_id or "")  # fmt: skip
-        g = groups.get(key)
+        g = minutes.get(key)
         if g is None:
-            g = groups[key] = [0, 0, 0, 0, 0.0, 0, []]
+            g = minutes[key] = [0, 0, 0, 0, 0.0, 0, []]
         g[0] += 1
         g[1] += s.status == "error"
         g[2] += s.tokens_in or 0
@@ -152,6 +153,20 @@ async def upsert_rollups(conn: Conn, project_id: int, spans: list[SpanRecord]) -
         elif s.model is not None:
             g[5] += 1
         g[6].append(histogram.bucket_of((s.end_ns - s.start_ns) / 1e6))
+    hours: dict[tuple[int, str, str, str, int, str], list[Any]] = {}
+    for (minute, *dims), g in minutes.items():
+        key = (minute - minute % 60, *dims)  # type: ignore[assignment]  # the same key, truncated to its hour
+        h = hours.get(key)
+        if h is None:
+            hours[key] = [*g[:6], list(g[6])]
+        else:
+            for i in range(6):
+                h[i] += g[i]
+            h[6].extend(g[6])
+    await conn.execute(_UPSERT_ROLLUPS, (*_rollup_rows(project_id, minutes), *_rollup_rows(project_id, hours)))
+
+
+def _rollup_rows(project_id: int, groups: dict[tuple[int, str, str, str, int, str], list[Any]]) -> list[Any]:
     keys = list(groups)
     values = list(groups.values())
     buckets: list[int] = []
@@ -159,21 +174,18 @@ async def upsert_rollups(conn: Conn, project_id: int, spans: list[SpanRecord]) -
     for g in values:
         ranges.append((len(buckets) + 1, len(buckets) + len(g[6])))
         buckets.extend(g[6])
-    await conn.execute(
-        _UPSERT_ROLLUPS,
-        (
-            project_id, _numbers(buckets),
-            _numbers(k[0] for k in keys), _texts(k[1] for k in keys), _texts(k[2] for k in keys),
-            _texts(k[3] for k in keys), _numbers(k[4] for k in keys), _texts(k[5] for k in keys),
-            *(_numbers(g[i] for g in values) for i in range(6)),
-            _numbers(lo for lo, _ in ranges), _numbers(hi for _, hi in ranges),
-        ),
-    )  # fmt: skip
+    return [
+        project_id, _numbers(buckets),
+        _numbers(k[0] for k in keys), _texts(k[1] for k in keys), _texts(k[2] for k in keys),
+        _texts(k[3] for k in keys), _numbers(k[4] for k in keys), _texts(k[5] for k in keys),
+        *(_numbers(g[i] for g in values) for i in range(6)),
+        _numbers(lo for lo, _ in ranges), _numbers(hi for _, hi in ranges),
+    ]  # fmt: skip
 
 
-_UPSERT_ROLLUPS = """
-    INSERT INTO analytics.span_rollups_minute AS t (
-        project_id, minute, model, span_name, prompt_name, prompt_version, user_id, span_count, error_count,
+_ROLLUP_UPSERT = """
+    INSERT INTO analytics.span_rollups_{period} AS t (
+        project_id, {period}, model, span_name, prompt_name, prompt_version, user_id, span_count, error_count,
         tokens_in, tokens_out, cost_usd, cost_unpriced_count, latency_hist)
     SELECT %s, to_timestamp(r.minute * 60), r.model, r.span_name, r.prompt_name, r.prompt_version, r.user_id,
            r.spans, r.errors, r.tokens_in, r.tokens_out, r.cost, r.unpriced,
@@ -184,15 +196,19 @@ _UPSERT_ROLLUPS = """
            AS r(minute, model, span_name, prompt_name, prompt_version, user_id, spans, errors, tokens_in,
                 tokens_out, cost, unpriced, lo, hi)
      ORDER BY 2, 3, 4, 5, 6, 7
-    ON CONFLICT (project_id, minute, model, span_name, prompt_name, prompt_version, user_id) DO UPDATE SET
+    ON CONFLICT (project_id, {period}, model, span_name, prompt_name, prompt_version, user_id) DO UPDATE SET
         span_count = t.span_count + EXCLUDED.span_count,
         error_count = t.error_count + EXCLUDED.error_count,
         tokens_in = t.tokens_in + EXCLUDED.tokens_in,
         tokens_out = t.tokens_out + EXCLUDED.tokens_out,
         cost_usd = t.cost_usd + EXCLUDED.cost_usd,
         cost_unpriced_count = t.cost_unpriced_count + EXCLUDED.cost_unpriced_count,
-        latency_hist = analytics.histogram_add(t.latency_hist, EXCLUDED.latency_hist)
-"""
+        latency_hist = analytics.histogram_add(t.latency_hist, EXCLUDED.latency_hist)"""
+# Minute rows, then hour rows (both in key order, so concurrent loaders queue instead of deadlocking), in
+# one round trip: the minute upsert runs as a data-modifying CTE of the hour upsert.
+_UPSERT_ROLLUPS = (
+    "WITH minutes AS (" + _ROLLUP_UPSERT.format(period="minute") + ")\n" + _ROLLUP_UPSERT.format(period="hour")
+)
 
 
 def _numbers(values: Iterable[float | None]) -> str:

@@ -124,6 +124,11 @@ class ScoreFilter:
     high: float | None = None
 
 
+def _ceil_hour(t: datetime) -> datetime:
+    floor = t.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(hours=1)
+
+
 class _Retry(Exception):
     """The batch's transaction was rolled back for a reason that a second try can get past."""
 
@@ -403,16 +408,36 @@ class PostgresSpanStore:
                 ", analytics.histogram_sum(latency_hist) AS hist"
                 ", array_lower(analytics.histogram_sum(latency_hist), 1) AS lo"
             )
+        # Minute points read the minute rows; hour and day points the hour rows (0012_hour_rollups.sql says
+        # why). A range that starts or ends inside an hour is read from the minute rows at its edges.
+        if bucket == "minute":
+            sources = [("minute", start, end)]
+        else:  # UTC hours: a +05:30 offset would put the boundaries half an hour off
+            start, end = start.astimezone(UTC), end.astimezone(UTC)
+            first = _ceil_hour(start)
+            last = max(first, end.replace(minute=0, second=0, microsecond=0))
+            sources = [("minute", start, min(first, end)), ("hour", first, last), ("minute", last, end)]
+        selects, params = [], []
+        for period, low, high in sources:
+            if low < high:
+                selects.append(
+                    f"""SELECT {period} AS at{dims}, span_count, error_count, tokens_in, tokens_out, cost_usd,
+                               cost_unpriced_count, latency_hist
+                          FROM analytics.span_rollups_{period}
+                         WHERE project_id = %s AND {period} >= %s AND {period} < %s"""
+                )
+                params += [project_id, low, high]
+        if not selects:
+            return []
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                f"""SELECT date_trunc(%s, minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS t{dims},
+                f"""SELECT date_trunc(%s, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS t{dims},
                            sum(span_count)::bigint AS n, sum(error_count)::bigint AS errors,
                            sum(tokens_in)::bigint AS tokens_in, sum(tokens_out)::bigint AS tokens_out,
                            sum(cost_usd) AS cost, sum(cost_unpriced_count)::bigint AS unpriced{hist}
-                      FROM analytics.span_rollups_minute
-                     WHERE project_id = %s AND minute >= %s AND minute < %s
+                      FROM ({" UNION ALL ".join(selects)}) AS r
                      GROUP BY 1{dims} ORDER BY 1{dims}""",
-                (bucket, project_id, start, end),
+                (bucket, *params),
             )
             rows = await cur.fetchall()
         return [reading.point(r, groups, wanted) for r in rows]
@@ -434,6 +459,7 @@ class PostgresSpanStore:
             async with self.db.transaction() as conn:
                 traces = await conn.execute("DELETE FROM analytics.trace_summaries WHERE start_time < %s", (cutoff,))
                 rollups = await conn.execute("DELETE FROM analytics.span_rollups_minute WHERE minute < %s", (cutoff,))
+                await conn.execute("DELETE FROM analytics.span_rollups_hour WHERE hour < %s", (cutoff,))
                 return Purged(dropped, 0, traces.rowcount, rollups.rowcount)
         async with self.db.transaction() as conn:
             spans = await conn.execute(
@@ -444,5 +470,8 @@ class PostgresSpanStore:
             )
             rollups = await conn.execute(
                 "DELETE FROM analytics.span_rollups_minute WHERE project_id = %s AND minute < %s", (project_id, cutoff)
+            )
+            await conn.execute(
+                "DELETE FROM analytics.span_rollups_hour WHERE project_id = %s AND hour < %s", (project_id, cutoff)
             )
             return Purged([], spans.rowcount, traces.rowcount, rollups.rowcount)
