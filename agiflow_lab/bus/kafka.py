@@ -219,8 +219,22 @@ class KafkaBus(Bus):
         results = await asyncio.gather(*futures, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
+                await self._retire(producer)
                 raise Unavailable("Kafka did not acknowledge a message", {"reason": str(result)}) from result
         return [m.message_id for m in messages]
+
+    async def _retire(self, producer: Any) -> None:
+        """Replace a producer that lost a batch: the next publish starts a new one (a new producer id).
+
+        A batch that expires unacknowledged (the broker went away) has used up its sequence numbers, so
+        after the broker is back the idempotent producer's next batch on that partition leaves a gap:
+        the broker answers OutOfOrderSequenceNumber, which stops aiokafka's sender for good, and every
+        later publish would fail the same way (a receiver answering 503 until restarted)."""
+        async with self._producer_lock:
+            if self._producer is not producer:
+                return  # another publish retired it already
+            self._producer = None
+        await finish_within(self.close_timeout, producer.stop(), "a Kafka producer that lost a batch")
 
     async def _dead_letter(self, record: Any, group: str, attempt: int, error: str) -> None:
         topic = dlq_topic(record.topic)
