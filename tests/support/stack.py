@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,9 +84,12 @@ class Stacks:
 
     def __init__(
         self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, client: httpx.AsyncClient,
-        recovery: dict[str, str] = FAST_RECOVERY,
+        recovery: dict[str, str] = FAST_RECOVERY, workers: Sequence[Sequence[str]] = ((), ()),
     ) -> None:  # fmt: skip
+        """``workers``: the extra command-line arguments of each worker a deployment starts with (by default
+        two workers with every role; ``[("--roles", "spans")]`` for one span writer and nothing else)."""
         self.request, self.tmp, self.client, self.recovery = request, tmp, client, recovery
+        self.workers = workers
         self.started: dict[str, Stack] = {}
 
     def get(self, backend: str) -> Stack:
@@ -102,6 +106,6 @@ class Stacks:
         self.started[backend] = stack
         stack.server = start_jupyter(db_url, workdir / "server", extra_args=["--AgiflowLab.workers=0"], extra_env=env)
         stack.api = Api(stack.server, self.client)
-        stack.start_worker()
-        stack.start_worker()
+        for args in self.workers:
+            stack.start_worker(*args)
         return stack
