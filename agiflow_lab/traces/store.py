@@ -235,7 +235,7 @@ class PostgresSpanStore:
         elif status == "ok":
             where.append("error_count = 0")
         if model is not None:
-            match("%s = ANY (models)", model)
+            match("models @> ARRAY[%s]::text[]", model)  # the form trace_summaries_by_model (GIN) serves
         if name is not None:
             match("name = %s", name)
         if user is not None:
@@ -249,24 +249,13 @@ class PostgresSpanStore:
         if min_latency_ms is not None:
             match("duration_ms >= %s", min_latency_ms)
         if text:
-            # No index by default (0009_traces.sql says why and gives the trigram index that would serve
-            # this expression as written): a scan of the project's summaries in the time range.
-            match(
-                "(coalesce(input_preview, '') || ' ' || coalesce(output_preview, '')) ILIKE %s",
-                f"%{reading.like_literal(text)}%",
-            )
-        if score is not None:
-            # Scores live beside the summaries (0010_scores.sql); scores_by_trace finds a trace's by name.
-            condition = "s.name = %s"
-            params.append(score.name)
-            for bound, op in ((score.low, ">="), (score.high, "<=")):
-                if bound is not None:
-                    condition += f" AND s.value_number {op} %s"
-                    params.append(bound)
-            where.append(
-                "EXISTS (SELECT 1 FROM analytics.scores s WHERE s.project_id = trace_summaries.project_id"
-                f" AND s.trace_id = trace_summaries.trace_id AND {condition})"
-            )
+            # Candidates through trace_summaries_words (0013_trace_filters.sql): traces with a word that
+            # begins like one of the text's words, as Postgres' own parser splits both; then the text
+            # itself as a substring, case-insensitively. Text without a letter or digit has no words: the
+            # substring test alone, over the range.
+            if reading.has_words(text):
+                match(f"to_tsvector('simple', {reading.PREVIEWS}) @@ ({reading.WORD_BEGINNINGS})", text)
+            match(f"{reading.PREVIEWS} ILIKE %s", f"%{reading.like_literal(text)}%")
         after = TRACE_CURSOR.decode(cursor)
         if after is not None:
             where.append("(start_time, trace_id) < (%s, %s)")
