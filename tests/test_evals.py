@@ -125,7 +125,9 @@ async def test_a_runs_items_open_as_traces_with_their_scores(api: Api, project: 
     assert (call["tokens_in"], call["tokens_out"], call["output"]) == (3, 3, "Q: question 1")
     assert by_name["evaluator exact_match"]["span_type"] == "evaluator"
     assert {(s["name"], s["value"], s["source"]) for s in detail["scores"]} >= {("exact_match", 0.0, "eval")}
-    failing = await api.get(f"/projects/{project}/traces", params={"score_name": "exact_match", "score_max": 0})
+    failing = await api.get(
+        f"/projects/{project}/traces", params={"session": run["id"], "score_name": "exact_match", "score_max": 0}
+    )
     assert [t["trace_id"] for t in failing.json()["items"]] == [items["q1"]["trace_id"]]
 
 
