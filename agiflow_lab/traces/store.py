@@ -256,6 +256,18 @@ class PostgresSpanStore:
             if reading.has_words(text):
                 match(f"to_tsvector('simple', {reading.PREVIEWS}) @@ ({reading.WORD_BEGINNINGS})", text)
             match(f"{reading.PREVIEWS} ILIKE %s", f"%{reading.like_literal(text)}%")
+        if score is not None:
+            # Scores live beside the summaries (0010_scores.sql); scores_by_trace finds a trace's by name.
+            condition = "s.name = %s"
+            params.append(score.name)
+            for bound, op in ((score.low, ">="), (score.high, "<=")):
+                if bound is not None:
+                    condition += f" AND s.value_number {op} %s"
+                    params.append(bound)
+            where.append(
+                "EXISTS (SELECT 1 FROM analytics.scores s WHERE s.project_id = trace_summaries.project_id"
+                f" AND s.trace_id = trace_summaries.trace_id AND {condition})"
+            )
         after = TRACE_CURSOR.decode(cursor)
         if after is not None:
             where.append("(start_time, trace_id) < (%s, %s)")
