@@ -21,6 +21,8 @@ from agiflow_lab.sdk.transport import Transport, segment
 if TYPE_CHECKING:
     import pandas as pd
 
+    from agiflow_lab.widgets._display import Bundle
+
 ROWS_PER_CHUNK = 1000
 FILE_CHUNK = 1 << 20
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
@@ -166,6 +168,22 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"<Dataset {self.name!r} v{self.version} items={self.item_count}>"
+
+    def _repr_html_(self) -> str:
+        from agiflow_lab.widgets._html import dataset_html
+
+        return dataset_html(self.info)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        from agiflow_lab.widgets._display import bundle
+
+        def view() -> Any:
+            from agiflow_lab.widgets import DatasetView
+            from agiflow_lab.widgets._session import Session
+
+            return DatasetView(Session.over(self._datasets._t, self._datasets.project), self.name)
+
+        return bundle(self._repr_html_(), repr(self), view)
 
 
 class Datasets:

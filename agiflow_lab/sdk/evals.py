@@ -15,6 +15,8 @@ from agiflow_lab.sdk.transport import Transport, segment
 if TYPE_CHECKING:
     import pandas as pd
 
+    from agiflow_lab.widgets._display import Bundle
+
 POLL_SECONDS = 0.5
 
 
@@ -94,8 +96,8 @@ class Evals:
 
 
 class EvalRun:
-    """A handle on one run. ``wait()`` shows a live progress bar (tqdm: a widget in notebooks, a bar in
-    terminals) and returns when the run has finished."""
+    """A handle on one run. ``wait()`` shows the run live (in a notebook its ``EvalRunView``; elsewhere a tqdm
+    bar) and returns when the run has finished. In a notebook the run shows itself as its ``EvalRunView``."""
 
     def __init__(self, evals: Evals, run: Run) -> None:
         self._evals = evals
@@ -118,9 +120,41 @@ class EvalRun:
         return self.run
 
     def wait(self, timeout: float | None = None, *, progress: bool = True) -> Run:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if progress:
+            view = self._live_view()
+            if view is not None:
+                return self._wait_shown(view, deadline, timeout)
+        return self._wait_bar(deadline, timeout, progress)
+
+    def _live_view(self) -> Any:
+        """An ``EvalRunView`` fed by ``wait()``'s own polling, displayed; None outside a widget frontend."""
+        from agiflow_lab.widgets._display import widget_frontend
+
+        if not widget_frontend():
+            return None
+        from IPython.display import display
+
+        from agiflow_lab.widgets import EvalRunView
+        from agiflow_lab.widgets._session import Session
+
+        view = EvalRunView(Session.over(self._evals._t, self._evals.project), self.id, poll=False, current=self.run)
+        display(view)  # type: ignore[no-untyped-call]
+        return view
+
+    def _wait_shown(self, view: Any, deadline: float | None, timeout: float | None) -> Run:
+        while True:
+            run = self.refresh()
+            view.show(run)
+            if run.state in FINAL_STATES:
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {self.id} is still {run.state} after {timeout} s")
+            time.sleep(POLL_SECONDS)
+
+    def _wait_bar(self, deadline: float | None, timeout: float | None, progress: bool) -> Run:
         from tqdm.auto import tqdm
 
-        deadline = None if timeout is None else time.monotonic() + timeout
         bar = tqdm(total=self.run.aggregates.items_total, desc=self.run.name, unit="item", disable=not progress)
         try:
             while True:
@@ -163,6 +197,22 @@ class EvalRun:
         agg = self.run.aggregates
         return (f"<EvalRun {self.id} {self.run.name!r} {self.run.state}: {agg.items_done}/{agg.items_total} items, "
                 f"pass rate {_pct(agg.pass_rate)}>")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        from agiflow_lab.widgets._html import run_html
+
+        return run_html(self.run)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        from agiflow_lab.widgets._display import bundle
+
+        def view() -> Any:
+            from agiflow_lab.widgets import EvalRunView
+            from agiflow_lab.widgets._session import Session
+
+            return EvalRunView(Session.over(self._evals._t, self._evals.project), self.id)
+
+        return bundle(self._repr_html_(), repr(self), view)
 
 
 class RunComparison:
@@ -247,6 +297,11 @@ class RunComparison:
     def __repr__(self) -> str:
         return (f"<RunComparison {len(self.run_ids)} runs: {self.regressed} regressed, {self.improved} improved, "
                 f"{self.unchanged} unchanged ({self.score_up} score up, {self.score_down} score down)>")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        from agiflow_lab.widgets._html import comparison_html
+
+        return comparison_html(self.first)
 
 
 def _flat(item: ItemResult) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agiflow_lab.core.paging import MAX_LIMIT
 from agiflow_lab.errors import InvalidInput
@@ -14,6 +14,9 @@ from agiflow_lab.sdk._current_span import mark_prompt
 from agiflow_lab.sdk.cache import PromptCache
 from agiflow_lab.sdk.transport import Transport, segment
 
+if TYPE_CHECKING:
+    from agiflow_lab.widgets._display import Bundle
+
 DEFAULT_LABEL = "production"
 Messages = list[dict[str, str]]
 
@@ -21,13 +24,15 @@ Messages = list[dict[str, str]]
 class Prompt:
     """One immutable prompt version. ``render(**variables)`` fills its ``{{variables}}`` locally.
 
-    ``label`` is the label it was fetched by (None: fetched by version number, or written)."""
+    ``label`` is the label it was fetched by (None: fetched by version number, or written). In a notebook it
+    shows itself as a ``PromptEditor`` on this version (static HTML where widgets cannot run)."""
 
-    __slots__ = ("_data", "label")
+    __slots__ = ("_data", "_prompts", "label")
 
-    def __init__(self, data: PromptVersion, label: str | None = None) -> None:
+    def __init__(self, data: PromptVersion, label: str | None = None, prompts: Prompts | None = None) -> None:
         self._data = data
         self.label = label
+        self._prompts = prompts  # where it came from: what its editor talks to
 
     @property
     def name(self) -> str:
@@ -109,6 +114,25 @@ class Prompt:
         labels = f" labels={self._data.labels}" if self._data.labels else ""
         return f"<Prompt {self.name!r} v{self.version} {self.type}{labels}>"
 
+    def _repr_html_(self) -> str:
+        from agiflow_lab.widgets._html import prompt_html
+
+        return prompt_html(self._data, self.label)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        from agiflow_lab.widgets._display import bundle
+
+        prompts = self._prompts
+
+        def editor() -> Any:
+            from agiflow_lab.widgets import PromptEditor
+            from agiflow_lab.widgets._session import Session
+
+            assert prompts is not None
+            return PromptEditor(Session.over(prompts._t, prompts.project, prompts), self.name, version=self.version)
+
+        return bundle(self._repr_html_(), repr(self), None if prompts is None else editor)
+
 
 def _template(data: PromptVersion) -> Template:
     if isinstance(data.template, str):
@@ -145,7 +169,7 @@ class Prompts:
 
         def fetch() -> Prompt:
             data = PromptVersion.model_validate(self._t.request("GET", self._base(name), params=params))
-            return Prompt(data, label)
+            return Prompt(data, label, self)
 
         group = (self.project, name)
         key = ("version", version) if version is not None else ("label", label)
@@ -221,7 +245,7 @@ class Prompts:
 
     def _write(self, name: str, method: str, path: str, body: Any) -> Prompt:
         try:
-            prompt = Prompt(PromptVersion.model_validate(self._t.request(method, path, json=body)))
+            prompt = Prompt(PromptVersion.model_validate(self._t.request(method, path, json=body)), prompts=self)
         finally:
             # Even a failed write may have committed (a timeout after the server acted): forget either way.
             if self.cache is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agiflow_lab.sdk.frames import model_frame
 from agiflow_lab.traces.results import Score, TraceSpan
@@ -11,13 +11,15 @@ from agiflow_lab.traces.results import Score, TraceSpan
 if TYPE_CHECKING:
     import pandas as pd
 
+    from agiflow_lab.widgets._display import Bundle
+
 
 class Trace:
     """``spans`` in start order; ``root`` is the span without a parent; ``children(span)`` its direct children;
     ``scores`` the trace's and its spans' scores, newest first.
 
     A span whose parent has not been stored (yet) is shown at the top of the tree, beside the root.
-    ``print(trace)`` (or just ``trace`` in a notebook) draws the tree.
+    ``print(trace)`` draws the tree; in a notebook the trace shows itself as a ``TraceView``.
     """
 
     def __init__(self, trace_id: str, spans: list[TraceSpan], scores: list[Score] | None = None) -> None:
@@ -71,6 +73,21 @@ class Trace:
         head = self.root or (self.spans[0] if self.spans else None)
         name = f" {head.name!r}" if head else ""
         return f"<Trace {self.trace_id}{name}: {len(self.spans)} spans>\n{self.tree()}"
+
+    def _repr_html_(self) -> str:
+        from agiflow_lab.widgets._html import trace_html
+
+        return trace_html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Bundle:
+        from agiflow_lab.widgets._display import bundle
+
+        def view() -> Any:
+            from agiflow_lab.widgets import TraceView
+
+            return TraceView.of(self)
+
+        return bundle(self._repr_html_(), repr(self), view)
 
 
 def _line(span: TraceSpan) -> str:
