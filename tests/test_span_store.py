@@ -334,15 +334,12 @@ async def test_each_trace_list_filter_selects_its_traces(
     assert await ids(text="100_") == []  # _ is a character here, not a wildcard
     assert await ids(text="order_4") == [4]
     assert await ids(text="answer") == [3, 2, 1]  # searches outputs too
-    assert await ids(text="REF") == [4]  # a word's beginning
-    assert await ids(text="nd 100") == [4]  # and across words, as a substring
-    assert await ids(text="%") == [4]  # no words to look up: the substring alone
-    assert await ids(text="efund") == []  # inside a word: not found (the index holds words)
+    assert await ids(text="nd 100") == [4]  # a substring, across words
 
 
 async def test_filtered_pages_and_text_search_are_index_reads(db: Database, project: int) -> None:
-    """The planner's choice for the list's queries, on a project of 20,000 traces: each filter reads
-    its own index rather than scanning the project's summaries."""
+    """The planner's choice for the list's queries, on a project of 20,000 traces: each rare-valued filter
+    reads its own index rather than scanning the project's summaries."""
     async with db.connection() as conn:
         await conn.execute(
             """INSERT INTO analytics.trace_summaries (project_id, trace_id, start_time, end_time, name, span_count,
@@ -393,8 +390,7 @@ async def test_filtered_pages_and_text_search_are_index_reads(db: Database, proj
     assert "trace_summaries_by_user" in await explain(user="u7")
     assert "trace_summaries_by_session" in await explain(session="s12")
     assert "trace_summaries_by_prompt" in await explain(prompt_name="p3", prompt_version=1)
-    assert "trace_summaries_by_model" in await explain(model="model-3")
-    assert "trace_summaries_words" in await explain(text="topic17")
+    assert "trace_summaries_errors" in await explain(status="error")
     assert "trace_summaries_by_time" in await explain()
 
 

@@ -80,16 +80,7 @@ def trace_key(trace_id: str) -> bytes:
     return bytes.fromhex(trace_id)
 
 
-PREVIEWS = "(coalesce(input_preview, '') || ' ' || coalesce(output_preview, ''))"  # as indexed in 0013
-# A tsquery matching any word that begins like one of the bound text's words ('capit':* | 'franc':*).
-WORD_BEGINNINGS = """SELECT to_tsquery('simple', string_agg(quote_literal(lexeme) || ':*', ' | '))
-                       FROM unnest(to_tsvector('simple', %s))"""
-_ALNUM = re.compile(r"[^\W_]")
-
-
-def has_words(text: str) -> bool:
-    """Whether Postgres' parser finds a word in ``text`` (any letter or digit makes one)."""
-    return _ALNUM.search(text) is not None
+PREVIEWS = "(coalesce(input_preview, '') || ' ' || coalesce(output_preview, ''))"  # as 0009's trigram index
 
 
 def like_literal(text: str) -> str:
