@@ -244,6 +244,12 @@ async def test_static_html_escapes_whatever_the_data_holds(client: Client) -> No
         assert "<script" not in html and "<img" not in html, html
         assert "&lt;script&gt;" in html
 
+    client.prompts.add_version("hostile", "{{x}} " + HOSTILE.upper())
+    diff = PromptEditor(client, "hostile").compare(1, 2)
+    html = diff._repr_html_()
+    assert "<script" not in html.lower() and "<img" not in html.lower(), html
+    assert "-&lt;script&gt;alert(&quot;x&quot;)" in html and "+{{x}} &lt;SCRIPT&gt;" in html
+
     # Outside a kernel (a script, this test) there is nothing to host a widget: the static view only.
     data, _ = prompt._repr_mimebundle_()
     assert set(data) == {"text/plain", "text/html"}

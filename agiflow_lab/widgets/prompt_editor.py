@@ -12,6 +12,7 @@ from agiflow_lab.prompts.models import PromptDiff, PromptVersion
 from agiflow_lab.prompts.template import extract_variables, render
 from agiflow_lab.sdk.transport import segment
 from agiflow_lab.widgets._base import STATIC, Widget, messages_of, record, rows
+from agiflow_lab.widgets._html import diff_html
 from agiflow_lab.widgets._session import Session
 
 if TYPE_CHECKING:
@@ -207,13 +208,14 @@ class PromptEditor(Widget[EditorMessage]):
         self._refresh_versions()
         self.notice = f"{label} → v{version}"
 
-    def compare(self, from_version: int, to_version: int) -> PromptDiff:
+    def compare(self, from_version: int, to_version: int) -> VersionDiff:
+        """The server's diff of two versions: shown in the editor, and returned (it displays itself)."""
         params = {"from": from_version, "to": to_version}
         diff = PromptDiff.model_validate(
             self._session.request("GET", f"prompts/{segment(self.name)}/diff", params=params)
         )
         self.diff = cast(DiffView, diff.model_dump(mode="json"))
-        return diff
+        return VersionDiff(diff)
 
     # --- loading ----------------------------------------------------------------------------------------------
 
@@ -251,6 +253,20 @@ class PromptEditor(Widget[EditorMessage]):
         if price is None:
             return None
         return ((tokens_in or 0) * price[0] + (tokens_out or 0) * price[1]) / 1_000_000
+
+
+class VersionDiff:
+    """Two versions' diff (``diff``: the API's ``PromptDiff``); in a notebook, a compact HTML view."""
+
+    def __init__(self, diff: PromptDiff) -> None:
+        self.diff = diff
+
+    def _repr_html_(self) -> str:
+        return diff_html(self.diff)
+
+    def __repr__(self) -> str:
+        head = f"<VersionDiff {self.diff.name!r} v{self.diff.from_version} → v{self.diff.to_version}>"
+        return "\n".join([head, *self.diff.template_diff])
 
 
 def _as_text(rendered: Any) -> str:

@@ -36,11 +36,16 @@ function chart(points, key, title, fmt) {
   const max = Math.max(...known, 0) || 1;
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': title });
   svg.append(s('line', { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, class: 'agiflow-w-axis' }));
-  const x = i => (points.length < 2 ? W / 2 : pad + ((W - 2 * pad) * i) / (points.length - 1));
-  const y = v => H - pad - ((H - 2 * pad) * v) / max;
-  const coords = values.map((v, i) => (v === null || v === undefined ? null : [x(i), y(v)])).filter(Boolean);
-  if (coords.length > 1) svg.append(s('polyline', { points: coords.map(c => c.join(',')).join(' '), class: 'agiflow-w-line' }));
-  for (const [cx, cy] of coords) svg.append(s('circle', { cx, cy, r: 2, class: 'agiflow-w-dot' }));
+  // One bar per bucket (a single bucket is still visible); a bucket without the measure has no bar.
+  const slot = (W - 2 * pad) / Math.max(points.length, 1);
+  values.forEach((v, i) => {
+    if (v === null || v === undefined) return;
+    const height = ((H - 2 * pad) * v) / max;
+    const bar = s('rect', { x: pad + slot * i + slot * 0.1, y: H - pad - height, width: Math.max(slot * 0.8, 1), height, class: 'agiflow-w-bar-mark' });
+    bar.append(s('title'));
+    bar.firstChild.textContent = `${points[i].time}: ${fmt(v)}`;
+    svg.append(bar);
+  });
   const total = key === 'count' || key === 'tokens' || key === 'cost_usd' ? known.reduce((a, b) => a + b, 0) : known.length ? Math.max(...known) : null;
   const summary = total === null ? 'no data' : `${key === 'count' || key === 'tokens' || key === 'cost_usd' ? 'total' : 'max'} ${fmt(total)}`;
   return h('div', { class: 'agiflow-w-chart', 'data-measure': key }, h('div', {}, h('strong', {}, title), ' ', h('span', { class: 'agiflow-w-muted' }, summary)), svg);

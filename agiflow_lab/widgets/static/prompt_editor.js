@@ -113,11 +113,16 @@ function render({ model, el }) {
     const labels = Object.entries(model.get('labels')).sort();
     labelChips.replaceChildren(...labels.map(([label, v]) => h('span', { class: 'agiflow-w-chip' }, `${label} → v${v}`)));
     const versions = model.get('versions').map(v => [String(v.version), `v${v.version}${v.labels.length ? ` (${v.labels.join(', ')})` : ''}${v.commit_message ? ` · ${v.commit_message}` : ''}`]);
-    setOptions(versionSelect, versions, String(model.get('version')));
-    setOptions(labelVersion, versions);
-    setOptions(diffTo, versions);
-    setOptions(diffFrom, versions, versions.length > 1 ? versions[1][0] : undefined);
+    const current = String(model.get('version'));
+    setOptions(versionSelect, versions, current);
+    // New versions (a save): the pickers start again from the version shown and the one before it.
+    const fresh = versions.length !== shownVersions;
+    shownVersions = versions.length;
+    setOptions(labelVersion, versions, fresh ? current : undefined);
+    setOptions(diffTo, versions, fresh ? current : undefined);
+    setOptions(diffFrom, versions, fresh && versions.length > 1 ? versions[1][0] : undefined);
   }
+  let shownVersions = -1;
 
   function drawTemplate() {
     const chat = model.get('prompt_type') === 'chat';
@@ -179,7 +184,7 @@ function render({ model, el }) {
   function drawConnections() {
     setOptions(
       connectionSelect,
-      model.get('connections').map(c => [c.name, `${c.name} (${c.builtin ? 'built-in echo' : c.kind}${c.default_model ? `, ${c.default_model}` : ''})`])
+      model.get('connections').map(c => [c.name, c.builtin ? `${c.name} (built-in echo)` : `${c.name} (${c.kind}${c.default_model ? `, ${c.default_model}` : ''})`])
     );
   }
 
