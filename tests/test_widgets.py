@@ -267,6 +267,13 @@ def test_in_a_notebook_sdk_objects_show_their_widget_and_wait_shows_the_live_run
         "display(prompt)\n"
         "run = client.evals.run('greet', 'qa', evaluators=['exact_match'])\n"
         "print(run.wait(timeout=120).state)\n"
+        "import time\n"
+        "from agiflow_lab.widgets import EvalRunView\n"
+        "polled = EvalRunView(client, client.evals.run('greet', 'qa', evaluators=['exact_match']).id)\n"
+        "deadline = time.monotonic() + 120\n"
+        "while not polled.finished and time.monotonic() < deadline:\n"
+        "    time.sleep(0.2)  # the kernel's main thread is busy: the view's own thread polls and updates\n"
+        "print('polled', polled.model_id, polled.run['state'])\n"
         "import os\n"
         "os.environ['AGIFLOW_JOB_ID'] = 'job'  # a job's kernel (papermill): the static view only\n"
         "display(prompt)\n"
@@ -279,6 +286,12 @@ def test_in_a_notebook_sdk_objects_show_their_widget_and_wait_shows_the_live_run
     assert WIDGET_MIME in live_run  # wait() displayed the EvalRunView
     assert WIDGET_MIME not in static and "greet v1" in static["text/html"]
     assert "succeeded" in "".join(o["content"].get("text", "") for o in outputs if o["msg_type"] == "stream")
+    printed = "".join(o["content"].get("text", "") for o in outputs if o["msg_type"] == "stream").split()
+    model_id = printed[printed.index("polled") + 1]
+    updates = [o["content"]["data"]["state"] for o in outputs
+               if o["msg_type"] == "comm_msg" and o["content"]["comm_id"] == model_id]  # fmt: skip
+    states = [u["run"]["state"] for u in updates if u.get("run")]
+    assert states and states[-1] == "succeeded", states  # reached the front end from the polling thread
     opened = [o for o in outputs if o["msg_type"] == "comm_open"]
     assert {o["content"]["data"]["state"].get("_anywidget_id") for o in opened} >= {
         "agiflow_lab.widgets.prompt_editor.PromptEditor", "agiflow_lab.widgets.eval_run.EvalRunView",
