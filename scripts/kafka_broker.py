@@ -326,7 +326,9 @@ def start(
     )
     (workdir / "log4j2.xml").write_text(_log4j2_config(broker.log_file))
     broker.log_file.touch()
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # StorageTool would read "-t -Ab..." as a missing id (as Kafka's Uuid avoids)
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     fmt = subprocess.run(
         [java, "-cp", f"{lib}/*", f"-Dlog4j2.configurationFile={workdir / 'log4j2.xml'}",
          "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(broker.config)],
