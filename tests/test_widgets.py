@@ -17,6 +17,7 @@ import httpx
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_core.paths import jupyter_runtime_dir
+from pydantic import ValidationError
 
 from agiflow_lab import Client
 from agiflow_lab.widgets import DatasetView, EvalRunView, MetricsView, PromptEditor, TraceView
@@ -86,6 +87,19 @@ async def test_the_editor_renders_as_variables_are_typed_and_saves_a_new_version
     assert client.prompts.get("greet", label="latest").version == 2  # the client's own cache saw the write
 
 
+async def test_a_chat_prompt_is_edited_message_by_message(client: Client, api: Api, project: str) -> None:
+    client.prompts.create("support", [{"role": "system", "content": "You help {{company}}."},
+                                      {"role": "user", "content": "{{question}}"}])  # fmt: skip
+    editor = PromptEditor(client, "support")
+    assert editor.prompt_type == "chat" and editor.variables == ["company", "question"]
+    editor.chat = [editor.chat[0], {"role": "user", "content": "{{question}} Answer in {{language}}."}]
+    editor.values = {"company": "Acme", "question": "Where is my order?", "language": "French"}
+    assert editor.rendered == "system: You help Acme.\n\nuser: Where is my order? Answer in French."
+    settle(editor, {"type": "save", "commit_message": "", "labels": []})
+    r = await api.get(f"/projects/{project}/prompts/support", params={"version": 2})
+    assert r.json()["template"][1] == {"role": "user", "content": "{{question}} Answer in {{language}}."}
+
+
 async def test_the_editor_moves_a_label_and_diffs_two_versions(client: Client, api: Api, project: str) -> None:
     client.prompts.add_version("greet", "Hi {{name}}!", config={"temperature": 0.2})
     editor = PromptEditor(client, "greet", label="production")
@@ -132,6 +146,9 @@ async def test_a_message_that_does_not_fit_is_refused_and_a_viewer_cannot_save(
     assert editor.error.startswith("unexpected message from the front end: save.labels")
     editor.handle({"type": "drop_table"}).result(timeout=10)
     assert "unexpected message" in editor.error
+
+    with pytest.raises(ValidationError):  # synced state written by the front end is typed too
+        editor.chat = [{"role": "wizard", "content": "hi"}]
 
     viewer_key = await api.new_key(project, "viewer")
     with Client(url=jupyter.url, api_key=viewer_key, project=project) as viewer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import traitlets as t
+from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from agiflow_lab.prompts.models import PromptDiff, PromptVersion
@@ -101,6 +102,7 @@ class Diff(TypedDict):
 
 
 EditorMessage = Load | Try | Save | MoveLabel | Diff
+CHAT = TypeAdapter(list[Message])
 
 
 class PromptEditor(Widget[EditorMessage]):
@@ -146,6 +148,11 @@ class PromptEditor(Widget[EditorMessage]):
                           builtin=bool(c.get("builtin")))
             for c in self._session.request("GET", "models")["items"]
         ]  # fmt: skip
+
+    @t.validate("chat")
+    def _valid_chat(self, proposal: Any) -> list[Message]:
+        """The front end writes ``chat`` too: only messages of the API's shape get in."""
+        return CHAT.validate_python(proposal["value"])
 
     # --- live render ------------------------------------------------------------------------------------------
 
