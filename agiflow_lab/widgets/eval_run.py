@@ -155,6 +155,7 @@ class EvalRunView(Widget[RunMessage]):
     def show(self, run: Run) -> None:
         """Show ``run``'s progress; once it has finished, its items too."""
         was_finished = self.finished
+        self._dataset = str(run.dataset.get("name") or "")
         self.run = _run_view(run)
         self.evaluators = [EvaluatorRow(**e.model_dump()) for e in run.aggregates.evaluators]  # type: ignore[typeddict-item]
         if self.finished and not was_finished:
@@ -213,10 +214,7 @@ class EvalRunView(Widget[RunMessage]):
         self.items = [_item(i) for i in [*failed, *rest][:ITEMS_SHOWN]]
 
     def _others(self) -> None:
-        if self.run is None:
-            return
-        dataset = self.run["dataset"].rsplit(" v", 1)[0]
-        runs = self._session.evals.list(dataset=dataset, limit=OTHER_RUNS)
+        runs = self._session.evals.list(dataset=self._dataset, limit=OTHER_RUNS)
         self.others = [_choice(r.run) for r in runs if r.id != self.run_id]
 
     def close(self) -> None:
