@@ -41,7 +41,8 @@ function chart(points, key, title, fmt) {
   values.forEach((v, i) => {
     if (v === null || v === undefined) return;
     const height = ((H - 2 * pad) * v) / max;
-    const bar = s('rect', { x: pad + slot * i + slot * 0.1, y: H - pad - height, width: Math.max(slot * 0.8, 1), height, class: 'agiflow-w-bar-mark' });
+    const width = Math.max(Math.min(slot * 0.8, 24), 1);
+    const bar = s('rect', { x: pad + slot * i + (slot - width) / 2, y: H - pad - height, width, height, class: 'agiflow-w-bar-mark' });
     bar.append(s('title'));
     bar.firstChild.textContent = `${points[i].time}: ${fmt(v)}`;
     svg.append(bar);
@@ -64,7 +65,7 @@ function render({ model, el }) {
 
   function draw() {
     const points = model.get('points');
-    head.replaceChildren(h('h4', {}, `Metrics · ${model.get('project')}`), h('span', { class: 'agiflow-w-muted' }, `${points.length} buckets`));
+    head.replaceChildren(h('h4', {}, `Metrics · ${model.get('project')}`), h('span', { class: 'agiflow-w-muted' }, `${points.length} bucket${points.length === 1 ? '' : 's'}`));
     if (![...hours.options].some(o => o.value === String(model.get('hours')))) hours.append(h('option', { value: String(model.get('hours')) }, `${model.get('hours')} h`));
     hours.value = String(model.get('hours'));
     bucket.value = model.get('bucket');
