@@ -138,7 +138,10 @@ class EvalRun:
         from agiflow_lab.widgets import EvalRunView
         from agiflow_lab.widgets._session import Session
 
-        view = EvalRunView(Session.over(self._evals._t, self._evals.project), self.id, poll=False, current=self.run)
+        try:
+            view = EvalRunView(Session.over(self._evals._t, self._evals.project), self.id, poll=False, current=self.run)
+        except ApiError:  # it could not list the other runs: the text bar still shows the progress
+            return None
         display(view)  # type: ignore[no-untyped-call]
         return view
 
