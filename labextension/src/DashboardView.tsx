@@ -17,6 +17,8 @@ export interface DashboardViewProps {
   api: AgiflowApi;
   /** Shows one trace in the traces view. */
   openTrace: (project: string, traceId: string) => void;
+  /** Whether the view is on screen (not a background tab): auto-refresh asks only then. */
+  isShown?: () => boolean;
 }
 
 /** Span writes emit no events: the dashboard asks again this often while auto-refresh is on. */
@@ -34,7 +36,7 @@ const GROUP_BY: Array<{ value: MetricsGroupBy | ''; label: string }> = [
  * A project's spans over a time range: summary tiles, charts from the metrics
  * rollups, the workers and the job queue, and the latest failed traces.
  */
-export function DashboardView({ api, openTrace }: DashboardViewProps): JSX.Element {
+export function DashboardView({ api, openTrace, isShown = () => true }: DashboardViewProps): JSX.Element {
   const { projects, project, setProject } = useProjectChoice(api);
   const items = projects.data?.items;
   const [range, setRange] = React.useState<RangeKey>('24h');
@@ -50,7 +52,7 @@ export function DashboardView({ api, openTrace }: DashboardViewProps): JSX.Eleme
       return;
     }
     const timer = window.setInterval(() => {
-      if (!document.hidden) {
+      if (!document.hidden && isShown()) {
         setTick(t => t + 1);
       }
     }, POLL_MS);

@@ -4,7 +4,7 @@ import * as React from 'react';
 import type { AgiflowApi } from './api';
 import { DashboardView } from './DashboardView';
 
-/** The Lumino widget that hosts the React dashboard view. */
+/** The Lumino widget that hosts the React dashboard view; it tells the view whether it is on screen. */
 export class DashboardWidget extends ReactWidget {
   constructor(
     private readonly api: AgiflowApi,
@@ -16,6 +16,8 @@ export class DashboardWidget extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    return <DashboardView api={this.api} openTrace={this.openTrace} />;
+    return (
+      <DashboardView api={this.api} openTrace={this.openTrace} isShown={() => this.isVisible} />
+    );
   }
 }
