@@ -22,6 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -59,13 +63,13 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         assert r.status_code == 201, r.text
         env = dict(os.environ, AGIFLOW_LAB_URL=server.url, AGIFLOW_LAB_TOKEN=server.token,
                    AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium, **seed_evaluations(server),
-                   **seed_traces(server))  # fmt: skip
+                   **seed_traces(server), **seed_big_trace(server))  # fmt: skip
         run = subprocess.run(
             ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
         )
         report = run.stdout + run.stderr
         assert run.returncode == 0, report + "\n--- server log ---\n" + server.log_tail()
-        assert "# fail 0" in report and "# skipped 0" in report and "# pass 7" in report, report
+        assert "# fail 0" in report and "# skipped 0" in report and "# pass 8" in report, report
     finally:
         server.stop()
 
@@ -126,6 +130,37 @@ def seed_traces(server: JupyterServer) -> dict[str, str]:
         time.sleep(0.5)
     return {"AGIFLOW_TRACES_PROJECT": project, "AGIFLOW_TRACES": json.dumps(seeded),
             "AGIFLOW_TRACES_SPANS": str(spans)}  # fmt: skip
+
+
+BIG_TRACE_CHILDREN = 250  # more spans than the traces view asks for at once (200): its tree loads the rest
+
+
+def seed_big_trace(server: JupyterServer) -> dict[str, str]:
+    """One trace of a root and ``BIG_TRACE_CHILDREN`` tool calls, in a project of its own (so the other
+    scenarios' counts stay theirs), exported in batches by the OpenTelemetry SDK."""
+    project = f"big-{uuid.uuid4().hex[:6]}"
+    post(server, "/projects", {"slug": project, "name": f"Big trace {project}"})
+    key = post(server, f"/projects/{project}/keys", {"name": "browser test app", "role": "editor"})["secret"]
+    provider = TracerProvider(resource=Resource.create({"service.name": "agent-app"}))
+    exporter = OTLPSpanExporter(endpoint=f"{server.api}/otel/v1/traces", headers={"Authorization": f"Bearer {key}"})
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=100))
+    tracer = provider.get_tracer("agiflow-tests")
+    with tracer.start_as_current_span("agent run") as root:
+        for i in range(BIG_TRACE_CHILDREN):
+            with tracer.start_as_current_span(f"tool call {i:03d}"):
+                pass
+    provider.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    spans = BIG_TRACE_CHILDREN + 1
+    deadline = time.monotonic() + 90
+    while True:
+        r = httpx.get(f"{server.api}/projects/{project}/traces/{trace_id}", params={"limit": "1000"},
+                      headers=auth(server), timeout=30)  # fmt: skip
+        if r.status_code == 200 and len(r.json()["spans"]) == spans:
+            break
+        assert time.monotonic() < deadline, f"big trace not stored: {r.status_code} {r.text[:200]}"
+        time.sleep(0.5)
+    return {"AGIFLOW_BIG_PROJECT": project, "AGIFLOW_BIG_TRACE": trace_id, "AGIFLOW_BIG_SPANS": str(spans)}
 
 
 def get(server: JupyterServer, path: str, params: dict[str, str]) -> dict[str, Any]:

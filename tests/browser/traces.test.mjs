@@ -5,6 +5,8 @@
 //   AGIFLOW_TRACES_PROJECT  a project holding only the seeded traces
 //   AGIFLOW_TRACES          JSON list of them: {id, root, question, answer, model, status}
 //   AGIFLOW_TRACES_SPANS    how many spans they have in all
+//   AGIFLOW_BIG_PROJECT, AGIFLOW_BIG_TRACE, AGIFLOW_BIG_SPANS
+//                           a project with one trace of more spans than one page (a root and its children)
 // plus AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN, CHROMIUM_PATH (see jobs.test.mjs).
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
@@ -24,6 +26,12 @@ const seeded = {
 const failed = seeded.traces.find(t => t.status === 'error');
 const answered = seeded.traces.find(t => t.status === 'ok' && t.model === 'gpt-4o');
 const unpriced = seeded.traces.find(t => t.model === 'house-model');
+
+const big = {
+  project: process.env.AGIFLOW_BIG_PROJECT ?? '',
+  trace: process.env.AGIFLOW_BIG_TRACE ?? '',
+  spans: Number(process.env.AGIFLOW_BIG_SPANS || 0)
+};
 
 const skip =
   env.url === '/' || !seeded.project || !failed || !answered || !unpriced
@@ -164,6 +172,36 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
 
       await hideToasts(page);
       await page.screenshot({ path: join(ARTIFACTS, 'traces.png') });
+    });
+  });
+
+  test('a big trace opened by its command args loads its spans a page at a time', { skip: skip || (!big.trace && 'set AGIFLOW_BIG_*'), timeout: 120_000 }, async t => {
+    await withPage(t, 'big-trace', async page => {
+      const view = await openByCommand(page, 'agiflow-lab-traces', 'agiflow-lab:open-traces', {
+        project: big.project,
+        traceId: big.trace
+      });
+      const trace = view.locator(`[data-testid="agiflow-trace-view"][data-trace-id="${big.trace}"]`);
+      const spans = trace.getByTestId('agiflow-span-row');
+      await firstOf(spans.first(), view);
+      assert.equal(await view.getByTestId('agiflow-project-select').inputValue(), big.project);
+      const more = trace.getByTestId('agiflow-spans-more');
+      await more.waitFor();
+      const first = await spans.count();
+      assert.ok(first < big.spans, `the first page holds part of the trace (${first} of ${big.spans} spans)`);
+      assert.deepEqual(
+        await spans.evaluateAll(els => [...new Set(els.map(e => e.dataset.depth))]),
+        ['0', '1'],
+        'a root and its children'
+      );
+
+      // Scrolling to the end of the tree loads the rest, by itself.
+      await more.scrollIntoViewIfNeeded();
+      await spans.nth(big.spans - 1).waitFor();
+      assert.equal(await spans.count(), big.spans);
+      await more.waitFor({ state: 'detached' });
+      const lastChild = `tool call ${String(big.spans - 2).padStart(3, '0')}`;
+      assert.match(await spans.last().innerText(), new RegExp(lastChild), 'children in start order');
     });
   });
 
