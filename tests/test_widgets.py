@@ -168,8 +168,9 @@ async def test_the_run_view_follows_a_run_then_shows_failures_first_and_compares
     client.datasets.create("qa", [{"id": i["id"], "input": i["input"], "expected": i["expected"]}
                                   for i in qa_items(6, wrong={1, 4})])  # fmt: skip
     first = client.evals.run("qa", "qa", evaluators=["exact_match"])
-    view = EvalRunView(client, first.id)  # polls on a thread of its own: this test's thread stays free
+    view = EvalRunView(client, first.id)  # follows it on threads of its own: this test's thread stays free
     eventually(lambda: view.run is not None and view.run["state"] == "succeeded" and not view.live, "the run")
+    assert view._events is not None and view._events.connected.wait(10)  # the events socket, not only polling
     assert view.run is not None
     assert (view.run["items_done"], view.run["items_total"], view.run["passed"]) == (6, 6, 4)
     assert [(e["name"], e["passed"], e["scored"]) for e in view.evaluators] == [("exact_match", 4, 6)]

@@ -14,12 +14,15 @@ from agiflow_lab.evals.models import Comparison, ItemResult, Run
 from agiflow_lab.jobs.models import FINAL_STATES
 from agiflow_lab.sdk.transport import segment
 from agiflow_lab.widgets._base import STATIC, Widget, messages_of, record, rows
+from agiflow_lab.widgets._events import JobEvents
 from agiflow_lab.widgets._session import Session
 
 if TYPE_CHECKING:
     from agiflow_lab.sdk.client import Client
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # between refreshes while the events socket is not connected
+SAFETY_SECONDS = 5.0  # between refreshes while it is (each event of the run's job refreshes at once)
+MIN_GAP_SECONDS = 0.25  # a burst of progress events makes one refresh, not one each
 ITEMS_SHOWN = 50
 OTHER_RUNS = 20
 
@@ -122,9 +125,11 @@ RunMessage = Compare | Refresh | Cancel
 
 
 class EvalRunView(Widget[RunMessage]):
-    """``EvalRunView(client, run_id)``: polls the run every second on a thread of its own while it runs (the
-    kernel stays free), then shows its evaluators and items (failures first). ``poll=False``: someone else
-    feeds it runs through ``show(run)`` (``EvalRun.wait()`` does, from its own loop)."""
+    """``EvalRunView(client, run_id)``: follows the run while it runs, on threads of its own (the kernel stays
+    free): each event of its job on the project's events WebSocket refreshes it, and it asks the API every
+    second while the socket is not connected (every 5 s while it is). Then it shows the run's evaluators and
+    items (failures first). ``poll=False``: someone else feeds it runs through ``show(run)``
+    (``EvalRun.wait()`` does, from its own loop)."""
 
     _esm = STATIC / "eval_run.js"
     messages = messages_of(Compare, Refresh, Cancel)
@@ -134,7 +139,8 @@ class EvalRunView(Widget[RunMessage]):
     items: t.List[ItemRow] = rows(ItemRow)
     others: t.List[RunChoice] = rows(RunChoice)
     comparison = record(ComparisonView)
-    live = t.Bool(False).tag(sync=True)  # polling now
+    live = t.Bool(False).tag(sync=True)  # following the run now
+    socket = t.Bool(False).tag(sync=True)  # through the events WebSocket (else by polling alone)
 
     def __init__(self, client: Client | Session, run_id: str, *, poll: bool = True, current: Run | None = None) -> None:
         super().__init__()
@@ -143,8 +149,12 @@ class EvalRunView(Widget[RunMessage]):
         self.show(current or self._session.evals._get(run_id))
         self._others()
         self._poller: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._events: JobEvents | None = None
         if poll and not self.finished:
             self.live = True
+            self._events = JobEvents(self._session.transport, self._session.project, self._job_id, self._wake)
+            self._events.start()
             self._poller = threading.Thread(target=self._poll, name=f"agiflow-run-{run_id[:8]}", daemon=True)
             self._poller.start()
 
@@ -156,14 +166,21 @@ class EvalRunView(Widget[RunMessage]):
         """Show ``run``'s progress; once it has finished, its items too."""
         was_finished = self.finished
         self._dataset = str(run.dataset.get("name") or "")
+        self._job_id = run.job_id
         self.run = _run_view(run)
         self.evaluators = [EvaluatorRow(**e.model_dump()) for e in run.aggregates.evaluators]  # type: ignore[typeddict-item]
         if self.finished and not was_finished:
             self._items()
 
     def _poll(self) -> None:
+        events = self._events
         try:
-            while not self._closed.wait(POLL_SECONDS):
+            while not self._closed.is_set():
+                self.socket = events is not None and events.connected.is_set()
+                self._wake.wait(SAFETY_SECONDS if self.socket else POLL_SECONDS)
+                self._wake.clear()
+                if self._closed.is_set():
+                    return
                 try:
                     self.show(self._session.evals._get(self.run_id))
                     self.error = ""
@@ -171,8 +188,11 @@ class EvalRunView(Widget[RunMessage]):
                     self.error = f"could not refresh the run: {exc}"
                 if self.finished:
                     return
+                self._closed.wait(MIN_GAP_SECONDS)
         finally:
-            self.live = False
+            self.live = self.socket = False
+            if events is not None:
+                events.stop.set()
 
     def dispatch(self, message: RunMessage) -> None:
         if message["type"] == "compare":
@@ -219,8 +239,11 @@ class EvalRunView(Widget[RunMessage]):
 
     def close(self) -> None:
         super().close()
+        self._wake.set()
         if self._poller is not None:
             self._poller.join(timeout=POLL_SECONDS * 2)
+        if self._events is not None:
+            self._events.join(timeout=POLL_SECONDS * 2)
 
 
 def _run_view(run: Run) -> RunView:

@@ -65,7 +65,7 @@ function render({ model, el }) {
     const stateClass = run.state === 'succeeded' ? 'is-good' : run.state === 'failed' ? 'is-bad' : '';
     head.replaceChildren(
       h('h4', {}, run.name || run.id),
-      h('span', { class: `agiflow-w-chip ${stateClass}`, 'data-testid': 'agiflow-w-run-state' }, run.state + (live ? ' · live' : '')),
+      h('span', { class: `agiflow-w-chip ${stateClass}`, 'data-testid': 'agiflow-w-run-state' }, run.state + (live ? (model.get('socket') ? ' · live' : ' · live (polling)') : '')),
       h('span', { class: 'agiflow-w-muted' }, `${run.prompt} × ${run.dataset} · ${run.model}`)
     );
     const share = run.items_total ? (100 * run.items_done) / run.items_total : 0;
@@ -175,7 +175,7 @@ function render({ model, el }) {
   }
 
   const draws = {
-    'change:run change:live': drawRun,
+    'change:run change:live change:socket': drawRun,
     'change:evaluators': drawEvaluators,
     'change:items change:live': drawItems,
     'change:others': drawOthers,
