@@ -425,11 +425,11 @@ async def query_section(pg: str, spans: int, days: int, batch: int) -> None:
         day += 1
     async with db.connection() as conn:
         await conn.execute("ANALYZE analytics.trace_summaries")
-        await conn.execute("ANALYZE analytics.span_rollups_minute")
+        await conn.execute("ANALYZE analytics.span_rollups")
     print(f"\nquery section: {loaded:,} spans over {days} days, loaded at {loaded / seconds:,.0f} spans/s")
     async with db.connection() as conn:
         counts = []
-        for table in ("trace_summaries", "span_rollups_minute", "span_rollups_hour"):
+        for table in ("trace_summaries", "span_rollups"):
             row = await (await conn.execute(f"SELECT count(*) AS n FROM analytics.{table}")).fetchone()  # noqa: S608
             counts.append(f"{row['n'] if row else '?':,} rows in {table}")
     print("  " + ", ".join(counts) + " (what the list and the metrics read)")

@@ -12,7 +12,7 @@ Figures, each the spans divided by the wall time of the whole run:
 (a) ceiling: the same rows (``loading.encode``, the loader's own conversion) binary-COPYed into an unindexed,
     unpartitioned copy of ``analytics.spans``, one transaction per batch: what Postgres takes at best;
 (b) load: ``PostgresSpanStore.load`` per batch (partitions, COPY into the partitioned table with its primary
-    key, trace summaries and minute rollups), with 1 loader and with N loaders on their own connections
+    key, trace summaries and metric rollups), with 1 loader and with N loaders on their own connections
     sharing the batches (asyncio, one process: the Python side is one core however many loaders);
 (c) redelivery: every batch loaded again (nothing inserted), unflagged (the direct COPY fails and is undone,
     then the staging path) and flagged ``redelivery=True`` (the staging path only);
@@ -188,17 +188,17 @@ async def sizes(db: Database) -> str:
         cur = await conn.execute(
             """SELECT (SELECT count(*) FROM analytics.spans) AS spans,
                       (SELECT count(*) FROM analytics.trace_summaries) AS traces,
-                      (SELECT count(*) FROM analytics.span_rollups_minute) AS rollups,
+                      (SELECT count(*) FROM analytics.span_rollups) AS rollups,
                       pg_size_pretty((SELECT sum(pg_total_relation_size(i.inhrelid)) FROM pg_inherits i
                                        WHERE i.inhparent = 'analytics.spans'::regclass)) AS spans_size,
                       pg_size_pretty(pg_total_relation_size('analytics.trace_summaries')) AS traces_size,
-                      pg_size_pretty(pg_total_relation_size('analytics.span_rollups_minute')) AS rollups_size"""
+                      pg_size_pretty(pg_total_relation_size('analytics.span_rollups')) AS rollups_size"""
         )
         r = await cur.fetchone()
     assert r is not None
     return (
         f"{r['spans']} spans ({r['spans_size']}), {r['traces']} trace summaries ({r['traces_size']}), "
-        f"{r['rollups']} minute rollups ({r['rollups_size']})"
+        f"{r['rollups']} rollup rows ({r['rollups_size']})"
     )
 
 

@@ -155,10 +155,15 @@ async def table(db: Database, query: str) -> list[dict[str, Any]]:
         return await cur.fetchall()
 
 
+# Spans counted by the rollups at each width, through one dimension's rows (each span is in one per dimension).
+ROLLED_UP = """SELECT width, sum(span_count) AS n, sum(tokens_in) AS t FROM analytics.span_rollups
+                WHERE dim = 0 GROUP BY width ORDER BY width"""
+
+
 async def state(db: Database) -> tuple[list[dict[str, Any]], ...]:
     return (
         await table(db, "SELECT * FROM analytics.trace_summaries ORDER BY project_id, trace_id"),
-        await table(db, "SELECT * FROM analytics.span_rollups_minute ORDER BY 1, 2, 3, 4, 5, 6, 7"),
+        await table(db, "SELECT * FROM analytics.span_rollups ORDER BY 1, 2, 3, 4, 5, 6"),
         await table(db, "SELECT project_id, trace_id, span_id, received_at FROM analytics.spans ORDER BY 1, 2, 3"),
     )
 
@@ -188,8 +193,8 @@ async def test_a_partly_redelivered_batch_adds_only_its_new_spans(
 
     [summary] = (await store.list_traces(project)).items
     assert (summary.span_count, summary.tokens_in) == (6, 300) and summary.cost_usd == pytest.approx(0.003)
-    rollups = await table(db, "SELECT sum(span_count) AS n, sum(tokens_in) AS t FROM analytics.span_rollups_minute")
-    assert rollups == [{"n": 6, "t": 300}]
+    rollups = await table(db, ROLLED_UP)
+    assert rollups == [{"width": 1, "n": 6, "t": 300}, {"width": 60, "n": 6, "t": 300}]
 
 
 async def test_spans_are_read_back_as_they_were_loaded_in_start_order(store: PostgresSpanStore, project: int) -> None:
@@ -275,8 +280,8 @@ async def test_overlapping_batches_loaded_at_once_store_each_span_once(db: Datab
     assert len(await table(db, "SELECT 1 FROM analytics.spans")) == 240
     summaries = await table(db, "SELECT span_count, tokens_in FROM analytics.trace_summaries")
     assert len(summaries) == 40 and all(r == {"span_count": 6, "tokens_in": 300} for r in summaries)
-    [totals] = await table(db, "SELECT sum(span_count) AS n, sum(tokens_in) AS t FROM analytics.span_rollups_minute")
-    assert totals == {"n": 240, "t": 40 * 300}
+    totals = await table(db, ROLLED_UP)
+    assert totals == [{"width": w, "n": 240, "t": 40 * 300} for w in (1, 60)]
 
 
 # ---------------------------------------------------------------- summaries and the trace list
@@ -485,12 +490,11 @@ async def test_hour_and_day_points_read_hour_rows_and_the_minute_rows_at_the_ran
     for k in range(0, 400, 50):
         await store.load(project, spans[k : k + 50])
     [same] = await table(db, """SELECT count(*) AS differing FROM (
-        SELECT project_id, date_trunc('hour', minute AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, model,
-               span_name, prompt_name, prompt_version, user_id, sum(span_count) AS n, sum(tokens_in) AS t,
-               analytics.histogram_sum(latency_hist) AS h
-          FROM analytics.span_rollups_minute GROUP BY 1, 2, 3, 4, 5, 6, 7
-        EXCEPT SELECT project_id, hour, model, span_name, prompt_name, prompt_version, user_id, span_count,
-               tokens_in, latency_hist FROM analytics.span_rollups_hour) AS d""")  # fmt: skip
+        SELECT project_id, date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, dim, value,
+               version, sum(span_count) AS n, sum(tokens_in) AS t, analytics.histogram_sum(latency_hist) AS h
+          FROM analytics.span_rollups WHERE width = 1 GROUP BY 1, 2, 3, 4, 5
+        EXCEPT SELECT project_id, at, dim, value, version, span_count, tokens_in, latency_hist
+                 FROM analytics.span_rollups WHERE width = 60) AS d""")  # fmt: skip
     assert same["differing"] == 0  # every hour row is exactly the sum of its minute rows
 
     t0 = datetime.fromtimestamp(T0 / 1e9, UTC)

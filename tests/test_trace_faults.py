@@ -214,10 +214,12 @@ async def assert_stored_exactly_once(target: Target) -> None:
     summaries = await query(db_url, "SELECT trace_id, span_count FROM analytics.trace_summaries"
                                     " WHERE project_id = %s", project)  # fmt: skip
     assert {t.hex(): n for t, n in summaries} == per_trace
-    for rollups in ("analytics.span_rollups_minute", "analytics.span_rollups_hour"):
-        [(rolled_up,)] = await query(db_url, f"SELECT coalesce(sum(span_count), 0) FROM {rollups}"  # noqa: S608
-                                             " WHERE project_id = %s", project)  # fmt: skip
-        assert rolled_up == len(stored), rollups
+    for dim in range(4):  # every span in one row of each dimension (model, span name, prompt, user) per width
+        for width in (1, 60):
+            [(rolled_up,)] = await query(db_url, "SELECT coalesce(sum(span_count), 0) FROM analytics.span_rollups"
+                                                 " WHERE project_id = %s AND dim = %s AND width = %s",
+                                         project, dim, width)  # fmt: skip
+            assert rolled_up == len(stored), (dim, width)
 
 
 async def warm_up(target: Target) -> None:

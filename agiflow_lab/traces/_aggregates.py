@@ -1,4 +1,4 @@
-"""What a batch's newly inserted spans add to the trace summaries and the minute rollups.
+"""What a batch's newly inserted spans add to the trace summaries and the metric rollups.
 
 Called by ``loading`` with exactly the spans its insert stored, in the same transaction, so a redelivered
 batch adds nothing and counts are never doubled. One set-based upsert per table, rows in key order (so
@@ -133,82 +133,79 @@ _UPSERT_SUMMARIES = f"""
 """  # noqa: S608 (constant fragments; values are bound, as in the store modules)
 
 
+# analytics.span_rollups' dimensions (0012_dimension_rollups.sql) and widths, in minutes.
+MODEL, SPAN_NAME, PROMPT, USER = 0, 1, 2, 3
+WIDTHS = (1, 60)
+_Key = tuple[int, int, int, str, int]  # (width, start minute since the epoch, dim, value, version)
+
+
 async def upsert_rollups(conn: Conn, project_id: int, spans: list[SpanRecord]) -> None:
-    """Adds the spans to their minute rows and to their hour rows, in one statement. Each row's latencies
-    travel as bucket numbers (a slice of one flat array) that ``analytics.histogram_of`` turns into the
-    row's histogram."""
-    minutes: dict[tuple[int, str, str, str, int, str], list[Any]] = {}
+    """Adds each span to its row of every dimension, minute and hour, in one statement. Each row's
+    latencies travel as bucket numbers (a slice of one flat array) that ``analytics.histogram_of`` turns
+    into the row's histogram."""
+    groups: dict[_Key, list[Any]] = {}
     for s in spans:
-        key = (s.start_ns // 60_000_000_000, s.model or "", s.name, s.prompt_name or "", s.prompt_version or 0,
-               s.user_id or "")  # fmt: skip
-        g = minutes.get(key)
-        if g is None:
-            g = minutes[key] = [0, 0, 0, 0, 0.0, 0, []]
-        g[0] += 1
-        g[1] += s.status == "error"
-        g[2] += s.tokens_in or 0
-        g[3] += s.tokens_out or 0
-        if s.cost_usd is not None:
-            g[4] += s.cost_usd
-        elif s.model is not None:
-            g[5] += 1
-        g[6].append(histogram.bucket_of((s.end_ns - s.start_ns) / 1e6))
-    hours: dict[tuple[int, str, str, str, int, str], list[Any]] = {}
-    for (minute, *dims), g in minutes.items():
-        key = (minute - minute % 60, *dims)  # type: ignore[assignment]  # the same key, truncated to its hour
-        h = hours.get(key)
-        if h is None:
-            hours[key] = [*g[:6], list(g[6])]
-        else:
-            for i in range(6):
-                h[i] += g[i]
-            h[6].extend(g[6])
-    await conn.execute(_UPSERT_ROLLUPS, (*_rollup_rows(project_id, minutes), *_rollup_rows(project_id, hours)))
-
-
-def _rollup_rows(project_id: int, groups: dict[tuple[int, str, str, str, int, str], list[Any]]) -> list[Any]:
-    keys = list(groups)
-    values = list(groups.values())
+        minute = s.start_ns // 60_000_000_000
+        bucket = histogram.bucket_of((s.end_ns - s.start_ns) / 1e6)
+        error = s.status == "error"
+        priced = s.cost_usd is not None
+        unpriced = not priced and s.model is not None
+        dims = ((MODEL, s.model or "", 0), (SPAN_NAME, s.name, 0),
+                (PROMPT, s.prompt_name or "", s.prompt_version or 0), (USER, s.user_id or "", 0))  # fmt: skip
+        for width in WIDTHS:
+            at = minute - minute % width
+            for dim, value, version in dims:
+                key = (width, at, dim, value, version)
+                g = groups.get(key)
+                if g is None:
+                    g = groups[key] = [0, 0, 0, 0, 0.0, 0, []]
+                g[0] += 1
+                g[1] += error
+                g[2] += s.tokens_in or 0
+                g[3] += s.tokens_out or 0
+                if priced:
+                    g[4] += s.cost_usd
+                g[5] += unpriced
+                g[6].append(bucket)
+    keys = sorted(groups)  # the primary key's order (after the project), so concurrent loaders queue
+    values = [groups[k] for k in keys]
     buckets: list[int] = []
     ranges: list[tuple[int, int]] = []
     for g in values:
         ranges.append((len(buckets) + 1, len(buckets) + len(g[6])))
         buckets.extend(g[6])
-    return [
-        project_id, _numbers(buckets),
-        _numbers(k[0] for k in keys), _texts(k[1] for k in keys), _texts(k[2] for k in keys),
-        _texts(k[3] for k in keys), _numbers(k[4] for k in keys), _texts(k[5] for k in keys),
-        *(_numbers(g[i] for g in values) for i in range(6)),
-        _numbers(lo for lo, _ in ranges), _numbers(hi for _, hi in ranges),
-    ]  # fmt: skip
+    await conn.execute(
+        _UPSERT_ROLLUPS,
+        (
+            project_id, _numbers(buckets),
+            _numbers(k[0] for k in keys), _numbers(k[1] for k in keys), _numbers(k[2] for k in keys),
+            _texts(k[3] for k in keys), _numbers(k[4] for k in keys),
+            *(_numbers(g[i] for g in values) for i in range(6)),
+            _numbers(lo for lo, _ in ranges), _numbers(hi for _, hi in ranges),
+        ),
+    )  # fmt: skip
 
 
-_ROLLUP_UPSERT = """
-    INSERT INTO analytics.span_rollups_{period} AS t (
-        project_id, {period}, model, span_name, prompt_name, prompt_version, user_id, span_count, error_count,
-        tokens_in, tokens_out, cost_usd, cost_unpriced_count, latency_hist)
-    SELECT %s, to_timestamp(r.minute * 60), r.model, r.span_name, r.prompt_name, r.prompt_version, r.user_id,
-           r.spans, r.errors, r.tokens_in, r.tokens_out, r.cost, r.unpriced,
-           analytics.histogram_of(h.buckets[r.lo:r.hi])
+_UPSERT_ROLLUPS = """
+    INSERT INTO analytics.span_rollups AS t (
+        project_id, width, at, dim, value, version, span_count, error_count, tokens_in, tokens_out, cost_usd,
+        cost_unpriced_count, latency_hist)
+    SELECT %s, r.width, to_timestamp(r.minute * 60), r.dim, r.value, r.version, r.spans, r.errors, r.tokens_in,
+           r.tokens_out, r.cost, r.unpriced, analytics.histogram_of(h.buckets[r.lo:r.hi])
       FROM (SELECT %s::int[] AS buckets) AS h,
-           unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::bigint[],
-                  %s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], %s::int[], %s::int[])
-           AS r(minute, model, span_name, prompt_name, prompt_version, user_id, spans, errors, tokens_in,
-                tokens_out, cost, unpriced, lo, hi)
-     ORDER BY 2, 3, 4, 5, 6, 7
-    ON CONFLICT (project_id, {period}, model, span_name, prompt_name, prompt_version, user_id) DO UPDATE SET
+           unnest(%s::smallint[], %s::bigint[], %s::smallint[], %s::text[], %s::int[], %s::bigint[], %s::bigint[],
+                  %s::bigint[], %s::bigint[], %s::float8[], %s::bigint[], %s::int[], %s::int[])
+           AS r(width, minute, dim, value, version, spans, errors, tokens_in, tokens_out, cost, unpriced, lo, hi)
+     ORDER BY r.width, r.dim, r.minute, r.value, r.version
+    ON CONFLICT (project_id, width, dim, at, value, version) DO UPDATE SET
         span_count = t.span_count + EXCLUDED.span_count,
         error_count = t.error_count + EXCLUDED.error_count,
         tokens_in = t.tokens_in + EXCLUDED.tokens_in,
         tokens_out = t.tokens_out + EXCLUDED.tokens_out,
         cost_usd = t.cost_usd + EXCLUDED.cost_usd,
         cost_unpriced_count = t.cost_unpriced_count + EXCLUDED.cost_unpriced_count,
-        latency_hist = analytics.histogram_add(t.latency_hist, EXCLUDED.latency_hist)"""
-# Minute rows, then hour rows (both in key order, so concurrent loaders queue instead of deadlocking), in
-# one round trip: the minute upsert runs as a data-modifying CTE of the hour upsert.
-_UPSERT_ROLLUPS = (
-    "WITH minutes AS (" + _ROLLUP_UPSERT.format(period="minute") + ")\n" + _ROLLUP_UPSERT.format(period="hour")
-)
+        latency_hist = analytics.histogram_add(t.latency_hist, EXCLUDED.latency_hist)
+"""
 
 
 def _numbers(values: Iterable[float | None]) -> str:

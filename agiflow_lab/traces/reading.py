@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 
 from agiflow_lab.errors import InvalidInput
 from agiflow_lab.traces import histogram
+from agiflow_lab.traces._aggregates import MODEL, PROMPT, SPAN_NAME, USER
 from agiflow_lab.traces.loading import EPOCH, ONE_US, SPAN_COLUMNS
 from agiflow_lab.traces.records import SpanRecord
 from agiflow_lab.traces.results import GroupBy, Measure, MetricPoint, TraceSummary
@@ -21,12 +22,15 @@ SUMMARY_COLUMNS = """trace_id, name, start_time, end_time, duration_ms, root_spa
     span_count, error_count, tokens_in, tokens_out, cost_usd, unpriced_count, models, session_id, user_id,
     prompt_name, prompt_version, input_preview, output_preview"""
 SPAN_READ_COLUMNS = ", ".join(c for c in SPAN_COLUMNS if c != "project_id")
-GROUPS: dict[GroupBy, tuple[str, ...]] = {
-    "model": ("model",),
-    "prompt_version": ("prompt_name", "prompt_version"),
-    "span_name": ("span_name",),
-    "user": ("user_id",),
+# Each grouping: its rollup dimension (_aggregates.MODEL ...) and the point's group keys with the rollup
+# columns they come from. Without grouping, the model rows: every span is in exactly one of them.
+GROUPS: dict[GroupBy, tuple[int, tuple[tuple[str, str], ...]]] = {
+    "model": (MODEL, (("model", "value"),)),
+    "prompt_version": (PROMPT, (("prompt_name", "value"), ("prompt_version", "version"))),
+    "span_name": (SPAN_NAME, (("span_name", "value"),)),
+    "user": (USER, (("user_id", "value"),)),
 }
+UNGROUPED: tuple[int, tuple[tuple[str, str], ...]] = (MODEL, ())
 Row: TypeAlias = dict[str, Any]
 
 

@@ -384,7 +384,7 @@ class PostgresSpanStore:
         group_by: GroupBy | None = None,
         measures: Collection[Measure] = ALL_MEASURES,
     ) -> list[MetricPoint]:
-        """Per ``bucket`` (UTC) and group, from the minute rollups of [start, end).
+        """Per ``bucket`` (UTC) and group, from the rollups of [start, end).
 
         Latency percentiles come from the rollups' histograms summed per point (within
         ``histogram.RELATIVE_ERROR``); asking without "latency" skips that sum, the costly part."""
@@ -395,8 +395,10 @@ class PostgresSpanStore:
         wanted = set(measures)
         if unknown := wanted - ALL_MEASURES:
             raise InvalidInput(f"unknown measures: {', '.join(sorted(unknown))}", {"field": "measures"})
-        groups = reading.GROUPS[group_by] if group_by else ()
-        dims = "".join(f", {c}" for c in groups)
+        dim, columns = reading.GROUPS[group_by] if group_by else reading.UNGROUPED
+        groups = tuple(name for name, _ in columns)
+        dims = "".join(f", {source} AS {name}" for name, source in columns)
+        keys = "".join(f", {name}" for name in groups)
         hist = ""
         if "latency" in wanted:
             # The sum keeps bucket numbers as subscripts: its lower bound is its first bucket. (Postgres
@@ -405,36 +407,29 @@ class PostgresSpanStore:
                 ", analytics.histogram_sum(latency_hist) AS hist"
                 ", array_lower(analytics.histogram_sum(latency_hist), 1) AS lo"
             )
-        # Minute points read the minute rows; hour and day points the hour rows (0012_hour_rollups.sql says
-        # why). A range that starts or ends inside an hour is read from the minute rows at its edges.
+        # Minute points read the minute rows; hour and day points the hour rows (0012_dimension_rollups.sql
+        # says why). A range that starts or ends inside an hour is read from the minute rows at its edges.
         if bucket == "minute":
-            sources = [("minute", start, end)]
+            sources = [(1, start, end)]
         else:  # UTC hours: a +05:30 offset would put the boundaries half an hour off
             start, end = start.astimezone(UTC), end.astimezone(UTC)
             first = _ceil_hour(start)
             last = max(first, end.replace(minute=0, second=0, microsecond=0))
-            sources = [("minute", start, min(first, end)), ("hour", first, last), ("minute", last, end)]
-        selects, params = [], []
-        for period, low, high in sources:
-            if low < high:
-                selects.append(
-                    f"""SELECT {period} AS at{dims}, span_count, error_count, tokens_in, tokens_out, cost_usd,
-                               cost_unpriced_count, latency_hist
-                          FROM analytics.span_rollups_{period}
-                         WHERE project_id = %s AND {period} >= %s AND {period} < %s"""
-                )
-                params += [project_id, low, high]
-        if not selects:
+            sources = [(1, start, min(first, end)), (60, first, last), (1, last, end)]
+        ranges = [(width, low, high) for width, low, high in sources if low < high]
+        if not ranges:
             return []
+        where = " OR ".join("(width = %s AND at >= %s AND at < %s)" for _ in ranges)
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""SELECT date_trunc(%s, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS t{dims},
                            sum(span_count)::bigint AS n, sum(error_count)::bigint AS errors,
                            sum(tokens_in)::bigint AS tokens_in, sum(tokens_out)::bigint AS tokens_out,
                            sum(cost_usd) AS cost, sum(cost_unpriced_count)::bigint AS unpriced{hist}
-                      FROM ({" UNION ALL ".join(selects)}) AS r
-                     GROUP BY 1{dims} ORDER BY 1{dims}""",
-                (bucket, *params),
+                      FROM analytics.span_rollups
+                     WHERE project_id = %s AND dim = %s AND ({where})
+                     GROUP BY 1{keys} ORDER BY 1{keys}""",
+                (bucket, project_id, dim, *(v for r in ranges for v in r)),
             )
             rows = await cur.fetchall()
         return [reading.point(r, groups, wanted) for r in rows]
@@ -455,8 +450,7 @@ class PostgresSpanStore:
             dropped = await self.partitions.drop_before(day)
             async with self.db.transaction() as conn:
                 traces = await conn.execute("DELETE FROM analytics.trace_summaries WHERE start_time < %s", (cutoff,))
-                rollups = await conn.execute("DELETE FROM analytics.span_rollups_minute WHERE minute < %s", (cutoff,))
-                await conn.execute("DELETE FROM analytics.span_rollups_hour WHERE hour < %s", (cutoff,))
+                rollups = await conn.execute("DELETE FROM analytics.span_rollups WHERE at < %s", (cutoff,))
                 return Purged(dropped, 0, traces.rowcount, rollups.rowcount)
         async with self.db.transaction() as conn:
             spans = await conn.execute(
@@ -466,9 +460,6 @@ class PostgresSpanStore:
                 "DELETE FROM analytics.trace_summaries WHERE project_id = %s AND start_time < %s", (project_id, cutoff)
             )
             rollups = await conn.execute(
-                "DELETE FROM analytics.span_rollups_minute WHERE project_id = %s AND minute < %s", (project_id, cutoff)
-            )
-            await conn.execute(
-                "DELETE FROM analytics.span_rollups_hour WHERE project_id = %s AND hour < %s", (project_id, cutoff)
+                "DELETE FROM analytics.span_rollups WHERE project_id = %s AND at < %s", (project_id, cutoff)
             )
             return Purged([], spans.rowcount, traces.rowcount, rollups.rowcount)
