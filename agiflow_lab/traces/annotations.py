@@ -209,6 +209,8 @@ class AnnotationStore:
 
 async def insert_scores(conn: Conn, project_id: int, scores: Sequence[NewScore]) -> list[ScoreRow]:
     """Scores in the caller's transaction (an evaluation run writes its items' scores with their results)."""
+    if not scores:
+        return []  # executemany of nothing leaves no result to fetch
     rows = []
     for score in scores:
         number, text = _stored(score.value)
