@@ -271,10 +271,8 @@ async def test_a_span_writer_killed_mid_load_loses_and_doubles_nothing(stacks: S
     assert stored_at_kill < total, "the writer was killed after it had stored everything"
     await wait_stored(target, lambda: total, "every acknowledged span stored by the new writer", timeout=90)
     await assert_stored_exactly_once(target)
-    if backend == "postgres":  # the killed writer's batches in flight were handed to the new one again
-        rows = await query(stack.db_url, "SELECT max(attempts) FROM control.bus_deliveries"
-                                         " WHERE group_name = 'span-writers'")  # fmt: skip
-        assert rows[0][0] >= 2
+    # Whether the killed writer had a batch in flight (delivered again to the new one) depends on timing:
+    # under load the kill can fall between two batches, so that is not asserted; exactly-once is.
 
 
 async def test_kafka_stopped_while_apps_send_refuses_rather_than_loses(
