@@ -12,6 +12,7 @@ import { formatCount, formatDateTime, formatDuration, formatTotalCost, formatUsd
 import type { MetricPoint, Metrics, MetricsGroupBy, QueueStatus } from './types';
 import { useProjectChoice } from './useProjectChoice';
 import { useRequest } from './useRequest';
+import { ProjectSelect } from './ProjectSelect';
 
 export interface DashboardViewProps {
   api: AgiflowApi;
@@ -114,21 +115,11 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
       ) : (
         <>
           <div className="agiflow-filters">
-            <label className="agiflow-field agiflow-field-fixed">
-              <span>Project</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-project-select"
-                value={project}
-                onChange={event => setProject(event.target.value)}
-              >
-                {items.map(p => (
-                  <option key={p.slug} value={p.slug}>
-                    {p.name || p.slug}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <ProjectSelect
+              projects={items}
+              project={project}
+              onChange={setProject} fixed
+            />
             <label className="agiflow-field agiflow-field-fixed">
               <span>Range</span>
               <select

@@ -12,6 +12,7 @@ import { JobStateBadge } from './JobBadges';
 import { micros } from './jobState';
 import type { JobEvent, Run } from './types';
 import { useProjectChoice } from './useProjectChoice';
+import { ProjectSelect } from './ProjectSelect';
 
 export interface EvalsViewProps {
   api: AgiflowApi;
@@ -205,25 +206,15 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
       ) : (
         <>
           <div className="agiflow-filters">
-            <label className="agiflow-field">
-              <span>Project</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-project-select"
-                value={project}
-                onChange={event => {
-                  setSelected(null);
-                  setChecked([]);
-                  setProject(event.target.value);
-                }}
-              >
-                {items.map(p => (
-                  <option key={p.slug} value={p.slug}>
-                    {p.name || p.slug}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <ProjectSelect
+              projects={items}
+              project={project}
+              onChange={slug => {
+              setSelected(null);
+              setChecked([]);
+              setProject(slug);
+            }}
+            />
             <span className="agiflow-compare-hint agiflow-muted" data-testid="agiflow-compare-hint">
               {pair.length === 2 ? (
                 <>

@@ -9,6 +9,7 @@ import { JobDetail } from './JobDetail';
 import { EMPTY, isNewer, jobsReducer } from './jobState';
 import type { Job, JobEvent } from './types';
 import { useProjectChoice } from './useProjectChoice';
+import { ProjectSelect } from './ProjectSelect';
 
 export interface JobsViewProps {
   api: AgiflowApi;
@@ -123,24 +124,14 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
       ) : (
         <>
           <div className="agiflow-filters">
-            <label className="agiflow-field">
-              <span>Project</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-project-select"
-                value={project}
-                onChange={event => {
-                  setSelected(null);
-                  setProject(event.target.value);
-                }}
-              >
-                {items.map(p => (
-                  <option key={p.slug} value={p.slug}>
-                    {p.name || p.slug}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <ProjectSelect
+              projects={items}
+              project={project}
+              onChange={slug => {
+              setSelected(null);
+              setProject(slug);
+            }}
+            />
           </div>
           <JobSubmitForm
             api={api}

@@ -9,6 +9,7 @@ import { RangeKey, TIME_RANGES, rangeBounds } from './timeRanges';
 import type { GroupSummary, Page, TraceStatus, TraceSummary } from './types';
 import { usePages } from './usePages';
 import { useProjectChoice } from './useProjectChoice';
+import { ProjectSelect } from './ProjectSelect';
 
 /** A trace to show, asked for from outside the view (the dashboard's recent errors). */
 export interface TraceRequest {
@@ -138,24 +139,14 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
       ) : (
         <>
           <div className="agiflow-filters agiflow-trace-filters" data-testid="agiflow-trace-filters">
-            <label className="agiflow-field agiflow-field-fixed">
-              <span>Project</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-project-select"
-                value={project}
-                onChange={event => {
-                  setOpened(null);
-                  setProject(event.target.value);
-                }}
-              >
-                {items.map(p => (
-                  <option key={p.slug} value={p.slug}>
-                    {p.name || p.slug}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <ProjectSelect
+              projects={items}
+              project={project}
+              onChange={slug => {
+              setOpened(null);
+              setProject(slug);
+            }} fixed
+            />
             <label className="agiflow-field agiflow-field-fixed">
               <span>Time</span>
               <select
