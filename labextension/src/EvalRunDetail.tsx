@@ -176,7 +176,7 @@ function EvaluatorTable({ run }: { run: Run }): JSX.Element {
 /** The run's items in dataset order, a page at a time; refetched when the run's state moves. */
 function RunResults({ api, run }: { api: AgiflowApi; run: Run }): JSX.Element {
   const [failedOnly, setFailedOnly] = React.useState(false);
-  const pages = usePages<Page<ItemResult>, ItemResult>(
+  const pages = usePages<Page<'ItemResult'>, ItemResult>(
     cursor => api.listRunResults(run.project, run.id, { failedOnly, cursor, limit: RESULTS_PAGE }),
     [api, run.project, run.id, failedOnly],
     run.state

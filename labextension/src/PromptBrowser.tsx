@@ -142,7 +142,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
 }
 
 interface PromptListSectionProps {
-  state: RequestState<Page<PromptSummary>>;
+  state: RequestState<Page<'PromptSummary'>>;
   query: string;
   selected: string | null;
   onSelect: (prompt: PromptSummary) => void;

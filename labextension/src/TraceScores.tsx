@@ -21,7 +21,7 @@ export interface TraceScoresProps {
 /** The trace's scores (and its spans'), newest first, and a form to add one. */
 export function TraceScores({ api, project, traceId, spans, selected, refresh }: TraceScoresProps): JSX.Element {
   const [added, setAdded] = React.useState(0);
-  const pages = usePages<Page<Score>, Score>(
+  const pages = usePages<Page<'Score'>, Score>(
     cursor => api.listScores(project, traceId, { cursor }),
     [api, project, traceId],
     `${refresh}-${added}`

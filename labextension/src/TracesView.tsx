@@ -72,7 +72,7 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
   }, [request?.seq]);
 
   const filterKey = JSON.stringify(filters);
-  const traces = usePages<Page<TraceSummary>, TraceSummary>(
+  const traces = usePages<Page<'TraceSummary'>, TraceSummary>(
     project === null
       ? null
       : cursor =>
@@ -91,7 +91,7 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
     refresh
   );
   const groupBy = tab === 'sessions' || tab === 'users' ? tab : null;
-  const groups = usePages<Page<GroupSummary>, GroupSummary>(
+  const groups = usePages<Page<'GroupSummary'>, GroupSummary>(
     project === null || groupBy === null
       ? null
       : cursor =>

@@ -12,8 +12,6 @@ import type {
   Comparison,
   Dataset,
   DatasetVersion,
-  GroupSummary,
-  ItemResult,
   Job,
   JobSubmit,
   Metrics,
@@ -22,17 +20,16 @@ import type {
   MetricsMeasure,
   OpenedNotebook,
   Page,
-  Project,
-  PromptSummary,
+  ProjectList,
   PromptVersion,
   QueueStatus,
   Run,
+  RunPage,
   Score,
   ScoreIn,
   SpanRef,
   TraceDetail,
-  TraceFilters,
-  TraceSummary
+  TraceFilters
 } from './types';
 
 const API_PREFIX = 'agiflow/api/v1';
@@ -50,7 +47,7 @@ export class AgiflowApiError extends Error {
   }
 }
 
-type Query = Record<string, string | number | undefined>;
+type Query = Record<string, string | number | null | undefined>;
 
 export interface ListPromptsOptions {
   search?: string;
@@ -84,15 +81,15 @@ export class AgiflowApi {
     private readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()
   ) {}
 
-  listProjects(): Promise<Page<Project>> {
-    return this.get<Page<Project>>(['projects']);
+  listProjects(): Promise<ProjectList> {
+    return this.get<ProjectList>(['projects']);
   }
 
   listPrompts(
     project: string,
     { search = '', limit = 50, cursor }: ListPromptsOptions = {}
-  ): Promise<Page<PromptSummary>> {
-    return this.get<Page<PromptSummary>>(['projects', project, 'prompts'], {
+  ): Promise<Page<'PromptSummary'>> {
+    return this.get<Page<'PromptSummary'>>(['projects', project, 'prompts'], {
       search,
       limit,
       cursor: cursor ?? undefined
@@ -109,8 +106,8 @@ export class AgiflowApi {
     });
   }
 
-  listJobs(project: string, limit = 50): Promise<Page<Job>> {
-    return this.get<Page<Job>>(['projects', project, 'jobs'], { limit });
+  listJobs(project: string, limit = 50): Promise<Page<'Job'>> {
+    return this.get<Page<'Job'>>(['projects', project, 'jobs'], { limit });
   }
 
   getJob(project: string, id: string): Promise<Job> {
@@ -142,8 +139,8 @@ export class AgiflowApi {
   }
 
   /** Evaluation runs, newest first, each with its live aggregates. */
-  listRuns(project: string, { limit = 50, cursor }: PageOptions = {}): Promise<Page<Run>> {
-    return this.get<Page<Run>>(['projects', project, 'evals', 'runs'], {
+  listRuns(project: string, { limit = 50, cursor }: PageOptions = {}): Promise<RunPage> {
+    return this.get<RunPage>(['projects', project, 'evals', 'runs'], {
       limit,
       cursor: cursor ?? undefined
     });
@@ -158,8 +155,8 @@ export class AgiflowApi {
     project: string,
     id: string,
     { failedOnly = false, limit = 50, cursor }: RunResultsOptions = {}
-  ): Promise<Page<ItemResult>> {
-    return this.get<Page<ItemResult>>(['projects', project, 'evals', 'runs', id, 'results'], {
+  ): Promise<Page<'ItemResult'>> {
+    return this.get<Page<'ItemResult'>>(['projects', project, 'evals', 'runs', id, 'results'], {
       failed_only: failedOnly ? 'true' : undefined,
       limit,
       cursor: cursor ?? undefined
@@ -184,8 +181,8 @@ export class AgiflowApi {
   }
 
   /** Traces newest first (by their earliest span); the filters are ANDed. */
-  listTraces(project: string, { limit = 50, cursor, ...filters }: TraceListOptions = {}): Promise<Page<TraceSummary>> {
-    return this.get<Page<TraceSummary>>(['projects', project, 'traces'], {
+  listTraces(project: string, { limit = 50, cursor, ...filters }: TraceListOptions = {}): Promise<Page<'TraceSummary'>> {
+    return this.get<Page<'TraceSummary'>>(['projects', project, 'traces'], {
       ...filters,
       limit,
       cursor: cursor ?? undefined
@@ -205,8 +202,8 @@ export class AgiflowApi {
     project: string,
     by: 'sessions' | 'users',
     { start, end, limit = 50, cursor }: PageOptions & { start?: string; end?: string } = {}
-  ): Promise<Page<GroupSummary>> {
-    return this.get<Page<GroupSummary>>(['projects', project, by], {
+  ): Promise<Page<'GroupSummary'>> {
+    return this.get<Page<'GroupSummary'>>(['projects', project, by], {
       start,
       end,
       limit,
@@ -226,8 +223,8 @@ export class AgiflowApi {
   }
 
   /** Scores of a trace (and its spans), newest first. */
-  listScores(project: string, traceId: string, { limit = 100, cursor }: PageOptions = {}): Promise<Page<Score>> {
-    return this.get<Page<Score>>(['projects', project, 'scores'], {
+  listScores(project: string, traceId: string, { limit = 100, cursor }: PageOptions = {}): Promise<Page<'Score'>> {
+    return this.get<Page<'Score'>>(['projects', project, 'scores'], {
       trace_id: traceId,
       limit,
       cursor: cursor ?? undefined
@@ -238,8 +235,8 @@ export class AgiflowApi {
     return this.send<Score>('POST', ['projects', project, 'scores'], body);
   }
 
-  listDatasets(project: string, limit = 100): Promise<Page<Dataset>> {
-    return this.get<Page<Dataset>>(['projects', project, 'datasets'], { limit });
+  listDatasets(project: string, limit = 100): Promise<Page<'Dataset'>> {
+    return this.get<Page<'Dataset'>>(['projects', project, 'datasets'], { limit });
   }
 
   /** An empty dataset (version 0). */
@@ -284,7 +281,7 @@ export class AgiflowApi {
     );
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) {
-      if (value !== undefined && value !== '') {
+      if (value !== undefined && value !== null && value !== '') {
         params.set(key, String(value));
       }
     }

@@ -12,7 +12,7 @@
  *   forwards: a replayed, older one never moves progress back.
  */
 import { micros } from './jobState';
-import type { ItemProgress, JobEvent, JobState, Page, Run } from './types';
+import type { ItemProgress, JobEvent, JobState, Run, RunPage } from './types';
 
 export interface RunsData {
   /** undefined until the first page arrived */
@@ -23,8 +23,8 @@ export interface RunsData {
 
 export type RunsAction =
   | { type: 'reset' }
-  | { type: 'loaded'; page: Page<Run> }
-  | { type: 'more'; page: Page<Run> }
+  | { type: 'loaded'; page: RunPage }
+  | { type: 'more'; page: RunPage }
   | { type: 'upsert'; run: Run }
   | { type: 'events'; events: JobEvent[] };
 

@@ -1,13 +1,13 @@
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
-import type { Page, Project } from './types';
+import type { Project, ProjectList } from './types';
 import { RequestState, useRequest } from './useRequest';
 
 const DEFAULT_PROJECT = 'default';
 
 export interface ProjectChoice {
-  projects: RequestState<Page<Project>>;
+  projects: RequestState<ProjectList>;
   project: string | null;
   setProject: (slug: string) => void;
 }

@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from agiflow_lab import __version__
 from agiflow_lab.errors import HTTP_ERRORS
@@ -55,6 +56,20 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
+class _ResponseFieldsRequired(GenerateJsonSchema):
+    """Responses carry every field (handlers write ``model_dump_json()``, defaults included), so a response
+    schema lists them all as required; in a request body a field with a default may still be left out."""
+
+    def field_is_required(
+        self,
+        field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
+        total: bool,
+    ) -> bool:
+        if self.mode == "serialization":
+            return field.get("serialization_exclude_if") is None
+        return super().field_is_required(field, total)
+
+
 def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
     """Every body and response model's ``$ref`` as pydantic names it (``Page[Job]`` becomes ``Page_Job_``),
     and the schemas those refs point at: the refs are taken from the same call that names the schemas."""
@@ -65,7 +80,9 @@ def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, JsonSchemaMode], 
                 wanted[(op.body, "validation")] = None
             if op.response is not None:
                 wanted[(op.response, "serialization")] = None
-    refs, schemas = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
+    refs, schemas = models_json_schema(
+        list(wanted), ref_template="#/components/schemas/{model}", schema_generator=_ResponseFieldsRequired
+    )
     return refs, schemas.get("$defs", {})
 
 
