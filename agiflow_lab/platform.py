@@ -26,6 +26,7 @@ from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService, open_model_service
 from agiflow_lab.traces.annotations import AnnotationStore
+from agiflow_lab.traces.live import SpanActivity
 from agiflow_lab.traces.scores import ScoreService
 from agiflow_lab.traces.service import TraceService
 from agiflow_lab.traces.store import PostgresSpanStore
@@ -84,7 +85,7 @@ class Platform:
             evals=EvalService(db, projects, prompts, datasets, models, jobs),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
-            traces=TraceService(projects, authz, spans, annotations),
+            traces=TraceService(projects, authz, spans, annotations, SpanActivity(db)),
             span_items=SpanItems(projects, authz, spans, datasets),
             scores=ScoreService(projects, authz, annotations),
             admins=admins,
@@ -102,12 +103,14 @@ class Platform:
         platform = cls.build(settings, db, url)
         await platform.authz.start()
         platform.prompts.cache.start()
+        platform.traces.activity.start()  # live views in this server; the CLI and workers build it unstarted
         await platform.projects.ensure(settings.default_project, "Default project", settings.owner)
         await platform.models.seal_plaintext_headers()
         await platform.authz.reload()
         return platform
 
     async def close(self) -> None:
+        await self.traces.activity.stop()
         await self.prompts.cache.stop()
         await self.authz.stop()
         await self.db.close()

@@ -8,7 +8,7 @@ so the handlers stay a parse and a call. It needs no bus, so ``Platform`` builds
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -21,6 +21,7 @@ from agiflow_lab.errors import InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces.annotations import AnnotationStore
 from agiflow_lab.traces.ingest import RESOURCE
+from agiflow_lab.traces.live import SpanActivity
 from agiflow_lab.traces.records import SpanRecord
 from agiflow_lab.traces.results import (
     ALL_MEASURES,
@@ -155,12 +156,23 @@ def to_api(span: SpanRecord) -> TraceSpan:
 
 class TraceService:
     def __init__(
-        self, projects: ProjectService, authz: Authorizer, store: SpanStore, annotations: AnnotationStore
+        self,
+        projects: ProjectService,
+        authz: Authorizer,
+        store: SpanStore,
+        annotations: AnnotationStore,
+        activity: SpanActivity,
     ) -> None:
         self.projects = projects
         self.authz = authz
         self.store = store
         self.annotations = annotations
+        self.activity = activity
+
+    async def follow(self, actor: Actor, project: str) -> AsyncIterator[None]:
+        """Wake-ups when the project stores spans (see ``live``); 403/404 before the first one."""
+        self.authz.check(actor, project, RESOURCE, READ)
+        return self.activity.follow(await self.projects.resolve_id(project))
 
     async def list(self, actor: Actor, project: str, query: TraceQuery) -> Page[TraceSummary]:
         """Newest first; 403 unless ``actor`` may read the project's traces, 404 if it does not exist."""

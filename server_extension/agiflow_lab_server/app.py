@@ -30,6 +30,7 @@ from agiflow_lab_server.handlers import (
     projects,
     prompts,
     scores,
+    trace_activity,
     traces,
 )
 from agiflow_lab_server.redaction import install_filter
@@ -85,6 +86,7 @@ ROUTES: list[Route] = [
     Route(P + "/jobs/{job_id}/notebook", jobs.JobNotebookHandler),
     Route(P + "/jobs/{job_id}/notebook/open", jobs.JobNotebookOpenHandler),
     Route(P + "/traces", traces.TraceListHandler),
+    Route(P + "/traces/live", trace_activity.TraceActivitySocket),
     Route(P + "/traces/{trace_id}", traces.TraceHandler),
     Route(P + "/sessions", traces.SessionListHandler),
     Route(P + "/users", traces.UserListHandler),
