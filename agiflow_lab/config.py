@@ -71,6 +71,8 @@ class Settings:
     allow_private_model_hosts: bool = True
     # Project API keys may add, change and remove members (off: only signed-in owners manage access).
     keys_manage_members: bool = False
+    # This API process takes part in firing schedules (one replica at a time fires; off: never this one).
+    scheduler: bool = True
     # Kernels (user code) as unprivileged uids of their own: auto (when the worker is root), on, off.
     kernel_sandbox: str = "auto"
     kernel_uids: str | None = None  # e.g. "61000-61511"
@@ -113,7 +115,7 @@ class Settings:
             changes["kernel_sandbox"] = sandbox
         if uids := env.get(f"{ENV_PREFIX}KERNEL_UIDS"):
             changes["kernel_uids"] = uids
-        for flag in ("allow_private_model_hosts", "keys_manage_members"):
+        for flag in ("allow_private_model_hosts", "keys_manage_members", "scheduler"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)
         for seconds in ("worker_stale_seconds", "bus_lease_seconds"):

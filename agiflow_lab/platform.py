@@ -25,6 +25,7 @@ from agiflow_lab.keys.service import KeyService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService, open_model_service
+from agiflow_lab.schedules.service import ScheduleService
 from agiflow_lab.traces.annotations import AnnotationStore
 from agiflow_lab.traces.live import SpanActivity
 from agiflow_lab.traces.scores import ScoreService
@@ -48,6 +49,7 @@ class Platform:
     audit: AuditService
     jobs: JobService
     evals: EvalService
+    schedules: ScheduleService
     bus_admin: BusAdmin
     status: StatusService
     traces: TraceService
@@ -71,6 +73,7 @@ class Platform:
             max_running_per_project=settings.max_running_jobs_per_project, stale_after=settings.worker_stale_seconds,
         )  # fmt: skip
         annotations, spans = AnnotationStore(db), PostgresSpanStore(db)
+        evals = EvalService(db, projects, prompts, datasets, models, jobs)
         return cls(
             settings=settings,
             db=db,
@@ -82,7 +85,8 @@ class Platform:
             keys=KeyService(db, authz, projects, settings.key_cache_seconds),
             audit=AuditService(db, projects),
             jobs=jobs,
-            evals=EvalService(db, projects, prompts, datasets, models, jobs),
+            evals=evals,
+            schedules=ScheduleService(db, projects, jobs, evals),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
             traces=TraceService(projects, authz, spans, annotations, SpanActivity(db)),

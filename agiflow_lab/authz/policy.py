@@ -21,6 +21,7 @@ ROLE_PERMISSIONS: list[tuple[str, str, str, str]] = [
             "agiflow:jobs",
             "agiflow:evals",
             "agiflow:traces",
+            "agiflow:schedules",
         )
         for action in (READ, WRITE)
     ],
@@ -37,6 +38,7 @@ ROLE_PERMISSIONS: list[tuple[str, str, str, str]] = [
             "agiflow:jobs",
             "agiflow:evals",
             "agiflow:traces",
+            "agiflow:schedules",
             "agiflow:models",
             "agiflow:project",
             "agiflow:members",

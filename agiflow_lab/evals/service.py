@@ -7,6 +7,7 @@ only writes the run and its job in one transaction and reads what the engine rec
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from agiflow_lab.audit import store as audit
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Cursor, KeyInt, Page
 from agiflow_lab.datasets.service import DatasetService
-from agiflow_lab.db.database import Database
+from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.evals import store
 from agiflow_lab.evals.aggregates import aggregates
@@ -38,6 +39,15 @@ DEFAULT_PROMPT_LABEL = "latest"  # an evaluation usually tests the newest versio
 MAX_COMPARED = 5
 
 
+@dataclass(frozen=True)
+class PinnedRun:
+    """A run submission with every reference resolved: what ``EvalService.submit_in`` writes."""
+
+    body: RunSubmit
+    project_id: int
+    row: dict[str, Any]
+
+
 class EvalService:
     def __init__(
         self, db: Database, projects: ProjectService, prompts: PromptService, datasets: DatasetService,
@@ -52,6 +62,15 @@ class EvalService:
 
     async def submit(self, actor: Actor, project: str, body: RunSubmit) -> tuple[Run, bool]:
         """Pin every reference, then write the run and its job together; returns (run, created)."""
+        pinned = await self.pin(project, body)
+        async with self.db.transaction() as conn:
+            result = await self.submit_in(conn, actor, pinned)
+        self.jobs.dispatch_wanted.set()
+        return result
+
+    async def pin(self, project: str, body: RunSubmit) -> PinnedRun:
+        """Resolve what the run will use (a label's version, the latest dataset version, the model): read
+        before the writing transaction opens, so ``submit_in`` holds it only for the writes."""
         project_id = await self.projects.resolve_id(project)
         prompt = await self._prompt(project, body.prompt.name, body.prompt.label, body.prompt.version, "prompt")
         dataset = await self.datasets.resolve(project, body.dataset.name, body.dataset.version)
@@ -69,37 +88,41 @@ class EvalService:
                 {"field": "model.model"},
             )
         evaluators = [await self._pinned_evaluator(project, spec) for spec in body.evaluators]
+        ref = f"version:{body.prompt.version}" if body.prompt.version else f"label:{body.prompt.label or 'latest'}"
+        row = {
+            "project_id": project_id,
+            "name": body.name or f"{prompt.name} v{prompt.version} × {dataset.name} v{dataset.version}",
+            "prompt_name": prompt.name, "prompt_version": prompt.version, "prompt_ref": ref,
+            "connection_name": connection.name, "connection_kind": connection.kind, "model": model,
+            "params": {**config, **body.model.params}, "dataset_id": dataset.dataset_id,
+            "dataset_name": dataset.name, "dataset_version": dataset.version, "items_total": dataset.item_count,
+            "evaluators": evaluators, "concurrency": body.concurrency, "max_retries": body.max_retries,
+            "request_timeout": body.request_timeout,
+        }  # fmt: skip
+        return PinnedRun(body=body, project_id=project_id, row=row)
+
+    async def submit_in(self, conn: Conn, actor: Actor, pinned: PinnedRun) -> tuple[Run, bool]:
+        """Write a pinned run and its job inside the caller's transaction (a schedule's firing row goes in
+        the same one); returns (run, created). The caller sets ``jobs.dispatch_wanted`` after commit."""
+        body, project_id = pinned.body, pinned.project_id
+        if body.idempotency_key is not None and (existing := await self._by_key(conn, project_id, body)):
+            return existing, False
         run_id = str(uuid.uuid4())
         job_body = JobSubmit(
             notebook=NOTEBOOK, parameters={"run_id": run_id}, timeout_seconds=body.timeout_seconds,
             idempotency_key=body.idempotency_key, max_attempts=5,
         )  # fmt: skip
-        ref = f"version:{body.prompt.version}" if body.prompt.version else f"label:{body.prompt.label or 'latest'}"
-        async with self.db.transaction() as conn:
-            if body.idempotency_key is not None and (existing := await self._by_key(conn, project_id, body)):
-                return existing, False
-            job, _ = await self.jobs.submit_in(conn, actor, project_id, job_body)
-            row = {
-                "id": run_id, "project_id": project_id,
-                "name": body.name or f"{prompt.name} v{prompt.version} × {dataset.name} v{dataset.version}",
-                "prompt_name": prompt.name, "prompt_version": prompt.version, "prompt_ref": ref,
-                "connection_name": connection.name, "connection_kind": connection.kind, "model": model,
-                "params": {**config, **body.model.params}, "dataset_id": dataset.dataset_id,
-                "dataset_name": dataset.name, "dataset_version": dataset.version, "items_total": dataset.item_count,
-                "evaluators": evaluators, "concurrency": body.concurrency, "max_retries": body.max_retries,
-                "request_timeout": body.request_timeout, "job_id": job.id, "created_by": actor.principal,
-            }  # fmt: skip
-            await store.insert_run(conn, row)
-            await audit.record(
-                conn, project_id=project_id, actor=actor, action="eval.run", resource_type="eval_run",
-                resource_id=run_id, after={k: row[k] for k in ("name", "prompt_name", "prompt_version", "model",
-                                                               "dataset_name", "dataset_version", "job_id")},
-            )  # fmt: skip
-            created = await store.get_run(conn, run_id)
-            assert created is not None
-            result = await self._run(conn, created)
-        self.jobs.dispatch_wanted.set()
-        return result, True
+        job, _ = await self.jobs.submit_in(conn, actor, project_id, job_body)
+        row = {**pinned.row, "id": run_id, "job_id": job.id, "created_by": actor.principal}
+        await store.insert_run(conn, row)
+        await audit.record(
+            conn, project_id=project_id, actor=actor, action="eval.run", resource_type="eval_run",
+            resource_id=run_id, after={k: row[k] for k in ("name", "prompt_name", "prompt_version", "model",
+                                                           "dataset_name", "dataset_version", "job_id")},
+        )  # fmt: skip
+        created = await store.get_run(conn, run_id)
+        assert created is not None
+        return await self._run(conn, created), True
 
     async def _by_key(self, conn: Any, project_id: int, body: RunSubmit) -> Run | None:
         assert body.idempotency_key is not None
