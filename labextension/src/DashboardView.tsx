@@ -66,7 +66,9 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
   );
   const status = useRequest(project === null ? null : () => api.getStatus(project), [api, project, tick]);
   const errors = useRequest(
-    project === null ? null : () => api.listTraces(project, { status: 'error', start: bounds.start, limit: RECENT_ERRORS }),
+    project === null
+      ? null
+      : () => api.listTraces(project, { status: 'error', start: bounds.start, limit: RECENT_ERRORS }),
     [api, project, bounds]
   );
   const refresh = (): void => {
@@ -115,11 +117,7 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
       ) : (
         <>
           <div className="agiflow-filters">
-            <ProjectSelect
-              projects={items}
-              project={project}
-              onChange={setProject} fixed
-            />
+            <ProjectSelect projects={items} project={project} onChange={setProject} fixed />
             <label className="agiflow-field agiflow-field-fixed">
               <span>Range</span>
               <select
@@ -356,7 +354,8 @@ function StatusPanel({ status }: { status: QueueStatus }): JSX.Element {
           <>
             <dt>Bus</dt>
             <dd title={bus.error ?? undefined}>
-              {bus.backend} · <span className={bus.state === 'down' ? 'agiflow-item-error' : undefined}>{bus.state}</span>
+              {bus.backend} ·{' '}
+              <span className={bus.state === 'down' ? 'agiflow-item-error' : undefined}>{bus.state}</span>
             </dd>
           </>
         )}

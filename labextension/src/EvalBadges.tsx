@@ -44,9 +44,7 @@ export function RunProgress({ aggregates }: { aggregates: RunAggregates }): JSX.
 /** Pass or fail of one item (or one evaluator on it); null: not scored. */
 export function PassChip({ passed }: { passed: boolean | null }): JSX.Element {
   const kind = passed === null ? 'none' : passed ? 'pass' : 'fail';
-  return (
-    <span className={`agiflow-chip agiflow-pass agiflow-pass-${kind}`}>{passed === null ? 'n/a' : kind}</span>
-  );
+  return <span className={`agiflow-chip agiflow-pass agiflow-pass-${kind}`}>{passed === null ? 'n/a' : kind}</span>;
 }
 
 const DASH = '—';

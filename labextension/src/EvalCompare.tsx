@@ -210,7 +210,7 @@ function ResultCell({ result }: { result: ItemResult | null }): JSX.Element {
         {result.error ? (
           <span className="agiflow-item-error">{result.error}</span>
         ) : (
-          result.output ?? <span className="agiflow-muted">no output</span>
+          (result.output ?? <span className="agiflow-muted">no output</span>)
         )}
       </div>
       <div className="agiflow-muted">

@@ -266,8 +266,7 @@ export function Explanations({ item }: { item: ItemResult }): JSX.Element {
       {item.error && <div className="agiflow-item-error">{item.error}</div>}
       {Object.entries(item.scores).map(([name, score]) => (
         <div key={name} className={score.error ? 'agiflow-item-error' : undefined}>
-          <span className="agiflow-explanation-name">{name}</span>{' '}
-          {score.error ?? score.explanation}
+          <span className="agiflow-explanation-name">{name}</span> {score.error ?? score.explanation}
         </div>
       ))}
     </div>

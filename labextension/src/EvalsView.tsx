@@ -172,7 +172,12 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
   };
   const toggle = (id: string, on: boolean): void => {
     // Two runs at most: checking a third lets go of the one checked first.
-    const next = on ? checked.filter(c => c !== id).concat(id).slice(-2) : checked.filter(c => c !== id);
+    const next = on
+      ? checked
+          .filter(c => c !== id)
+          .concat(id)
+          .slice(-2)
+      : checked.filter(c => c !== id);
     setChecked(next);
     if (on && next.length === 2) {
       setPane('compare');
@@ -210,10 +215,10 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
               projects={items}
               project={project}
               onChange={slug => {
-              setSelected(null);
-              setChecked([]);
-              setProject(slug);
-            }}
+                setSelected(null);
+                setChecked([]);
+                setProject(slug);
+              }}
             />
             <span className="agiflow-compare-hint agiflow-muted" data-testid="agiflow-compare-hint">
               {pair.length === 2 ? (

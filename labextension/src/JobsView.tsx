@@ -128,9 +128,9 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
               projects={items}
               project={project}
               onChange={slug => {
-              setSelected(null);
-              setProject(slug);
-            }}
+                setSelected(null);
+                setProject(slug);
+              }}
             />
           </div>
           <JobSubmitForm
@@ -215,11 +215,7 @@ function JobSubmitForm({ api, project, onSubmitted }: JobSubmitFormProps): JSX.E
   };
 
   return (
-    <form
-      className="agiflow-job-submit"
-      data-testid="agiflow-job-submit"
-      onSubmit={event => void submit(event)}
-    >
+    <form className="agiflow-job-submit" data-testid="agiflow-job-submit" onSubmit={event => void submit(event)}>
       <label className="agiflow-field">
         <span>Notebook</span>
         <select
@@ -272,10 +268,7 @@ function JobList({ jobs, selected, onSelect }: JobListProps): JSX.Element {
         <li key={job.id}>
           <button
             type="button"
-            className={
-              'agiflow-prompt-item agiflow-job-item' +
-              (job.id === selected ? ' agiflow-mod-selected' : '')
-            }
+            className={'agiflow-prompt-item agiflow-job-item' + (job.id === selected ? ' agiflow-mod-selected' : '')}
             data-testid="agiflow-job-item"
             data-job-id={job.id}
             aria-current={job.id === selected ? 'true' : undefined}

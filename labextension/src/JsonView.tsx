@@ -56,9 +56,7 @@ function JsonNode({ value, name, depth }: { value: unknown; name?: string; depth
         {shown.map(([key, child]) => (
           <JsonNode key={key} name={key} value={child} depth={depth + 1} />
         ))}
-        {entries.length > shown.length && (
-          <div className="agiflow-muted">… {entries.length - shown.length} more</div>
-        )}
+        {entries.length > shown.length && <div className="agiflow-muted">… {entries.length - shown.length} more</div>}
       </div>
     </details>
   );

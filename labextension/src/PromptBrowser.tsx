@@ -28,9 +28,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
   const [selected, setSelected] = React.useState<PromptSummary | null>(null);
 
   const prompts = useRequest(
-    project === null
-      ? null
-      : () => api.listPrompts(project, { search: query, limit: PAGE_SIZE }),
+    project === null ? null : () => api.listPrompts(project, { search: query, limit: PAGE_SIZE }),
     [api, project, query]
   );
 
@@ -68,13 +66,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
     <div className={`agiflow-browser agiflow-mode-${mode}`} data-testid="agiflow-browser">
       <div className="agiflow-toolbar">
         <span className="agiflow-title">AGIFlow Prompts</span>
-        <button
-          type="button"
-          className="agiflow-icon-button"
-          title="Refresh"
-          aria-label="Refresh"
-          onClick={refresh}
-        >
+        <button type="button" className="agiflow-icon-button" title="Refresh" aria-label="Refresh" onClick={refresh}>
           <refreshIcon.react tag="span" />
         </button>
       </div>

@@ -30,12 +30,7 @@ export function PromptDetail({ api, project, prompt, onBack }: PromptDetailProps
     <section className="agiflow-prompt-detail" data-testid="agiflow-prompt-detail">
       <header className="agiflow-detail-header">
         {onBack && (
-          <button
-            type="button"
-            className="agiflow-link-button"
-            onClick={onBack}
-            title="Back to the prompt list"
-          >
+          <button type="button" className="agiflow-link-button" onClick={onBack} title="Back to the prompt list">
             ← Prompts
           </button>
         )}

@@ -16,10 +16,7 @@ export function PromptList({ prompts, selected, onSelect }: PromptListProps): JS
         <li key={prompt.name}>
           <button
             type="button"
-            className={
-              'agiflow-prompt-item' +
-              (prompt.name === selected ? ' agiflow-mod-selected' : '')
-            }
+            className={'agiflow-prompt-item' + (prompt.name === selected ? ' agiflow-mod-selected' : '')}
             data-testid="agiflow-prompt-item"
             data-prompt-name={prompt.name}
             aria-current={prompt.name === selected ? 'true' : undefined}
@@ -30,9 +27,7 @@ export function PromptList({ prompts, selected, onSelect }: PromptListProps): JS
               <span className="agiflow-chip agiflow-chip-type">{prompt.type}</span>
               <span className="agiflow-prompt-version">v{prompt.latest_version}</span>
             </span>
-            {prompt.description && (
-              <span className="agiflow-prompt-description">{prompt.description}</span>
-            )}
+            {prompt.description && <span className="agiflow-prompt-description">{prompt.description}</span>}
             <span className="agiflow-prompt-item-meta">
               <LabelChips labels={prompt.labels} />
               {prompt.tags.map(tag => (

@@ -51,7 +51,10 @@ export function spanRows(spans: TraceSpan[]): SpanRow[] {
 }
 
 /** The earliest start and latest end among `spans` (and `bounds`, e.g. the trace summary's), in ms. */
-export function traceWindow(spans: TraceSpan[], bounds?: { start: string; end: string }): { start: number; end: number } {
+export function traceWindow(
+  spans: TraceSpan[],
+  bounds?: { start: string; end: string }
+): { start: number; end: number } {
   let start = bounds ? epochMs(bounds.start) : Infinity;
   let end = bounds ? epochMs(bounds.end) : -Infinity;
   for (const span of spans) {

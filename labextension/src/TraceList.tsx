@@ -1,13 +1,7 @@
 import * as React from 'react';
 
 import { StatusChip } from './SpanDetail';
-import {
-  formatCount,
-  formatDateTime,
-  formatDuration,
-  formatTotalCost,
-  totalCostTitle
-} from './traceFormat';
+import { formatCount, formatDateTime, formatDuration, formatTotalCost, totalCostTitle } from './traceFormat';
 import type { GroupSummary, TraceSummary } from './types';
 
 export interface TraceListProps {

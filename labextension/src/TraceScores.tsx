@@ -53,7 +53,7 @@ export function TraceScores({ api, project, traceId, spans, selected, refresh }:
                   {String(score.value)}
                 </td>
                 <td className="agiflow-muted">
-                  {score.span_id === null ? 'trace' : names.get(score.span_id) ?? score.span_id}
+                  {score.span_id === null ? 'trace' : (names.get(score.span_id) ?? score.span_id)}
                 </td>
                 <td>
                   <span className="agiflow-chip agiflow-chip-type">{score.source}</span>

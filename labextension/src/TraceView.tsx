@@ -72,7 +72,9 @@ export function TraceView({ api, project, traceId, summary, refresh, onClose }: 
         <button type="button" className="agiflow-link-button" data-testid="agiflow-trace-close" onClick={onClose}>
           ✕ Close
         </button>
-        <span className="agiflow-trace-title">{bounds?.name ?? spans.find(s => s.parent_span_id === null)?.name ?? ''}</span>
+        <span className="agiflow-trace-title">
+          {bounds?.name ?? spans.find(s => s.parent_span_id === null)?.name ?? ''}
+        </span>
         {bounds && <StatusChip status={bounds.status} />}
         <span className="agiflow-job-id agiflow-muted" title="trace id">
           {traceId}
@@ -102,12 +104,7 @@ export function TraceView({ api, project, traceId, summary, refresh, onClose }: 
       ) : (
         <div className="agiflow-trace-body">
           <div className="agiflow-span-tree-pane">
-            <SpanTree
-              spans={spans}
-              extent={extent}
-              selected={current?.span_id ?? null}
-              onSelect={setSelected}
-            />
+            <SpanTree spans={spans} extent={extent} selected={current?.span_id ?? null} onSelect={setSelected} />
             {hasMore && (
               <div ref={sentinel} className="agiflow-more-spans">
                 <button
@@ -132,10 +129,7 @@ export function TraceView({ api, project, traceId, summary, refresh, onClose }: 
           </div>
           <div className="agiflow-span-detail-pane">
             {current && (
-              <SpanDetail
-                span={current}
-                actions={<SpanToDataset api={api} project={project} span={current} />}
-              />
+              <SpanDetail span={current} actions={<SpanToDataset api={api} project={project} span={current} />} />
             )}
           </div>
         </div>

@@ -143,9 +143,10 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
               projects={items}
               project={project}
               onChange={slug => {
-              setOpened(null);
-              setProject(slug);
-            }} fixed
+                setOpened(null);
+                setProject(slug);
+              }}
+              fixed
             />
             <label className="agiflow-field agiflow-field-fixed">
               <span>Time</span>
@@ -226,8 +227,8 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
                   onRetry={() => setRefresh(r => r + 1)}
                   empty={
                     <>
-                      No traces match. Send spans with OpenTelemetry to{' '}
-                      <code>/agiflow/api/v1/otel/v1/traces</code>, or widen the filters.
+                      No traces match. Send spans with OpenTelemetry to <code>/agiflow/api/v1/otel/v1/traces</code>, or
+                      widen the filters.
                     </>
                   }
                 >

@@ -77,9 +77,7 @@ export interface RunResultsOptions extends PageOptions {
 }
 
 export class AgiflowApi {
-  constructor(
-    private readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()
-  ) {}
+  constructor(private readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
 
   listProjects(): Promise<ProjectList> {
     return this.get<ProjectList>(['projects']);
@@ -96,11 +94,7 @@ export class AgiflowApi {
     });
   }
 
-  getPrompt(
-    project: string,
-    name: string,
-    label = 'latest'
-  ): Promise<PromptVersion> {
+  getPrompt(project: string, name: string, label = 'latest'): Promise<PromptVersion> {
     return this.get<PromptVersion>(['projects', project, 'prompts', name], {
       label
     });
@@ -128,14 +122,7 @@ export class AgiflowApi {
 
   /** Copy the executed notebook into the Jupyter files; answers its path. */
   openJobNotebook(project: string, id: string): Promise<OpenedNotebook> {
-    return this.send<OpenedNotebook>('POST', [
-      'projects',
-      project,
-      'jobs',
-      id,
-      'notebook',
-      'open'
-    ]);
+    return this.send<OpenedNotebook>('POST', ['projects', project, 'jobs', id, 'notebook', 'open']);
   }
 
   /** Evaluation runs, newest first, each with its live aggregates. */
@@ -168,11 +155,7 @@ export class AgiflowApi {
   }
 
   /** Runs side by side; the first is the baseline, `items` are the changed ones. */
-  compareRuns(
-    project: string,
-    runIds: string[],
-    { limit = 50, cursor }: PageOptions = {}
-  ): Promise<Comparison> {
+  compareRuns(project: string, runIds: string[], { limit = 50, cursor }: PageOptions = {}): Promise<Comparison> {
     return this.get<Comparison>(['projects', project, 'evals', 'compare'], {
       runs: runIds.join(','),
       limit,
@@ -181,7 +164,10 @@ export class AgiflowApi {
   }
 
   /** Traces newest first (by their earliest span); the filters are ANDed. */
-  listTraces(project: string, { limit = 50, cursor, ...filters }: TraceListOptions = {}): Promise<Page<'TraceSummary'>> {
+  listTraces(
+    project: string,
+    { limit = 50, cursor, ...filters }: TraceListOptions = {}
+  ): Promise<Page<'TraceSummary'>> {
     return this.get<Page<'TraceSummary'>>(['projects', project, 'traces'], {
       ...filters,
       limit,
@@ -274,11 +260,7 @@ export class AgiflowApi {
 
   /** The absolute URL of an API path; each segment is percent-encoded. */
   url(segments: string[], query: Query = {}): string {
-    const path = URLExt.join(
-      this.settings.baseUrl,
-      API_PREFIX,
-      ...segments.map(encodeURIComponent)
-    );
+    const path = URLExt.join(this.settings.baseUrl, API_PREFIX, ...segments.map(encodeURIComponent));
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) {
       if (value !== undefined && value !== null && value !== '') {
@@ -312,11 +294,7 @@ export class AgiflowApi {
     try {
       response = await ServerConnection.makeRequest(url, init, this.settings);
     } catch (reason) {
-      throw new AgiflowApiError(
-        `Cannot reach the Jupyter server: ${errorMessage(reason)}`,
-        'network_error',
-        0
-      );
+      throw new AgiflowApiError(`Cannot reach the Jupyter server: ${errorMessage(reason)}`, 'network_error', 0);
     }
     const body = await readJson(response);
     if (!response.ok) {
@@ -350,28 +328,18 @@ function isApiErrorBody(body: unknown): body is ApiErrorBody {
     return false;
   }
   const error = (body as { error: unknown }).error;
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    typeof (error as { message?: unknown }).message === 'string'
-  );
+  return typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string';
 }
 
 function toApiError(response: Response, body: unknown): AgiflowApiError {
   if (isApiErrorBody(body)) {
     const { code, message, details } = body.error;
-    return new AgiflowApiError(
-      message,
-      code || 'error',
-      response.status,
-      details
-    );
+    return new AgiflowApiError(message, code || 'error', response.status, details);
   }
   if (response.status === 404) {
     // Jupyter's own 404 page: the server extension is not loaded.
     return new AgiflowApiError(
-      'The AGIFlow server extension is not enabled on this Jupyter server ' +
-        '(HTTP 404 from /agiflow/api/v1).',
+      'The AGIFlow server extension is not enabled on this Jupyter server ' + '(HTTP 404 from /agiflow/api/v1).',
       'not_found',
       404
     );

@@ -60,12 +60,7 @@ export function TimeChart(props: TimeChartProps): JSX.Element {
   return (
     <figure className="agiflow-chart" data-testid={testId} data-has-data={hasData}>
       <figcaption className="agiflow-chart-title">{title}</figcaption>
-      <svg
-        className="agiflow-chart-svg"
-        viewBox={`0 0 ${W} ${H}`}
-        role="img"
-        aria-label={`${title} over time`}
-      >
+      <svg className="agiflow-chart-svg" viewBox={`0 0 ${W} ${H}`} role="img" aria-label={`${title} over time`}>
         {ticks.map(t => (
           <g key={t} className="agiflow-chart-grid">
             <line x1={LEFT} x2={W - RIGHT} y1={y(t)} y2={y(t)} />
@@ -91,18 +86,12 @@ export function TimeChart(props: TimeChartProps): JSX.Element {
         <line className="agiflow-chart-axis" x1={LEFT} x2={W - RIGHT} y1={TOP + PLOT_H} y2={TOP + PLOT_H} />
         {kind === 'bar' ? <Bars {...{ series, times, colW, x, y }} /> : <Lines {...{ series, x, y }} />}
         {times.map((t, i) => (
-          <rect
-            key={t}
-            className="agiflow-chart-hit"
-            x={LEFT + i * colW}
-            y={TOP}
-            width={colW}
-            height={PLOT_H}
-          >
+          <rect key={t} className="agiflow-chart-hit" x={LEFT + i * colW} y={TOP} width={colW} height={PLOT_H}>
             <title>
-              {[timeTitle(t, bucketMs), ...series.map(s => `${s.name}: ${s.values[i] === null ? '—' : format(s.values[i] ?? 0)}`)].join(
-                '\n'
-              )}
+              {[
+                timeTitle(t, bucketMs),
+                ...series.map(s => `${s.name}: ${s.values[i] === null ? '—' : format(s.values[i] ?? 0)}`)
+              ].join('\n')}
             </title>
           </rect>
         ))}

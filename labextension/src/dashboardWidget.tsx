@@ -16,8 +16,6 @@ export class DashboardWidget extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    return (
-      <DashboardView api={this.api} openTrace={this.openTrace} isShown={() => this.isVisible} />
-    );
+    return <DashboardView api={this.api} openTrace={this.openTrace} isShown={() => this.isVisible} />;
   }
 }

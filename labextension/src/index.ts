@@ -1,8 +1,4 @@
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 
@@ -85,8 +81,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const jobsTracker = new WidgetTracker<MainAreaWidget<JobsWidget>>({
       namespace: 'agiflow-lab-jobs'
     });
-    const openPath = (path: string): Promise<unknown> =>
-      app.commands.execute('docmanager:open', { path });
+    const openPath = (path: string): Promise<unknown> => app.commands.execute('docmanager:open', { path });
 
     app.commands.addCommand(CommandIDs.openJobs, {
       label: 'AGIFlow Jobs',

@@ -63,7 +63,7 @@ export function seriesOf(name: string, group: Grouped, times: number[], pick: Pi
     name,
     values: times.map(t => {
       const point = group.points.get(t);
-      return point ? pick(point) ?? (zero ? 0 : null) : zero ? 0 : null;
+      return point ? (pick(point) ?? (zero ? 0 : null)) : zero ? 0 : null;
     })
   };
 }

@@ -39,11 +39,7 @@ export type OpenedNotebook = Schemas['OpenedNotebook'];
 /** One message of the `/events` WebSocket (and of GET …/jobs/{id}/events). */
 export type JobEvent = Schemas['JobEvent'];
 
-export const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set<JobState>([
-  'succeeded',
-  'failed',
-  'cancelled'
-]);
+export const FINAL_JOB_STATES: ReadonlySet<JobState> = new Set<JobState>(['succeeded', 'failed', 'cancelled']);
 
 /*
  * Evaluation runs (`agiflow_lab/evals/models.py`).

@@ -15,10 +15,7 @@ export interface RequestState<T> {
  * answer of the newest call so a slow, stale response never overwrites a
  * fresh one. A null `request` means "nothing to ask yet".
  */
-export function useRequest<T>(
-  request: (() => Promise<T>) | null,
-  deps: ReadonlyArray<unknown>
-): RequestState<T> {
+export function useRequest<T>(request: (() => Promise<T>) | null, deps: ReadonlyArray<unknown>): RequestState<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const [loading, setLoading] = useState(false);
