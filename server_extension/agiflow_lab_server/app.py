@@ -15,6 +15,7 @@ from agiflow_lab.config import Settings
 from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.jobs.backend import JobBackend
 from agiflow_lab.platform import Platform
+from agiflow_lab.schedules.scheduler import Scheduler
 from agiflow_lab.traces.ingest import TraceIngest
 from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_server.base import PlatformState
@@ -29,6 +30,7 @@ from agiflow_lab_server.handlers import (
     otel,
     projects,
     prompts,
+    schedules,
     scores,
     trace_activity,
     traces,
@@ -85,6 +87,12 @@ ROUTES: list[Route] = [
     Route(P + "/jobs/{job_id}/events", jobs.JobEventsHandler),
     Route(P + "/jobs/{job_id}/notebook", jobs.JobNotebookHandler),
     Route(P + "/jobs/{job_id}/notebook/open", jobs.JobNotebookOpenHandler),
+    Route(P + "/schedules", schedules.SchedulesHandler),
+    Route(P + "/schedules/{name}", schedules.ScheduleHandler),
+    Route(P + "/schedules/{name}/pause", schedules.SchedulePauseHandler),
+    Route(P + "/schedules/{name}/resume", schedules.ScheduleResumeHandler),
+    Route(P + "/schedules/{name}/run", schedules.ScheduleRunHandler),
+    Route(P + "/schedules/{name}/firings", schedules.FiringsHandler),
     Route(P + "/traces", traces.TraceListHandler),
     Route(P + "/traces/live", trace_activity.TraceActivitySocket),
     Route(P + "/traces/{trace_id}", traces.TraceHandler),
@@ -161,6 +169,12 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         "manage members. Env: AGIFLOW_KEYS_MANAGE_MEMBERS.",
     )  # fmt: skip
 
+    scheduler = Bool(
+        True, config=True,
+        help="This server takes part in firing schedules: one server at a time fires them (an advisory lock "
+        "elects it), the others stand by. Off: this one never fires. Env: AGIFLOW_SCHEDULER.",
+    )  # fmt: skip
+
     bus_class = Type(
         default_value=None, klass="agiflow_lab.bus.base.Bus", allow_none=True, config=True,
         help="A Bus subclass to use instead of the built-in 'postgres' or 'kafka' (it builds itself with "
@@ -184,6 +198,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             max_body_bytes=self.max_body_bytes, max_import_bytes=self.max_import_bytes,
             max_json_depth=self.max_json_depth,
             allow_private_model_hosts=self.allow_private_model_hosts, keys_manage_members=self.keys_manage_members,
+            scheduler=self.scheduler,
         )  # fmt: skip
         changes: dict[str, Any] = {}
         if self.data_dir:
@@ -236,6 +251,9 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                 on_exit=platform.jobs.worker_exited,
             )  # fmt: skip
             self.supervisor.start()
+            if settings.scheduler:
+                self.firing_role = Scheduler(platform.db, platform.schedules)
+                self.firing_role.start()
         except Exception as exc:
             self.log.exception("AGIFlow could not start")
             self.state.startup_error = str(exc)
@@ -253,6 +271,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         ours, as aiokafka's close does when the broker is gone) would keep the server alive forever."""
         if getattr(self, "supervisor", None) is not None:
             await finish_within(self.supervisor.stop_timeout + 5, self.supervisor.stop(), "the worker supervisor")
+        if getattr(self, "firing_role", None) is not None:
+            await finish_within(2, self.firing_role.stop(), "the scheduler")
         if self.state.backend is not None:
             await finish_within(10, self.state.backend.stop(), "the job backend")
         if self.state.platform is not None:
