@@ -13,6 +13,7 @@ from agiflow_lab.sdk.cache import PromptCache
 from agiflow_lab.sdk.datasets import Datasets
 from agiflow_lab.sdk.discovery import discover
 from agiflow_lab.sdk.evals import Evals
+from agiflow_lab.sdk.jobs import Jobs
 from agiflow_lab.sdk.keys import Keys
 from agiflow_lab.sdk.prompts import Prompt, Prompts
 from agiflow_lab.sdk.scores import Scores
@@ -56,6 +57,7 @@ class Client:
         self.keys = Keys(self._transport, self.project)
         self.datasets = Datasets(self._transport, self.project)
         self.evals = Evals(self._transport, self.project)
+        self.jobs = Jobs(self._transport, self.project)
         self.traces = Traces(self._transport, self.project)
         self.scores = Scores(self._transport, self.project)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agiflow_lab.evals.models import Comparison, ItemResult, Run
-from agiflow_lab.jobs.models import FINAL_STATES
+from agiflow_lab.sdk._wait import until_final
 from agiflow_lab.sdk.errors import ApiError
 from agiflow_lab.sdk.transport import Transport, segment
 
@@ -16,9 +15,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from agiflow_lab.widgets._display import Bundle
-
-POLL_SECONDS = 0.5
-
 
 def parse_ref(text: str, *, version_sep: str = ":", label_sep: str | None = "@") -> dict[str, Any]:
     """``"qa"``, ``"qa:3"`` (version) or ``"qa@production"`` (label) → a reference body."""
@@ -120,12 +116,11 @@ class EvalRun:
         return self.run
 
     def wait(self, timeout: float | None = None, *, progress: bool = True) -> Run:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if progress:
-            view = self._live_view()
-            if view is not None:
-                return self._wait_shown(view, deadline, timeout)
-        return self._wait_bar(deadline, timeout, progress)
+        view = self._live_view() if progress else None
+        if view is not None:
+            shown: Run = until_final(self.refresh, _state, what=f"run {self.id}", timeout=timeout, on_each=view.show)
+            return shown
+        return self._wait_bar(timeout, progress)
 
     def _live_view(self) -> Any:
         """An ``EvalRunView`` fed by ``wait()``'s own polling, displayed; None outside a widget frontend."""
@@ -145,31 +140,18 @@ class EvalRun:
         display(view)  # type: ignore[no-untyped-call]
         return view
 
-    def _wait_shown(self, view: Any, deadline: float | None, timeout: float | None) -> Run:
-        while True:
-            run = self.refresh()
-            view.show(run)
-            if run.state in FINAL_STATES:
-                return run
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {self.id} is still {run.state} after {timeout} s")
-            time.sleep(POLL_SECONDS)
-
-    def _wait_bar(self, deadline: float | None, timeout: float | None, progress: bool) -> Run:
+    def _wait_bar(self, timeout: float | None, progress: bool) -> Run:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=self.run.aggregates.items_total, desc=self.run.name, unit="item", disable=not progress)
+
+        def show(run: Run) -> None:
+            agg = run.aggregates
+            bar.update(agg.items_done - bar.n)
+            bar.set_postfix(state=run.state, pass_rate=_pct(agg.pass_rate), errors=agg.errors, refresh=False)
+
         try:
-            while True:
-                run = self.refresh()
-                agg = run.aggregates
-                bar.update(agg.items_done - bar.n)
-                bar.set_postfix(state=run.state, pass_rate=_pct(agg.pass_rate), errors=agg.errors, refresh=False)
-                if run.state in FINAL_STATES:
-                    return run
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"run {self.id} is still {run.state} after {timeout} s")
-                time.sleep(POLL_SECONDS)
+            return until_final(self.refresh, _state, what=f"run {self.id}", timeout=timeout, on_each=show)
         finally:
             bar.close()
 
@@ -314,6 +296,10 @@ def _flat(item: ItemResult) -> dict[str, Any]:
         row[f"{name}.passed"] = score.passed
         row[f"{name}.explanation"] = score.error or score.explanation
     return row
+
+
+def _state(run: Run) -> str:
+    return run.state
 
 
 def _pct(value: float | None) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agiflow_lab.datasets.models import Dataset
     from agiflow_lab.evals.models import Comparison, Run
+    from agiflow_lab.jobs.models import Job
     from agiflow_lab.prompts.models import PromptDiff, PromptVersion
     from agiflow_lab.sdk.trace import Trace
 
@@ -142,6 +143,20 @@ def dataset_html(info: Dataset) -> str:
         line(f"v{info.latest_version}", f"{info.item_count} items", "archived" if info.archived else "",
              f"updated {info.updated_at:%Y-%m-%d %H:%M} UTC"),
         f"<div>{e(clip(info.description, 500))}</div>" if info.description else "",
+    )  # fmt: skip
+
+
+def job_html(job: Job) -> str:
+    took = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    failure = f"{job.error.ename}: {job.error.evalue}" if job.error else ""
+    return box(
+        "job", job.notebook,
+        line(job.state, f"attempt {job.attempts}/{job.max_attempts}",
+             f"cell {job.cells_done}/{job.cells_total}" if job.cells_total else "",
+             f"{took:.1f} s" if took is not None else "", f"by {job.submitted_by}", f"job {job.id}"),
+        line("parameters: " + json.dumps(job.parameters, ensure_ascii=False, default=str)) if job.parameters else "",
+        pre(failure) if failure else "",
+        pre(_text(job.result)) if job.result is not None else "",
     )  # fmt: skip
 
 
