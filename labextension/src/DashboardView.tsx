@@ -43,18 +43,21 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
   const [range, setRange] = React.useState<RangeKey>('24h');
   const [groupBy, setGroupBy] = React.useState<MetricsGroupBy | ''>('');
   const [auto, setAuto] = React.useState(true);
-  const [tick, setTick] = React.useState(0);
-  const bucket = timeRange(range).bucket;
   // A new "now" on every refresh: the range slides with the clock.
-  const bounds = React.useMemo(() => rangeBounds(range), [range, tick]);
+  const [now, setNow] = React.useState(() => Date.now());
+  const bucket = timeRange(range).bucket;
+  const bounds = React.useMemo(() => rangeBounds(range, now), [range, now]);
+  // The interval asks the latest `isShown` without restarting when a render passes a new one.
+  const isShownRef = React.useRef(isShown);
+  isShownRef.current = isShown;
 
   React.useEffect(() => {
     if (!auto) {
       return;
     }
     const timer = window.setInterval(() => {
-      if (!document.hidden && isShown()) {
-        setTick(t => t + 1);
+      if (!document.hidden && isShownRef.current()) {
+        setNow(Date.now());
       }
     }, POLL_MS);
     return () => window.clearInterval(timer);
@@ -64,7 +67,7 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
     project === null ? null : () => api.getMetrics(project, { ...bounds, bucket, groupBy: groupBy || null }),
     [api, project, bounds, bucket, groupBy]
   );
-  const status = useRequest(project === null ? null : () => api.getStatus(project), [api, project, tick]);
+  const status = useRequest(project === null ? null : () => api.getStatus(project), [api, project, now]);
   const errors = useRequest(
     project === null
       ? null
@@ -73,7 +76,7 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
   );
   const refresh = (): void => {
     projects.reload();
-    setTick(t => t + 1);
+    setNow(Date.now());
   };
   const busy = metrics.loading || status.loading || errors.loading;
   const [updated, setUpdated] = React.useState<Date | null>(null);

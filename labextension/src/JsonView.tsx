@@ -72,7 +72,8 @@ function Leaf({ value }: { value: unknown }): JSX.Element {
   if (typeof value === 'boolean' || value === null) {
     return <span className="agiflow-json-literal">{String(value)}</span>;
   }
-  return <span>{String(value)}</span>;
+  // Nothing parsed from JSON text gets here (undefined, a bigint, …): its type, or a bigint's digits.
+  return <span>{typeof value === 'bigint' ? value.toString() : typeof value}</span>;
 }
 
 /**

@@ -69,7 +69,8 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
       setTab('traces');
       setOpened({ traceId: request.traceId });
     }
-  }, [request?.seq]);
+    // A new request is a new object (its `seq` grows); `setProject` is a state setter, stable.
+  }, [request, setProject]);
 
   const filterKey = JSON.stringify(filters);
   const traces = usePages<Page<'TraceSummary'>, TraceSummary>(

@@ -10,13 +10,13 @@ import { JobsWidget } from './jobsWidget';
 import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
 
-namespace CommandIDs {
-  export const openPrompts = 'agiflow-lab:open-prompts';
-  export const openJobs = 'agiflow-lab:open-jobs';
-  export const openEvals = 'agiflow-lab:open-evals';
-  export const openTraces = 'agiflow-lab:open-traces';
-  export const openDashboard = 'agiflow-lab:open-dashboard';
-}
+const CommandIDs = {
+  openPrompts: 'agiflow-lab:open-prompts',
+  openJobs: 'agiflow-lab:open-jobs',
+  openEvals: 'agiflow-lab:open-evals',
+  openTraces: 'agiflow-lab:open-traces',
+  openDashboard: 'agiflow-lab:open-dashboard'
+} as const;
 
 const SIDEBAR_ID = 'agiflow-lab-sidebar';
 const CATEGORY = 'AGIFlow';

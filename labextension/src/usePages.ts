@@ -47,7 +47,8 @@ export function usePages<P extends Paged<T>, T>(
   const cursorRef = React.useRef<string | null>(null);
   cursorRef.current = loaded.cursor;
 
-  // Other data: forget the old pages at once.
+  // Other data: forget the old pages at once. (The caller's `deps`, which the rule cannot check from here.)
+  // eslint-disable-next-line react-hooks/exhaustive-deps
   React.useEffect(() => setLoaded(NOTHING), deps);
 
   React.useEffect(() => {
@@ -72,7 +73,8 @@ export function usePages<P extends Paged<T>, T>(
         }
       }
     );
-    // `fetchPage` is a fresh closure on every render: `deps` say when it changed.
+    // `fetchPage` is a fresh closure on every render: the caller's `deps` say when it changed.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, refresh]);
 
   const loadMore = React.useCallback(() => {

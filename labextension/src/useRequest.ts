@@ -49,7 +49,9 @@ export function useRequest<T>(request: (() => Promise<T>) | null, deps: Readonly
     return () => {
       current = false;
     };
-    // `request` is a fresh closure on every render: `deps` say when it changed.
+    // `request` is a fresh closure on every render: the caller's `deps` say when it changed, which the
+    // rule cannot check from here.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, generation]);
 
   const reload = useCallback(() => setGeneration(g => g + 1), []);
