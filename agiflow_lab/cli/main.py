@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 
 from agiflow_lab import __version__
-from agiflow_lab.cli import db, evals, prompt_files, sync
+from agiflow_lab.cli import db, evals, prompt_files, schedules, sync
 from agiflow_lab.db.migrate import MigrationError
 from agiflow_lab.errors import AgiflowError, Forbidden, InvalidInput, NotFound, Unauthenticated, ValidationFailed
 from agiflow_lab.sdk.client import Client
@@ -168,7 +168,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agiflow-lab", description="AGIFlow Lab command line")
     parser.add_argument("--version", action="version", version=f"agiflow-lab {__version__}")
-    commands = parser.add_subparsers(dest="group", required=True, metavar="{db,prompts,keys,eval,worker}")
+    commands = parser.add_subparsers(dest="group", required=True, metavar="{db,prompts,keys,eval,schedules,worker}")
 
     api = argparse.ArgumentParser(add_help=False)
     api.add_argument("--url", help="server URL (default: $AGIFLOW_URL, else the local Jupyter server)")
@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(run=cmd_keys_revoke)
 
     evals.register(commands, api, lambda command: lambda args: command(args, client(args), out, err))
+    schedules.register(commands, api, lambda command: lambda args: command(args, client(args), out, err))
 
     # Commands contributed by other packages of the distribution (``agiflow-lab worker``) register
     # through an entry point, so this package never imports them.

@@ -16,6 +16,7 @@ from agiflow_lab.sdk.evals import Evals
 from agiflow_lab.sdk.jobs import Jobs
 from agiflow_lab.sdk.keys import Keys
 from agiflow_lab.sdk.prompts import Prompt, Prompts
+from agiflow_lab.sdk.schedules import Schedules
 from agiflow_lab.sdk.scores import Scores
 from agiflow_lab.sdk.traces import DEFAULT_LIMIT, MetricMeasure, Traces, When
 from agiflow_lab.sdk.transport import Endpoint, Transport
@@ -60,6 +61,7 @@ class Client:
         self.jobs = Jobs(self._transport, self.project)
         self.traces = Traces(self._transport, self.project)
         self.scores = Scores(self._transport, self.project)
+        self.schedules = Schedules(self._transport, self.project)
 
     def spans(self, trace_id: str) -> pd.DataFrame:
         """One trace's spans as a DataFrame, in start order (``client.traces.get(id)`` gives the tree)."""
