@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from agiflow_lab.widgets._display import Bundle
 
+
 def parse_ref(text: str, *, version_sep: str = ":", label_sep: str | None = "@") -> dict[str, Any]:
     """``"qa"``, ``"qa:3"`` (version) or ``"qa@production"`` (label) → a reference body."""
     if label_sep and label_sep in text:

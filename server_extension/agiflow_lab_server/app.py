@@ -43,6 +43,7 @@ P = "/projects/{project}"
 ROUTES: list[Route] = [
     Route("/openapi.json", docs.OpenApiHandler),
     Route("/docs", docs.DocsHandler),
+    Route("/getting-started", docs.GettingStartedHandler),
     Route("/projects", projects.ProjectsHandler),
     Route(P, projects.ProjectHandler),
     Route(P + "/members", projects.MembersHandler),

@@ -4,6 +4,7 @@ from importlib import resources
 
 from tornado.web import authenticated
 
+from agiflow_lab.onboarding import GETTING_STARTED
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.openapi import build_document
 from agiflow_lab_server.routing import operation
@@ -33,3 +34,15 @@ class DocsHandler(AgiflowHandler):
     @authorized
     async def get(self) -> None:
         self.finish(DOCS_HTML, set_content_type="text/html; charset=utf-8")  # APIHandler would say JSON
+
+
+class GettingStartedHandler(AgiflowHandler):
+    """The "Getting started" notebook, for the launcher to save into the user's folder and open."""
+
+    auth_resource = "agiflow:docs"
+
+    @operation("The Getting started notebook (nbformat 4)", tags=("meta",), content_type="application/x-ipynb+json")
+    @authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(GETTING_STARTED.read_bytes(), set_content_type="application/x-ipynb+json")
