@@ -95,6 +95,9 @@ async def test_an_echo_run_scores_every_item_and_leaves_a_report(api: Api, proje
     assert "exact_match: score distribution" in score_chart
     assert "<title>1</title>" in score_chart and "<title>4</title>" in score_chart  # 1 item scored 0, 4 scored 1
     assert "built-in echo" in text  # labelled as such in the report
+    opened = await api.post(f"/projects/{project}/jobs/{done['job_id']}/notebook/open")
+    assert done["name"] == "qa v1 × qa v1"  # named after the run, in characters any file system takes
+    assert opened.json()["path"] == f"agiflow-jobs/{project}/eval-qa-v1-qa-v1-{run['id'][:8]}.ipynb"
 
 
 async def test_a_runs_items_open_as_traces_with_their_scores(api: Api, project: str) -> None:

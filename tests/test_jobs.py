@@ -49,6 +49,7 @@ async def test_the_executed_notebook_opens_as_a_jupyter_file(api: Api, project: 
     r = await api.post(f"/projects/{project}/jobs/{job['id']}/notebook/open")
     assert r.status_code == 200, r.text
     path = r.json()["path"]
+    assert path == f"agiflow-jobs/{project}/hello-{job['id'][:8]}.ipynb"  # says what ran, and which job
     r = await api.client.get(api.server.url + f"api/contents/{path}", headers=api.headers())
     assert r.status_code == 200 and r.json()["type"] == "notebook"
 

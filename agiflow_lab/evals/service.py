@@ -124,6 +124,13 @@ class EvalService:
         assert created is not None
         return await self._run(conn, created), True
 
+    async def run_of_job(self, project: str, job_id: str) -> Run | None:
+        """The evaluation run a job executes, if it is one (the job's own project only)."""
+        job = await self.jobs.get(project, job_id)
+        async with self.db.connection() as conn:
+            row = await store.run_of_job(conn, job.id)
+            return None if row is None else await self._run(conn, row)
+
     async def _by_key(self, conn: Any, project_id: int, body: RunSubmit) -> Run | None:
         assert body.idempotency_key is not None
         job = await jobs_store.by_idempotency_key(conn, project_id, body.idempotency_key)

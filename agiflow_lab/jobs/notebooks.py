@@ -4,10 +4,10 @@ checkout or editable install, the repository's ``notebooks/`` folder."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from agiflow_lab.errors import InvalidInput
-from agiflow_lab.jobs.models import BUILTIN_PREFIX
+from agiflow_lab.jobs.models import BUILTIN_PREFIX, Job
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 CANDIDATES = (_PACKAGE / "_notebooks", _PACKAGE.parent / "notebooks")
@@ -46,3 +46,14 @@ def builtin_path(notebook: str, *, internal: bool = False) -> Path:
             {"field": "notebook", "available": builtin_names()},
         )
     return path
+
+
+def report_path(folder: str, project: str, job: Job, run: tuple[str, str] | None = None) -> str:
+    """Where an opened report goes: ``<folder>/<project>/<what ran>-<first 8 of its id>.ipynb``, named after the
+    evaluation run (``run``: its name and id) or the job's notebook, so a user's file browser says what it is."""
+    if run is not None:
+        title, record_id = f"eval-{run[0] or 'run'}", run[1]
+    else:
+        title, record_id = PurePosixPath(job.notebook.removeprefix(BUILTIN_PREFIX)).stem, job.id
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", title).strip("-.")[:60] or "report"
+    return f"{folder}/{project}/{safe}-{record_id[:8]}.ipynb"

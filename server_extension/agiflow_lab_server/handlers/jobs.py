@@ -11,6 +11,7 @@ from tornado.web import authenticated
 from agiflow_lab.core.paging import Page
 from agiflow_lab.errors import InvalidInput
 from agiflow_lab.jobs.models import Job, JobEvent, JobState, JobSubmit, QueueStatus
+from agiflow_lab.jobs.notebooks import report_path
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
 
@@ -154,10 +155,12 @@ class JobNotebookOpenHandler(JobBase):
             raise InvalidInput("API keys have no Jupyter files; download the notebook instead", {"field": "job_id"})
         notebook = await self.jobs.output(project, job_id)
         job = await self.jobs.get(project, job_id)
-        path = f"{OPEN_FOLDER}/{project}-{job.id}.ipynb"
+        run = await self.platform.evals.run_of_job(project, job_id)
+        path = report_path(OPEN_FOLDER, project, job, None if run is None else (run.name, run.id))
         cm: Contents = self.contents_manager
-        if not await ensure_async(cm.dir_exists(OPEN_FOLDER)):
-            await ensure_async(cm.new(model={"type": "directory"}, path=OPEN_FOLDER))
+        for level in (OPEN_FOLDER, path.rsplit("/", 1)[0]):
+            if not await ensure_async(cm.dir_exists(level)):
+                await ensure_async(cm.new(model={"type": "directory"}, path=level))
         await ensure_async(cm.save({"type": "notebook", "format": "json", "content": notebook}, path))
         self.finish_json(OpenedNotebook(path=path))
 
