@@ -13,6 +13,8 @@ NOTIFY from any replica's edit wakes it to look again: no polling loop of its ow
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 from agiflow_lab.db.database import Database
 from agiflow_lab.db.listen import ListenConn, Listener
@@ -22,6 +24,7 @@ from agiflow_lab.schedules.store import CHANNEL
 log = logging.getLogger(__name__)
 
 _SCHEDULER_LOCK = (0x41674255, 2)  # (class, object) for pg_try_advisory_lock; the outbox relay holds (…, 1)
+APPLICATION_NAME = f"agiflow scheduler {socket.gethostname()}:{os.getpid()}"[:63]
 MIN_WAIT = 0.05  # after a pass that left work due (a schedule another pass held): look again shortly
 
 
@@ -52,6 +55,8 @@ class Scheduler:
     async def _connected(self, conn: ListenConn) -> None:
         self._conn = conn  # the lock lives and dies with this session, which also LISTENs
         self.leader = False
+        # Who leads shows in pg_stat_activity (joined with pg_locks): the host and pid of the firing process.
+        await conn.execute("SELECT set_config('application_name', %s, false)", (APPLICATION_NAME,))
         await self._pass()
 
     async def _notified(self, _payload: str) -> None:
