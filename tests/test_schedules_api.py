@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.evals import make_dataset, make_prompt, qa_items
+from tests.support.jobs import notebook_of, put_notebook, wait_for
 from tests.support.polling import until
 
 NIGHTLY = {"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
@@ -46,7 +47,8 @@ async def test_a_schedule_is_created_read_edited_paused_resumed_and_deleted(api:
     assert not resumed["paused"] and len(resumed["next_fire_times"]) == 5
 
     r = await api.get(f"/projects/{project}/audit", params={"resource_type": "schedule"})
-    assert {e["action"] for e in r.json()["items"]} >= {"schedule.create", "schedule.update"}
+    assert {e["action"] for e in r.json()["items"]} >= {"schedule.create", "schedule.update", "schedule.pause",
+                                                         "schedule.resume"}  # fmt: skip
 
     assert (await api.delete(f"{base}/nightly")).status_code == 204
     r = await api.get(f"{base}/nightly")
@@ -119,6 +121,22 @@ async def test_a_viewer_reads_schedules_and_cannot_change_or_run_them(api: Api, 
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (method, path, r.text)
     editor = await api.new_key(project, "editor")
     assert (await api.post(f"{base}/nightly/pause", key=editor)).status_code == 200
+
+
+async def test_a_notebook_from_the_users_files_is_copied_when_the_schedule_is_saved(api: Api, project: str) -> None:
+    name = await put_notebook(api, notebook_of("# parameters\nx = 1", "from agiflow_lab.notebook import emit_result\n"
+                                                                      "emit_result({'double': x * 2})"), "sched")  # fmt: skip
+    body = {"name": "mine", "interval_seconds": 86400, "job": {"notebook": f"contents:{name}", "parameters": {"x": 4}}}
+    editor = await api.new_key(project, "editor")
+    r = await api.post(f"/projects/{project}/schedules", body, key=editor)
+    assert r.status_code == 403 and r.json()["error"]["details"]["field"] == "job.notebook"  # keys have no files
+    await create(api, project, body)
+    r = await api.client.delete(api.server.url + f"api/contents/{name}", headers=api.headers())
+    assert r.status_code == 204  # gone from the files: the schedule runs its copy
+    assert (await api.post(f"/projects/{project}/schedules/mine/pause", key=editor)).status_code == 200
+    firing = (await api.post(f"/projects/{project}/schedules/mine/run")).json()
+    done = await wait_for(api, project, firing["job_id"])
+    assert done["state"] == "succeeded" and done["result"] == {"double": 8}
 
 
 async def test_an_evaluation_target_follows_its_label_and_the_latest_dataset_when_it_fires(

@@ -92,7 +92,8 @@ class ScheduleService:
         project_id = await self.projects.resolve_id(project)
         given = body.model_dump(exclude_unset=True, exclude={"name"})
         fields = {**DEFAULTS, **{k: v for k, v in given.items() if v is not None}, "name": body.name}
-        fields = await self._settle(actor, project, fields, load_notebook, now, timing_changed=True, retime=True)
+        fields = await self._settle(actor, project, fields, load_notebook, now, timing_changed=True, retime=True,
+                                    retarget=True)  # fmt: skip
         async with self.db.transaction() as conn:
             schedule_id = await store.insert(conn, project_id, actor.principal, fields)
             if schedule_id is None:
@@ -140,19 +141,17 @@ class ScheduleService:
         async with self.db.transaction() as conn:
             row = await self._require(conn, project, name, lock=True)
             current = {c: row[c] for c in store.COLUMNS}
-            current["job" if row["target"] == "job" else "eval"] = row["body"]
-            if "job" in changes or "eval" in changes:  # a new target replaces the old one
-                current.pop("job", None)
-                current.pop("eval", None)
-                current["input_notebook"] = None
-            merged = {**current, **changes}
+            retarget = "job" in changes or "eval" in changes  # a new target replaces the old one, checked anew
             retime = bool(TIMING_FIELDS & changes.keys())
             resumed = changes.get("paused") is False and row["paused"]
-            fields = await self._settle(actor, project, merged, load_notebook, now, timing_changed=retime or resumed,
-                                        retime=retime, keep_notebook=row["input_notebook"])  # fmt: skip
+            fields = await self._settle(actor, project, {**current, **changes}, load_notebook, now,
+                                        timing_changed=retime or resumed, retime=retime, retarget=retarget)  # fmt: skip
             await store.update(conn, row["id"], fields)
+            action = "schedule.update"
+            if changes.keys() == {"paused"}:
+                action = "schedule.pause" if changes["paused"] else "schedule.resume"
             await audit.record(
-                conn, project_id=row["project_id"], actor=actor, action="schedule.update", resource_type="schedule",
+                conn, project_id=row["project_id"], actor=actor, action=action, resource_type="schedule",
                 resource_id=row["id"], before=_audited(current), after=body.model_dump(exclude_unset=True, mode="json"),
             )  # fmt: skip
             await store.notify(conn)
@@ -309,19 +308,21 @@ class ScheduleService:
 
     async def _settle(
         self, actor: Actor, project: str, fields: dict[str, Any], load_notebook: LoadNotebook | None, now: datetime,
-        *, timing_changed: bool, retime: bool = False, keep_notebook: dict[str, Any] | None = None,
+        *, timing_changed: bool, retime: bool, retarget: bool,
     ) -> dict[str, Any]:  # fmt: skip
-        """Check the cross-field rules on a whole schedule and derive the stored columns."""
+        """Check the cross-field rules on a whole schedule and derive the stored columns. A target is checked
+        when it is set (an edit of anything else must work even if, say, the run's dataset is gone since)."""
         cron, interval = fields.get("cron"), fields.get("interval_seconds")
         if (cron is None) == (interval is None):
             raise _invalid("cron", "give either cron or interval_seconds (exactly one)")
         job, run = fields.pop("job", None), fields.pop("eval", None)
-        if (job is None) == (run is None):
+        if retarget and (job is None) == (run is None):
             raise _invalid("job", "give either job (a notebook job) or eval (an evaluation run) as the target")
-        if job is not None:
+        if not retarget:
+            pass  # target, body and input_notebook stay as stored
+        elif job is not None:
             fields["target"], fields["body"] = "job", JobSubmit.model_validate(job).model_dump(mode="json")
-            fields["input_notebook"] = await self._notebook(actor, fields["body"]["notebook"], load_notebook,
-                                                            keep_notebook)  # fmt: skip
+            fields["input_notebook"] = await self._notebook(actor, fields["body"]["notebook"], load_notebook)
         else:
             submit = RunSubmit.model_validate(run)
             await self.evals.pin(project, submit)  # every reference must resolve today, and will be again per tick
@@ -335,9 +336,7 @@ class ScheduleService:
             fields["next_fire_at"] = _timing(fields).at_or_after(now)
         return {c: fields.get(c) for c in store.COLUMNS}
 
-    async def _notebook(
-        self, actor: Actor, notebook: str, load_notebook: LoadNotebook | None, keep: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
+    async def _notebook(self, actor: Actor, notebook: str, load_notebook: LoadNotebook | None) -> dict[str, Any] | None:
         """A contents notebook is copied when the schedule is saved (the scheduler has no user's files to
         read at 3 a.m.); like a job, only a signed-in user may name one."""
         if notebook.startswith(BUILTIN_PREFIX):
@@ -347,8 +346,6 @@ class ScheduleService:
         if actor.kind != "user":
             raise Forbidden("an API key cannot schedule notebooks from the server's files", {"field": "job.notebook"})
         if load_notebook is None:
-            if keep is not None:
-                return keep
             raise InvalidInput("this server cannot read notebooks from its files", {"field": "job.notebook"})
         return await load_notebook(notebook.removeprefix(CONTENTS_PREFIX).lstrip("/"))
 
