@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agiflow/api/v1/getting-started": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The Getting started notebook (nbformat 4) */
+        get: operations["get_docs_GettingStartedHandler"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agiflow/api/v1/projects": {
         parameters: {
             query?: never;
@@ -802,6 +819,111 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agiflow/api/v1/projects/{project}/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List schedules, newest first, with their next fire times */
+        get: operations["get_schedules_SchedulesHandler"];
+        put?: never;
+        /** Create a schedule: a cron expression (with a time zone) or an interval, firing a notebook job or an evaluation run */
+        post: operations["post_schedules_SchedulesHandler"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agiflow/api/v1/projects/{project}/schedules/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule, its next fire times and its last firing */
+        get: operations["get_schedules_ScheduleHandler"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule and its firing history (the jobs and runs it started stay) */
+        delete: operations["delete_schedules_ScheduleHandler"];
+        options?: never;
+        head?: never;
+        /** Edit a schedule (only the fields sent change) */
+        patch: operations["patch_schedules_ScheduleHandler"];
+        trace?: never;
+    };
+    "/agiflow/api/v1/projects/{project}/schedules/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause a schedule: no tick fires until it is resumed */
+        post: operations["post_schedules_SchedulePauseHandler"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agiflow/api/v1/projects/{project}/schedules/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a schedule from its next tick (ticks while paused are not fired) */
+        post: operations["post_schedules_ScheduleResumeHandler"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agiflow/api/v1/projects/{project}/schedules/{name}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the schedule's target now, whatever its overlap policy */
+        post: operations["post_schedules_ScheduleRunHandler"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agiflow/api/v1/projects/{project}/schedules/{name}/firings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A schedule's firings, newest first: the job or run each started, or why it did not */
+        get: operations["get_schedules_FiringsHandler"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agiflow/api/v1/projects/{project}/traces": {
         parameters: {
             query?: never;
@@ -811,6 +933,23 @@ export interface paths {
         };
         /** List traces, newest first (by their earliest span); filters are ANDed */
         get: operations["get_traces_TraceListHandler"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agiflow/api/v1/projects/{project}/traces/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** WebSocket that sends {type: 'spans', at} (at most once a second) when the project stores new spans, so a trace list or dashboard knows to read again */
+        get: operations["get_trace_activity_TraceActivitySocket"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1701,6 +1840,61 @@ export interface components {
              */
             strip?: boolean;
         };
+        /** Firing */
+        Firing: {
+            /** Id */
+            id: number;
+            /** Schedule Id */
+            schedule_id: string;
+            /**
+             * Tick
+             * Format: date-time
+             * @description The time the schedule named (for a manual run: when it was asked for)
+             */
+            tick: string;
+            /**
+             * Manual
+             * @description Started by run-now rather than by a tick
+             */
+            manual: boolean;
+            /**
+             * Outcome
+             * @description started: its job (and run) was submitted; skipped: overlap=skip while the previous one ran (or one was queued already); queued: waits for the previous one (overlap=queue); failed: could not start
+             * @enum {string}
+             */
+            outcome: "started" | "skipped" | "queued" | "failed";
+            /**
+             * Reason
+             * @default null
+             */
+            reason: string | null;
+            /**
+             * Job Id
+             * @default null
+             */
+            job_id: string | null;
+            /**
+             * Run Id
+             * @default null
+             */
+            run_id: string | null;
+            /**
+             * Job State
+             * @description The started job's state now
+             * @default null
+             */
+            job_state: ("queued" | "dispatched" | "running" | "retrying" | "succeeded" | "failed" | "cancelled") | null;
+            /**
+             * Fired At
+             * Format: date-time
+             */
+            fired_at: string;
+            /**
+             * Started At
+             * @default null
+             */
+            started_at: string | null;
+        };
         /**
          * GroupSummary
          * @description One session's or user's traces, summed over the time range asked for.
@@ -2467,6 +2661,17 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /** Page[Firing] */
+        Page_Firing_: {
+            /** Items */
+            items: components["schemas"]["Firing"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to get the next page; null at the end
+             * @default null
+             */
+            next_cursor: string | null;
+        };
         /** Page[GroupSummary] */
         Page_GroupSummary_: {
             /** Items */
@@ -2526,6 +2731,17 @@ export interface components {
         Page_Run_: {
             /** Items */
             items: components["schemas"]["Run"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to get the next page; null at the end
+             * @default null
+             */
+            next_cursor: string | null;
+        };
+        /** Page[Schedule] */
+        Page_Schedule_: {
+            /** Items */
+            items: components["schemas"]["Schedule"][];
             /**
              * Next Cursor
              * @description Pass as `cursor` to get the next page; null at the end
@@ -3114,6 +3330,234 @@ export interface components {
              */
             idempotency_key?: string | null;
         };
+        /** Schedule */
+        Schedule: {
+            /** Id */
+            id: string;
+            /** Project */
+            project: string;
+            /** Name */
+            name: string;
+            /** Description */
+            description: string;
+            /** Cron */
+            cron: string | null;
+            /** Timezone */
+            timezone: string;
+            /** Interval Seconds */
+            interval_seconds: number | null;
+            /** Start At */
+            start_at: string | null;
+            /**
+             * Target
+             * @enum {string}
+             */
+            target: "job" | "eval";
+            job: components["schemas"]["JobSubmit"] | null;
+            eval: components["schemas"]["RunSubmit"] | null;
+            /**
+             * Missed
+             * @enum {string}
+             */
+            missed: "skip" | "run_once" | "catch_up";
+            /** Max Catch Up */
+            max_catch_up: number;
+            /** Misfire Grace Seconds */
+            misfire_grace_seconds: number;
+            /**
+             * Overlap
+             * @enum {string}
+             */
+            overlap: "allow" | "skip" | "queue";
+            /** Paused */
+            paused: boolean;
+            /**
+             * Next Fire At
+             * @description The next tick the scheduler handles; null while paused
+             */
+            next_fire_at: string | null;
+            /**
+             * Next Fire Times
+             * @description The next 5 ticks (none while paused)
+             */
+            next_fire_times: string[];
+            /**
+             * Missed Ticks
+             * @description Ticks missed (server down) that the missed-tick policy did not fire
+             */
+            missed_ticks: number;
+            /** @default null */
+            last_firing: components["schemas"]["Firing"] | null;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** ScheduleCreate */
+        ScheduleCreate: {
+            /**
+             * Description
+             * @default null
+             */
+            description?: string | null;
+            /**
+             * Cron
+             * @description Five-field cron expression in `timezone`; give this or `interval_seconds`
+             * @default null
+             * @example 0 3 * * *
+             * @example *\/15 * * * 1-5
+             * @example @daily
+             */
+            cron?: string | null;
+            /**
+             * Timezone
+             * @description IANA time zone of the cron expression (default UTC)
+             * @default null
+             * @example UTC
+             * @example Europe/Berlin
+             */
+            timezone?: string | null;
+            /**
+             * Interval Seconds
+             * @description Fixed interval; or give `cron`
+             * @default null
+             */
+            interval_seconds?: number | null;
+            /**
+             * Start At
+             * @description No tick before this; an interval's ticks are counted from it (default: one interval from now)
+             * @default null
+             */
+            start_at?: string | null;
+            /**
+             * @description Target: a notebook job, the body of POST .../jobs
+             * @default null
+             */
+            job?: components["schemas"]["JobSubmit"] | null;
+            /**
+             * @description Target: an evaluation run, the body of POST .../evals/runs; a prompt label and a dataset without a version are resolved when each tick fires (e.g. `qa@production` on the latest dataset version)
+             * @default null
+             */
+            eval?: components["schemas"]["RunSubmit"] | null;
+            /**
+             * Missed
+             * @description Ticks missed while no server ran: skip them, run_once (the latest), or catch_up
+             * @default null
+             */
+            missed?: ("skip" | "run_once" | "catch_up") | null;
+            /**
+             * Max Catch Up
+             * @description With missed=catch_up: the latest N missed ticks
+             * @default null
+             */
+            max_catch_up?: number | null;
+            /**
+             * Misfire Grace Seconds
+             * @description A tick this late still counts as on time and fires (default 60)
+             * @default null
+             */
+            misfire_grace_seconds?: number | null;
+            /**
+             * Overlap
+             * @description While the previous firing still runs: allow another, skip (recorded), or queue one
+             * @default null
+             */
+            overlap?: ("allow" | "skip" | "queue") | null;
+            /**
+             * Paused
+             * @default null
+             */
+            paused?: boolean | null;
+            /** Name */
+            name: string;
+        };
+        /**
+         * ScheduleUpdate
+         * @description PATCH: only the fields sent change; send null to clear `cron` or `interval_seconds` when switching.
+         */
+        ScheduleUpdate: {
+            /**
+             * Description
+             * @default null
+             */
+            description?: string | null;
+            /**
+             * Cron
+             * @description Five-field cron expression in `timezone`; give this or `interval_seconds`
+             * @default null
+             * @example 0 3 * * *
+             * @example *\/15 * * * 1-5
+             * @example @daily
+             */
+            cron?: string | null;
+            /**
+             * Timezone
+             * @description IANA time zone of the cron expression (default UTC)
+             * @default null
+             * @example UTC
+             * @example Europe/Berlin
+             */
+            timezone?: string | null;
+            /**
+             * Interval Seconds
+             * @description Fixed interval; or give `cron`
+             * @default null
+             */
+            interval_seconds?: number | null;
+            /**
+             * Start At
+             * @description No tick before this; an interval's ticks are counted from it (default: one interval from now)
+             * @default null
+             */
+            start_at?: string | null;
+            /**
+             * @description Target: a notebook job, the body of POST .../jobs
+             * @default null
+             */
+            job?: components["schemas"]["JobSubmit"] | null;
+            /**
+             * @description Target: an evaluation run, the body of POST .../evals/runs; a prompt label and a dataset without a version are resolved when each tick fires (e.g. `qa@production` on the latest dataset version)
+             * @default null
+             */
+            eval?: components["schemas"]["RunSubmit"] | null;
+            /**
+             * Missed
+             * @description Ticks missed while no server ran: skip them, run_once (the latest), or catch_up
+             * @default null
+             */
+            missed?: ("skip" | "run_once" | "catch_up") | null;
+            /**
+             * Max Catch Up
+             * @description With missed=catch_up: the latest N missed ticks
+             * @default null
+             */
+            max_catch_up?: number | null;
+            /**
+             * Misfire Grace Seconds
+             * @description A tick this late still counts as on time and fires (default 60)
+             * @default null
+             */
+            misfire_grace_seconds?: number | null;
+            /**
+             * Overlap
+             * @description While the previous firing still runs: allow another, skip (recorded), or queue one
+             * @default null
+             */
+            overlap?: ("allow" | "skip" | "queue") | null;
+            /**
+             * Paused
+             * @default null
+             */
+            paused?: boolean | null;
+        };
         /** Score */
         Score: {
             /**
@@ -3545,6 +3989,78 @@ export interface operations {
         };
     };
     get_docs_DocsHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_docs_GettingStartedHandler: {
         parameters: {
             query?: never;
             header?: never;
@@ -8560,6 +9076,757 @@ export interface operations {
             };
         };
     };
+    get_schedules_SchedulesHandler: {
+        parameters: {
+            query?: {
+                paused?: boolean | null;
+                target?: ("job" | "eval") | null;
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Schedule_"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_schedules_SchedulesHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleCreate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the endpoint's limit (details name the limit and its setting) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_schedules_ScheduleHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    delete_schedules_ScheduleHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patch_schedules_ScheduleHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the endpoint's limit (details name the limit and its setting) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_schedules_SchedulePauseHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the endpoint's limit (details name the limit and its setting) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_schedules_ScheduleResumeHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the endpoint's limit (details name the limit and its setting) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_schedules_ScheduleRunHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Firing"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the endpoint's limit (details name the limit and its setting) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_schedules_FiringsHandler: {
+        parameters: {
+            query?: {
+                outcome?: ("started" | "skipped" | "queued" | "failed") | null;
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Firing_"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     get_traces_TraceListHandler: {
         parameters: {
             query?: {
@@ -8596,6 +9863,80 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Page_TraceSummary_"];
                 };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_trace_activity_TraceActivitySocket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Invalid input (details name the field) */
             400: {

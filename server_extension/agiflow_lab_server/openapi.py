@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -56,9 +57,24 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     ]
 
 
-class _ResponseFieldsRequired(GenerateJsonSchema):
-    """Responses carry every field (handlers write ``model_dump_json()``, defaults included), so a response
-    schema lists them all as required; in a request body a field with a default may still be left out."""
+def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
+    """Every body and response model's ``$ref`` as pydantic names it (``Page[Job]`` becomes ``Page_Job_``),
+    and the schemas those refs point at: the refs are taken from the same call that names the schemas."""
+    wanted: dict[tuple[Any, JsonSchemaMode], None] = {}
+    for route in routes:
+        for op in operations(route.handler).values():
+            if op.body is not None:
+                wanted[(op.body, "validation")] = None
+            if op.response is not None:
+                wanted[(op.response, "serialization")] = None
+    refs, schemas = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = schemas.get("$defs", {})
+    _require_response_fields(wanted, refs, components)
+    return refs, components
+
+
+class _DefaultsRequired(GenerateJsonSchema):
+    """Serialization schemas that list a field with a default as required, as every answer carries it."""
 
     def field_is_required(
         self,
@@ -70,20 +86,31 @@ class _ResponseFieldsRequired(GenerateJsonSchema):
         return super().field_is_required(field, total)
 
 
-def _schema_refs(routes: list[Route]) -> tuple[dict[tuple[Any, JsonSchemaMode], JsonSchemaValue], dict[str, Any]]:
-    """Every body and response model's ``$ref`` as pydantic names it (``Page[Job]`` becomes ``Page_Job_``),
-    and the schemas those refs point at: the refs are taken from the same call that names the schemas."""
-    wanted: dict[tuple[Any, JsonSchemaMode], None] = {}
-    for route in routes:
-        for op in operations(route.handler).values():
-            if op.body is not None:
-                wanted[(op.body, "validation")] = None
-            if op.response is not None:
-                wanted[(op.response, "serialization")] = None
-    refs, schemas = models_json_schema(
-        list(wanted), ref_template="#/components/schemas/{model}", schema_generator=_ResponseFieldsRequired
+def _require_response_fields(
+    wanted: dict[tuple[Any, JsonSchemaMode], None],
+    refs: dict[tuple[Any, JsonSchemaMode], JsonSchemaValue],
+    components: dict[str, Any],
+) -> None:
+    """Answers are ``model_dump_json()`` of their model, defaults included: a schema only answers use lists
+    every field as required, so that clients need not check for a field the server always sends. A schema
+    that a request body also uses (itself or nested) keeps pydantic's ``required``, where a field with a
+    default may be left out: one schema for both, under one name (pydantic would otherwise split it into
+    ``X-Input`` and ``X-Output``)."""
+    in_bodies: set[str] = set()
+    pending = [refs[key]["$ref"] for key in wanted if key[1] == "validation"]
+    while pending:
+        name = pending.pop().rsplit("/", 1)[-1]
+        if name not in in_bodies:
+            in_bodies.add(name)
+            pending += re.findall(r'"\$ref": "([^"]+)"', json.dumps(components.get(name, {})))
+    _, answered = models_json_schema(
+        [key for key in wanted if key[1] == "serialization"],
+        ref_template="#/components/schemas/{model}",
+        schema_generator=_DefaultsRequired,
     )
-    return refs, schemas.get("$defs", {})
+    for name, schema in answered.get("$defs", {}).items():
+        if name in components and name not in in_bodies and "required" in schema:
+            components[name]["required"] = schema["required"]
 
 
 def build_document(routes: list[Route], base_url: str) -> dict[str, Any]:
