@@ -16,8 +16,10 @@ import pytest
 
 from agiflow_lab.config import Settings
 from agiflow_lab.core.actor import Actor
+from agiflow_lab.datasets.models import DatasetCreate
 from agiflow_lab.db.database import Database
 from agiflow_lab.platform import Platform
+from agiflow_lab.prompts.models import PromptCreate
 from agiflow_lab.schedules.models import ScheduleCreate, ScheduleFields
 from agiflow_lab.schedules.service import ScheduleService
 
@@ -38,8 +40,8 @@ def schedules(platform: Platform) -> ScheduleService:
 
 
 async def every_minute(schedules: ScheduleService, name: str = "nightly", **fields: Any) -> str:
-    body = ScheduleCreate.model_validate({"name": name, "interval_seconds": 60, "start_at": T0,
-                                          "job": {"notebook": "builtin:hello"}, **fields})  # fmt: skip
+    given = {"name": name, "interval_seconds": 60, "start_at": T0, "job": {"notebook": "builtin:hello"}, **fields}
+    body = ScheduleCreate.model_validate({k: v for k, v in given.items() if v is not None})
     created = await schedules.create(OLIVIA, "p", body, now=T0 - timedelta(hours=1))
     assert created.next_fire_at == T0
     return created.id
@@ -188,3 +190,27 @@ async def test_editing_the_timing_moves_the_next_tick_and_run_now_fires_whatever
     assert job.submitted_by == "olivia" and job.idempotency_key == f"schedule:{schedule_id}:manual:{at(3).isoformat()}"
     assert [f.manual for f in (await schedules.firings("p", "nightly", outcome=None, cursor=None, limit=9)).items] == [
         True, False]  # fmt: skip
+
+
+async def test_an_evaluation_tick_that_cannot_start_is_recorded_as_failed_and_the_schedule_goes_on(
+    schedules: ScheduleService, platform: Platform
+) -> None:
+    await platform.prompts.create(OLIVIA, "p", PromptCreate(name="qa", template="Q: {{question}}",
+                                                            labels=["production"]))  # fmt: skip
+    items = [{"id": f"q{i}", "input": {"question": f"q{i}"}, "expected": f"Q: q{i}"} for i in range(2)]
+    await platform.datasets.create(OLIVIA, "p", DatasetCreate.model_validate({"name": "qa", "items": items}))
+    run = {"prompt": {"name": "qa", "label": "production"}, "dataset": {"name": "qa"}, "model": {"connection": "echo"},
+           "evaluators": [{"type": "exact_match"}]}  # fmt: skip
+    await every_minute(schedules, "qa-eval", job=None, eval=run)
+    await schedules.fire_due(at(0))
+    await platform.prompts.remove_label(OLIVIA, "p", "qa", "production")  # nothing to follow any more
+    await schedules.fire_due(at(1))
+    await platform.prompts.move_label(OLIVIA, "p", "qa", "production", 1)
+    await schedules.fire_due(at(2))
+    page = (await schedules.firings("p", "qa-eval", outcome=None, cursor=None, limit=10)).items[::-1]
+    assert [(f.tick, f.outcome) for f in page] == [(at(0), "started"), (at(1), "failed"), (at(2), "started")]
+    assert page[1].job_id is None and page[1].reason and "production" in page[1].reason
+    assert all(f.run_id and f.job_id for f in (page[0], page[2]))
+    evaluated = await platform.evals.get("p", page[2].run_id or "")
+    assert evaluated.prompt["ref"] == "label:production" and evaluated.dataset == {"name": "qa", "version": 1}
+    assert len(await job_keys(platform)) == 2  # the failed tick left no job behind
