@@ -47,7 +47,7 @@ class ScheduleFields(BaseModel):
     )
     max_catch_up: int | None = Field(None, ge=1, le=100, description="With missed=catch_up: the latest N missed ticks")
     misfire_grace_seconds: int | None = Field(
-        None, ge=0, le=86_400, description="A tick this late still counts as on time and fires (default 60)"
+        None, ge=1, le=86_400, description="A tick this late still counts as on time and fires (default 60)"
     )
     overlap: OverlapPolicy | None = Field(
         None, description="While the previous firing still runs: allow another, skip (recorded), or queue one"

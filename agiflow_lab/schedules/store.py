@@ -100,12 +100,14 @@ async def delete(conn: Conn, schedule_id: str) -> None:
 
 
 async def due(conn: Conn, now: datetime, limit: int) -> list[str]:
-    """Schedules with a tick at or before ``now``, or with a queued firing, oldest tick first."""
+    """Running schedules with a tick at or before ``now``, or with a queued firing."""
     cur = await conn.execute(
         """SELECT id::text AS id FROM control.schedules
             WHERE NOT paused AND next_fire_at <= %s
             UNION
-           SELECT DISTINCT schedule_id::text FROM control.schedule_firings WHERE outcome = 'queued'
+           SELECT DISTINCT f.schedule_id::text FROM control.schedule_firings f
+             JOIN control.schedules s ON s.id = f.schedule_id
+            WHERE f.outcome = 'queued' AND NOT s.paused
             LIMIT %s""",
         (now, limit),
     )
@@ -113,10 +115,11 @@ async def due(conn: Conn, now: datetime, limit: int) -> list[str]:
 
 
 async def next_due(conn: Conn) -> tuple[datetime | None, bool]:
-    """The earliest tick of any running schedule, and whether some firing waits in a queue."""
+    """The earliest tick of any running schedule, and whether a running schedule has a queued firing."""
     cur = await conn.execute(
         """SELECT (SELECT min(next_fire_at) FROM control.schedules WHERE NOT paused) AS at,
-                  EXISTS (SELECT 1 FROM control.schedule_firings WHERE outcome = 'queued') AS queued"""
+                  EXISTS (SELECT 1 FROM control.schedule_firings f JOIN control.schedules s ON s.id = f.schedule_id
+                           WHERE f.outcome = 'queued' AND NOT s.paused) AS queued"""
     )
     row = await cur.fetchone()
     assert row is not None
