@@ -23,10 +23,11 @@ MAY: dict[str, set[tuple[str, str]]] = {
                ("agiflow:jobs", "write"), ("agiflow:datasets", "read"), ("agiflow:datasets", "write"),
                ("agiflow:evals", "read"), ("agiflow:evals", "write"), ("agiflow:models", "read"),
                ("agiflow:models", "execute"), ("agiflow:project", "read"), ("agiflow:members", "read"),
-               ("agiflow:audit", "read"), ("agiflow:traces", "read"), ("agiflow:traces", "write")},
+               ("agiflow:audit", "read"), ("agiflow:traces", "read"), ("agiflow:traces", "write"),
+               ("agiflow:schedules", "read"), ("agiflow:schedules", "write")},
     "viewer": {("agiflow:prompts", "read"), ("agiflow:jobs", "read"), ("agiflow:datasets", "read"),
                ("agiflow:evals", "read"), ("agiflow:models", "read"), ("agiflow:project", "read"),
-               ("agiflow:members", "read"), ("agiflow:traces", "read")},
+               ("agiflow:members", "read"), ("agiflow:traces", "read"), ("agiflow:schedules", "read")},
 }  # fmt: skip
 PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects"}
 ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only server admins (the server owner)

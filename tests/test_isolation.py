@@ -59,6 +59,10 @@ async def world(api: Api) -> World:
     r = await api.put(f"/projects/{a}/prices/gpt-4o", {"input_per_million": 1.5, "output_per_million": 2.5})
     assert r.status_code == 200, r.text
     created_key = (await api.post(f"/projects/{a}/keys", {"name": f"{marker}-key", "role": "viewer"})).json()
+    r = await api.post(f"/projects/{a}/schedules", {"name": "nightly", "cron": "0 3 * * *", "paused": True,
+                                                    "description": f"{marker}-schedule",
+                                                    "job": {"notebook": "builtin:hello"}})  # fmt: skip
+    assert r.status_code == 201, r.text
     job = await submit(api, a, {"notebook": "builtin:hello", "parameters": {"name": f"{marker}-job"}})
     run_body = {"prompt": {"name": "greet"}, "dataset": {"name": "qa"}, "model": {"connection": "echo"},
                 "evaluators": [{"type": "exact_match"}]}  # fmt: skip
@@ -89,7 +93,7 @@ async def world(api: Api) -> World:
 
 def fill(template: str, project: str, ids: dict[str, str]) -> str:
     """A path of the document with ``project`` and the resource a ``{name}`` means under its collection."""
-    names = {"prompts": "greet", "datasets": "qa", "models": "conn"}
+    names = {"prompts": "greet", "datasets": "qa", "models": "conn", "schedules": "nightly"}
 
     def value(match: re.Match[str]) -> str:
         param = match.group(1)
@@ -120,6 +124,11 @@ def body_for(path: str, verb: str) -> Any:
         (r"/datasets/[^/]+/items$", {"items": [{"id": "q0", "input": {"question": "overwritten"}}]}),
         (r"/models$", {"name": fresh, "kind": "openai"}),
         (r"/models/[^/]+$", {"description": "changed"}),
+        (
+            r"/schedules$",
+            {"name": fresh, "interval_seconds": 3600, "paused": True, "job": {"notebook": "builtin:hello"}},
+        ),
+        (r"/schedules/[^/]+$", {"description": "changed"}),
         (r"/models/[^/]+/test$", {}),
         (r"/prices/[^/]+$", {"input_per_million": 9, "output_per_million": 9}),
         (
