@@ -47,7 +47,7 @@ export class AgiflowApiError extends Error {
   }
 }
 
-type Query = Record<string, string | number | null | undefined>;
+export type Query = Record<string, string | number | null | undefined>;
 
 export interface ListPromptsOptions {
   search?: string;
@@ -281,15 +281,32 @@ export class AgiflowApi {
   }
 
   private send<T>(method: 'POST', segments: string[], body?: unknown): Promise<T> {
-    return this.request<T>(this.url(segments), {
-      method,
-      cache: 'no-cache',
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headers: body === undefined ? undefined : { 'Content-Type': 'application/json' }
-    });
+    return this.call<T>(method, segments, body);
   }
 
-  private async request<T>(url: string, init: RequestInit): Promise<T> {
+  /**
+   * Any write: `body` sent as JSON. An answer without a body (204) resolves to
+   * undefined, which only callers of answer-less routes (DELETE) may expect.
+   */
+  call<T>(method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', segments: string[], body?: unknown, query?: Query): Promise<T> {
+    return this.request<T>(
+      this.url(segments, query),
+      {
+        method,
+        cache: 'no-cache',
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: body === undefined ? undefined : { 'Content-Type': 'application/json' }
+      },
+      method === 'DELETE'
+    );
+  }
+
+  /** Any read, for views with routes of their own. */
+  read<T>(segments: string[], query?: Query): Promise<T> {
+    return this.get<T>(segments, query);
+  }
+
+  private async request<T>(url: string, init: RequestInit, emptyOk = false): Promise<T> {
     let response: Response;
     try {
       response = await ServerConnection.makeRequest(url, init, this.settings);
@@ -299,6 +316,9 @@ export class AgiflowApi {
     const body = await readJson(response);
     if (!response.ok) {
       throw toApiError(response, body);
+    }
+    if (body === undefined && emptyOk && response.status === 204) {
+      return undefined as T;
     }
     if (body === undefined) {
       throw new AgiflowApiError(

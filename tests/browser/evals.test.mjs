@@ -142,7 +142,7 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       await detail.getByTestId('agiflow-run-open').click();
       await page
         .locator('#jp-main-dock-panel .lm-TabBar-tab')
-        .filter({ hasText: `${env.project}-${second.job_id}.ipynb` })
+        .filter({ hasText: `-${second.id.slice(0, 8)}.ipynb` })
         .waitFor({ timeout: 60_000 });
       await page.locator('#jp-main-dock-panel .lm-TabBar-tab').filter({ hasText: 'AGIFlow Evaluations' }).click();
 

@@ -91,10 +91,12 @@ describe('AGIFlow jobs in JupyterLab', () => {
 
       // "Open report" copies the executed notebook into the files and opens it.
       await detail.locator('.agiflow-job-open').click();
-      await page
+      // Named after what ran (the notebook and the job), and opened clean: nothing to save.
+      const reportTab = page
         .locator('#jp-main-dock-panel .lm-TabBar-tab')
-        .filter({ hasText: `${env.project}-${jobId}.ipynb` })
-        .waitFor({ timeout: 30_000 });
+        .filter({ hasText: `hello-${jobId.slice(0, 8)}.ipynb` });
+      await reportTab.waitFor({ timeout: 30_000 });
+      await reportTab.locator('xpath=self::*[not(contains(@class, "jp-mod-dirty"))]').waitFor({ timeout: 10_000 });
     } catch (error) {
       await page.screenshot({ path: join(ARTIFACTS, 'jobs-failure.png') }).catch(() => {});
       throw error;

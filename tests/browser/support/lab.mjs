@@ -81,3 +81,23 @@ export async function openByCommand(page, id, command, args = {}) {
   await view.waitFor({ state: 'visible' });
   return view;
 }
+
+/**
+ * Screenshots of what is on screen in the light and the dark theme (`<name>-light.png`, `<name>-dark.png`
+ * in the artifacts), leaving the light theme on. Themes switch through JupyterLab's own command.
+ */
+export async function screenshotThemes(page, name) {
+  for (const [theme, suffix] of [
+    ['JupyterLab Dark', 'dark'],
+    ['JupyterLab Light', 'light']
+  ]) {
+    await page.evaluate(t => window.jupyterapp.commands.execute('apputils:change-theme', { theme: t }), theme);
+    await page.waitForFunction(
+      light => document.body.dataset.jpThemeLight === light,
+      suffix === 'light' ? 'true' : 'false',
+      { timeout: 30_000 }
+    );
+    await hideToasts(page);
+    await page.screenshot({ path: join(ARTIFACTS, `${name}-${suffix}.png`) });
+  }
+}

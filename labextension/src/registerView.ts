@@ -1,0 +1,75 @@
+import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ILauncher } from '@jupyterlab/launcher';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import type { LabIcon } from '@jupyterlab/ui-components';
+import type { Widget } from '@lumino/widgets';
+
+export const CATEGORY = 'AGIFlow';
+
+/** What JupyterLab gives the plugin, handed to every view's registration. */
+export interface Shell {
+  app: JupyterFrontEnd;
+  palette: ICommandPalette | null;
+  launcher: ILauncher | null;
+  restorer: ILayoutRestorer | null;
+}
+
+export interface ViewSpec<W extends Widget> {
+  /** Short name: the command is `agiflow-lab:open-<name>`, the widget id `agiflow-lab-<name>`. */
+  name: string;
+  label: string;
+  caption: string;
+  icon: LabIcon;
+  /** Order among the AGIFlow launcher cards; null: palette only. */
+  rank: number | null;
+  create: () => W;
+  /** Command arguments (e.g. which trace to show) applied to the open view. */
+  applyArgs?: (content: W, args: ReadonlyPartialJSONObject) => void;
+}
+
+export function commandId(name: string): string {
+  return `agiflow-lab:open-${name}`;
+}
+
+/**
+ * One main-area view: a command that opens it (or brings the open one to the
+ * front), its palette and launcher items, and restoring it with the layout.
+ * Every AGIFlow view registers through here, so they all behave alike.
+ */
+export function registerView<W extends Widget>(shell: Shell, spec: ViewSpec<W>): string {
+  const { app, palette, launcher, restorer } = shell;
+  const id = commandId(spec.name);
+  const tracker = new WidgetTracker<MainAreaWidget<W>>({ namespace: `agiflow-lab-${spec.name}` });
+  app.commands.addCommand(id, {
+    label: spec.label,
+    caption: spec.caption,
+    icon: args => (args['isPalette'] ? undefined : spec.icon),
+    execute: args => {
+      let main = tracker.currentWidget;
+      if (!main || main.isDisposed) {
+        main = new MainAreaWidget({ content: spec.create() });
+        main.id = `agiflow-lab-${spec.name}`;
+        main.title.label = spec.label;
+        main.title.caption = spec.caption;
+        main.title.icon = spec.icon;
+        main.title.closable = true;
+        void tracker.add(main);
+      }
+      if (!main.isAttached) {
+        app.shell.add(main, 'main');
+      }
+      spec.applyArgs?.(main.content, args);
+      app.shell.activateById(main.id);
+      return main;
+    }
+  });
+  palette?.addItem({ command: id, category: CATEGORY });
+  if (spec.rank !== null) {
+    launcher?.add({ command: id, category: CATEGORY, rank: spec.rank });
+  }
+  if (restorer) {
+    void restorer.restore(tracker, { command: id, name: () => `agiflow-${spec.name}` });
+  }
+  return id;
+}
