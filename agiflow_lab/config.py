@@ -73,6 +73,9 @@ class Settings:
     keys_manage_members: bool = False
     # This API process takes part in firing schedules (one replica at a time fires; off: never this one).
     scheduler: bool = True
+    # This API process takes part in evaluating alert rules (one replica at a time), every this many seconds.
+    alert_evaluator: bool = True
+    alert_interval_seconds: float = 10.0
     # Kernels (user code) as unprivileged uids of their own: auto (when the worker is root), on, off.
     kernel_sandbox: str = "auto"
     kernel_uids: str | None = None  # e.g. "61000-61511"
@@ -115,10 +118,10 @@ class Settings:
             changes["kernel_sandbox"] = sandbox
         if uids := env.get(f"{ENV_PREFIX}KERNEL_UIDS"):
             changes["kernel_uids"] = uids
-        for flag in ("allow_private_model_hosts", "keys_manage_members", "scheduler"):
+        for flag in ("allow_private_model_hosts", "keys_manage_members", "scheduler", "alert_evaluator"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)
-        for seconds in ("worker_stale_seconds", "bus_lease_seconds"):
+        for seconds in ("worker_stale_seconds", "bus_lease_seconds", "alert_interval_seconds"):
             if (value := env.get(f"{ENV_PREFIX}{seconds.upper()}")) is not None:
                 changes[seconds] = float(value)
         for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project",

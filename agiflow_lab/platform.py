@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from agiflow_lab.alerts.metrics import MetricReader
+from agiflow_lab.alerts.service import AlertService
 from agiflow_lab.audit.service import AuditService
 from agiflow_lab.authz.admins import ServerAdmins
 from agiflow_lab.authz.enforcer import Authorizer
@@ -22,6 +24,7 @@ from agiflow_lab.evals.service import EvalService
 from agiflow_lab.jobs.service import JobService
 from agiflow_lab.jobs.status import StatusService
 from agiflow_lab.keys.service import KeyService
+from agiflow_lab.notifications.service import NotificationService
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService, open_model_service
@@ -50,6 +53,8 @@ class Platform:
     jobs: JobService
     evals: EvalService
     schedules: ScheduleService
+    alerts: AlertService
+    notifications: NotificationService
     bus_admin: BusAdmin
     status: StatusService
     traces: TraceService
@@ -87,6 +92,8 @@ class Platform:
             jobs=jobs,
             evals=evals,
             schedules=ScheduleService(db, projects, jobs, evals),
+            alerts=AlertService(db, projects, MetricReader(db, spans, annotations, settings.worker_stale_seconds)),
+            notifications=NotificationService(db, authz, projects, models.cipher),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
             traces=TraceService(projects, authz, spans, annotations, SpanActivity(db)),
@@ -108,12 +115,14 @@ class Platform:
         await platform.authz.start()
         platform.prompts.cache.start()
         platform.traces.activity.start()  # live views in this server; the CLI and workers build it unstarted
+        platform.notifications.activity.start()
         await platform.projects.ensure(settings.default_project, "Default project", settings.owner)
         await platform.models.seal_plaintext_headers()
         await platform.authz.reload()
         return platform
 
     async def close(self) -> None:
+        await self.notifications.activity.stop()
         await self.traces.activity.stop()
         await self.prompts.cache.stop()
         await self.authz.stop()

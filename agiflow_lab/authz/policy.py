@@ -22,6 +22,8 @@ ROLE_PERMISSIONS: list[tuple[str, str, str, str]] = [
             "agiflow:evals",
             "agiflow:traces",
             "agiflow:schedules",
+            "agiflow:alerts",
+            "agiflow:notifications",
         )
         for action in (READ, WRITE)
     ],
@@ -39,6 +41,8 @@ ROLE_PERMISSIONS: list[tuple[str, str, str, str]] = [
             "agiflow:evals",
             "agiflow:traces",
             "agiflow:schedules",
+            "agiflow:alerts",
+            "agiflow:notifications",
             "agiflow:models",
             "agiflow:project",
             "agiflow:members",

@@ -33,10 +33,14 @@ class Follower:
 
 
 class SpanActivity:
-    def __init__(self, db: Database, min_interval: float = 1.0) -> None:
+    """Any channel NOTIFY'd with project ids works the same way (in-app notifications follow theirs)."""
+
+    def __init__(
+        self, db: Database, min_interval: float = 1.0, *, channel: str = CHANNEL, name: str = "span activity"
+    ) -> None:
         self.min_interval = min_interval
         self._followers: dict[int, set[Follower]] = {}
-        self._listener = Listener(db, CHANNEL, on_notify=self._on_notify, name="span activity")
+        self._listener = Listener(db, channel, on_notify=self._on_notify, name=name)
 
     def start(self) -> None:
         self._listener.start()

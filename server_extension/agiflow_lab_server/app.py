@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Integer, Type, Unicode
+from traitlets import Bool, Float, Integer, Type, Unicode
 
+from agiflow_lab.alerts.evaluator import AlertEvaluator
 from agiflow_lab.bus.factory import make_bus
 from agiflow_lab.config import Settings
 from agiflow_lab.core.shutdown import finish_within
 from agiflow_lab.jobs.backend import JobBackend
+from agiflow_lab.notifications.delivery import Notifier
 from agiflow_lab.platform import Platform
 from agiflow_lab.schedules.scheduler import Scheduler
 from agiflow_lab.traces.ingest import TraceIngest
 from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_server.base import PlatformState
 from agiflow_lab_server.handlers import (
+    alerts,
     bus,
     datasets,
     docs,
@@ -27,6 +30,7 @@ from agiflow_lab_server.handlers import (
     events,
     jobs,
     models,
+    notifications,
     otel,
     projects,
     prompts,
@@ -94,6 +98,19 @@ ROUTES: list[Route] = [
     Route(P + "/schedules/{name}/resume", schedules.ScheduleResumeHandler),
     Route(P + "/schedules/{name}/run", schedules.ScheduleRunHandler),
     Route(P + "/schedules/{name}/firings", schedules.FiringsHandler),
+    Route(P + "/alerts/rules", alerts.RulesHandler),
+    Route(P + "/alerts/rules/{name}", alerts.RuleHandler),
+    Route(P + "/alerts/incidents", alerts.IncidentsHandler),
+    Route(P + "/alerts/silences", alerts.SilencesHandler),
+    Route(P + "/alerts/silences/{silence_id}", alerts.SilenceHandler),
+    Route(P + "/notifications", notifications.NotificationsHandler),
+    Route(P + "/notifications/live", notifications.NotificationActivitySocket),
+    Route(P + "/notifications/unread", notifications.UnreadHandler),
+    Route(P + "/notifications/read", notifications.ReadAllHandler),
+    Route(P + "/notifications/channels", notifications.ChannelsHandler),
+    Route(P + "/notifications/channels/{name}", notifications.ChannelHandler),
+    Route(P + "/notifications/channels/{name}/test", notifications.ChannelTestHandler),
+    Route(P + "/notifications/{notification_id}/read", notifications.ReadHandler),
     Route(P + "/traces", traces.TraceListHandler),
     Route(P + "/traces/live", trace_activity.TraceActivitySocket),
     Route(P + "/traces/{trace_id}", traces.TraceHandler),
@@ -176,6 +193,17 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         "elects it), the others stand by. Off: this one never fires. Env: AGIFLOW_SCHEDULER.",
     )  # fmt: skip
 
+    alert_evaluator = Bool(
+        True, config=True,
+        help="This server takes part in evaluating alert rules: one server at a time evaluates them (an advisory "
+        "lock elects it). Off: this one never does. Env: AGIFLOW_ALERT_EVALUATOR.",
+    )  # fmt: skip
+    alert_interval = Float(
+        10.0, config=True,
+        help="Seconds between evaluations of every alert rule (a rule's change is evaluated at once). "
+        "Env: AGIFLOW_ALERT_INTERVAL_SECONDS.",
+    )  # fmt: skip
+
     bus_class = Type(
         default_value=None, klass="agiflow_lab.bus.base.Bus", allow_none=True, config=True,
         help="A Bus subclass to use instead of the built-in 'postgres' or 'kafka' (it builds itself with "
@@ -199,7 +227,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             max_body_bytes=self.max_body_bytes, max_import_bytes=self.max_import_bytes,
             max_json_depth=self.max_json_depth,
             allow_private_model_hosts=self.allow_private_model_hosts, keys_manage_members=self.keys_manage_members,
-            scheduler=self.scheduler,
+            scheduler=self.scheduler, alert_evaluator=self.alert_evaluator,
+            alert_interval_seconds=self.alert_interval,
         )  # fmt: skip
         changes: dict[str, Any] = {}
         if self.data_dir:
@@ -255,6 +284,11 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             if settings.scheduler:
                 self.firing_role = Scheduler(platform.db, platform.schedules)
                 self.firing_role.start()
+            self.notifier = Notifier(platform.db, self.state.backend.bus, platform.models.cipher)
+            self.notifier.start()
+            if settings.alert_evaluator:
+                self.alert_role = AlertEvaluator(platform.db, platform.alerts, interval=settings.alert_interval_seconds)
+                self.alert_role.start()
         except Exception as exc:
             self.log.exception("AGIFlow could not start")
             self.state.startup_error = str(exc)
@@ -274,6 +308,10 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             await finish_within(self.supervisor.stop_timeout + 5, self.supervisor.stop(), "the worker supervisor")
         if getattr(self, "firing_role", None) is not None:
             await finish_within(2, self.firing_role.stop(), "the scheduler")
+        if getattr(self, "alert_role", None) is not None:
+            await finish_within(2, self.alert_role.stop(), "the alert evaluator")
+        if getattr(self, "notifier", None) is not None:
+            await finish_within(5, self.notifier.stop(), "the notifier")
         if self.state.backend is not None:
             await finish_within(10, self.state.backend.stop(), "the job backend")
         if self.state.platform is not None:
