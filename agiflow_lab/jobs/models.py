@@ -65,6 +65,8 @@ class Job(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    run_id: str | None = Field(None, description="The evaluation run this job executes, if it is one")
+    run_name: str | None = Field(None, description="That run's name")
 
 
 class JobEvent(BaseModel):

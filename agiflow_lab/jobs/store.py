@@ -18,8 +18,9 @@ JOB = """
     SELECT j.id::text AS id, p.slug AS project, j.project_id, j.notebook, j.parameters, j.state, j.idempotency_key,
            j.submitted_by, j.worker_id, j.attempts, j.max_attempts, j.timeout_seconds, j.cells_done, j.cells_total,
            j.error, j.result, j.cancel_requested, j.created_at, j.dispatched_at, j.started_at, j.finished_at,
-           j.updated_at
-      FROM control.jobs j JOIN control.projects p ON p.id = j.project_id"""
+           j.updated_at, r.id::text AS run_id, r.name AS run_name
+      FROM control.jobs j JOIN control.projects p ON p.id = j.project_id
+      LEFT JOIN control.eval_runs r ON r.job_id = j.id"""
 
 EVENT = """
     SELECT e.id, e.job_id::text AS job_id, p.slug AS project, e.attempt, e.type, e.data, e.at

@@ -7,7 +7,8 @@ import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge, Progress } from './JobBadges';
 import { JobDetail } from './JobDetail';
 import { EMPTY, isNewer, jobsReducer } from './jobState';
-import type { Job, JobEvent } from './types';
+import type { Job, JobEvent, JobState } from './types';
+import { useNow } from './useNow';
 import { useProjectChoice } from './useProjectChoice';
 import { ProjectSelect } from './ProjectSelect';
 
@@ -32,6 +33,9 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
   const [listError, setListError] = React.useState<string | undefined>();
   const [status, setStatus] = React.useState<SocketStatus>('closed');
   const [selected, setSelected] = React.useState<string | null>(null);
+  const [nextCursor, setNextCursor] = React.useState<string | null>(null);
+  const [stateFilter, setStateFilter] = React.useState<JobState | ''>('');
+  const [search, setSearch] = React.useState('');
 
   // The jobs as last rendered, to tell which events are news (see jobState.ts).
   const jobsRef = React.useRef<Job[] | undefined>(undefined);
@@ -87,6 +91,7 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
           return;
         }
         dispatch({ type: 'loaded', jobs: page.items });
+        setNextCursor(page.next_cursor ?? null);
         // Replays the project's events (the logs of the listed jobs), then live.
         socket = new JobEventSocket(api, project, {
           onEvents,
@@ -102,7 +107,19 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
   }, [api, project, generation]);
 
   const upsert = React.useCallback((job: Job) => dispatch({ type: 'upsert', job }), []);
-  const jobs = data.jobs;
+  const loadMore = (): void => {
+    if (project === null || nextCursor === null) {
+      return;
+    }
+    api.listJobs(project, PAGE_SIZE, nextCursor).then(
+      page => {
+        dispatch({ type: 'loaded', jobs: page.items });
+        setNextCursor(page.next_cursor ?? null);
+      },
+      (reason: unknown) => setListError(errorMessage(reason))
+    );
+  };
+  const jobs = data.jobs?.filter(job => matches(job, stateFilter, search.trim().toLowerCase()));
   const current = jobs?.find(job => job.id === selected) ?? null;
 
   return (
@@ -132,6 +149,33 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
                 setProject(slug);
               }}
             />
+            <label className="agiflow-field agiflow-field-fixed">
+              <span>State</span>
+              <select
+                className="agiflow-project-select"
+                data-testid="agiflow-job-state-filter"
+                value={stateFilter}
+                onChange={event => setStateFilter(event.target.value as JobState | '')}
+              >
+                <option value="">any</option>
+                {JOB_STATES.map(state => (
+                  <option key={state} value={state}>
+                    {state}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label className="agiflow-field agiflow-field-text">
+              <span>Search</span>
+              <input
+                type="search"
+                className="agiflow-search-input"
+                data-testid="agiflow-job-search"
+                placeholder="notebook, parameter, run, who"
+                value={search}
+                onChange={event => setSearch(event.target.value)}
+              />
+            </label>
           </div>
           <JobSubmitForm
             api={api}
@@ -148,9 +192,23 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
               ) : jobs === undefined ? (
                 <div className="agiflow-status">Loading jobs…</div>
               ) : jobs.length === 0 ? (
-                <div className="agiflow-status">No jobs in this project yet: run one above.</div>
+                <div className="agiflow-status">
+                  {data.jobs?.length
+                    ? 'No loaded job matches the filters.'
+                    : 'No jobs in this project yet: run one above.'}
+                </div>
               ) : (
                 <JobList jobs={jobs} selected={selected} onSelect={setSelected} />
+              )}
+              {nextCursor !== null && jobs !== undefined && (
+                <button
+                  type="button"
+                  className="jp-mod-styled agiflow-more"
+                  data-testid="agiflow-jobs-more"
+                  onClick={loadMore}
+                >
+                  Load older jobs
+                </button>
               )}
             </div>
             <div className="agiflow-detail-pane">
@@ -262,6 +320,7 @@ interface JobListProps {
 }
 
 function JobList({ jobs, selected, onSelect }: JobListProps): JSX.Element {
+  const now = useNow();
   return (
     <ul className="agiflow-prompt-list agiflow-job-list" data-testid="agiflow-job-list">
       {jobs.map(job => (
@@ -275,12 +334,26 @@ function JobList({ jobs, selected, onSelect }: JobListProps): JSX.Element {
             onClick={() => onSelect(job.id)}
           >
             <span className="agiflow-prompt-item-head">
-              <span className="agiflow-prompt-name">{job.notebook}</span>
+              <span className="agiflow-prompt-name">{jobTitle(job)}</span>
               <JobStateBadge state={job.state} />
             </span>
+            {Object.keys(job.parameters).length > 0 && (
+              <span
+                className="agiflow-job-params"
+                data-testid="agiflow-job-params"
+                title={JSON.stringify(job.parameters, null, 2)}
+              >
+                {parameterSummary(job.parameters)}
+              </span>
+            )}
             <span className="agiflow-prompt-item-meta agiflow-muted">
               <Progress job={job} />
-              <span title={job.created_at}>{timeAgo(job.created_at)}</span>
+              <span title={`started ${job.started_at ?? '–'}, finished ${job.finished_at ?? '–'}`}>
+                {duration(job, now)}
+              </span>
+              <span title="submitted by">{job.submitted_by}</span>
+              <span title={job.created_at}>{timeAgo(job.created_at, now)}</span>
+              {job.attempts > 1 && <span>attempt {job.attempts}</span>}
               <span className="agiflow-job-id">{job.id.slice(0, 8)}</span>
             </span>
           </button>
@@ -290,8 +363,46 @@ function JobList({ jobs, selected, onSelect }: JobListProps): JSX.Element {
   );
 }
 
-function timeAgo(iso: string): string {
-  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+const JOB_STATES: JobState[] = ['queued', 'dispatched', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+
+/** What a row is about: an evaluation run by its name, else the notebook. */
+export function jobTitle(job: Job): string {
+  return job.run_id ? `Evaluation: ${job.run_name || job.run_id.slice(0, 8)}` : job.notebook;
+}
+
+/** `name="world", n=3` from a job's parameters, cut to fit a row. */
+export function parameterSummary(parameters: Record<string, unknown>, limit = 80): string {
+  const text = Object.entries(parameters)
+    .map(([key, value]) => `${key}=${JSON.stringify(value)}`)
+    .join(', ');
+  return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
+}
+
+function matches(job: Job, state: JobState | '', search: string): boolean {
+  if (state && job.state !== state) {
+    return false;
+  }
+  if (!search) {
+    return true;
+  }
+  const haystack = [job.notebook, job.run_name ?? '', job.submitted_by, job.id, JSON.stringify(job.parameters)];
+  return haystack.some(text => text.toLowerCase().includes(search));
+}
+
+/** Run time: finished − started, or still running since started; nothing before it starts. */
+export function duration(job: Job, now: number): string {
+  if (!job.started_at) {
+    return '';
+  }
+  const end = job.finished_at ? Date.parse(job.finished_at) : now;
+  const seconds = Math.max(0, (end - Date.parse(job.started_at)) / 1000);
+  const text =
+    seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return job.finished_at ? `took ${text}` : `running ${text}`;
+}
+
+function timeAgo(iso: string, now: number): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
   if (seconds < 60) {
     return `${seconds}s ago`;
   }

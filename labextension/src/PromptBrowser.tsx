@@ -5,8 +5,11 @@ import type { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
 import { PromptDetail } from './PromptDetail';
 import { PromptList } from './PromptList';
+import { PromptsApi } from './promptsApi';
+import { PromptVersionForm } from './PromptVersionForm';
 import type { Page, PromptSummary } from './types';
 import { useProjectChoice } from './useProjectChoice';
+import { useAction } from './useAction';
 import { RequestState, useRequest } from './useRequest';
 
 /** `sidebar`: list or detail, one at a time. `main`: list and detail side by side. */
@@ -48,15 +51,32 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
   };
   const changeProject = (slug: string): void => {
     setSelected(null);
+    setCreating(false);
     setProject(slug);
   };
 
+  const role = items?.find(p => p.slug === project)?.role ?? null;
+  const canEdit = role === 'owner' || role === 'editor';
+  const [creating, setCreating] = React.useState(false);
   const detail =
-    selected && project !== null ? (
+    creating && project !== null ? (
+      <NewPrompt
+        api={api}
+        project={project}
+        onCreated={made => {
+          setCreating(false);
+          prompts.reload();
+          setSelected(made);
+        }}
+        onCancel={() => setCreating(false)}
+      />
+    ) : selected && project !== null ? (
       <PromptDetail
         api={api}
         project={project}
         prompt={selected}
+        canEdit={canEdit}
+        onChanged={prompts.reload}
         onBack={mode === 'sidebar' ? () => setSelected(null) : undefined}
       />
     ) : null;
@@ -66,6 +86,19 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
     <div className={`agiflow-browser agiflow-mode-${mode}`} data-testid="agiflow-browser">
       <div className="agiflow-toolbar">
         <span className="agiflow-title">AGIFlow Prompts</span>
+        {canEdit && (
+          <button
+            type="button"
+            className="jp-mod-styled jp-mod-accept agiflow-new-button"
+            data-testid="agiflow-new-prompt"
+            onClick={() => {
+              setSelected(null);
+              setCreating(true);
+            }}
+          >
+            New prompt
+          </button>
+        )}
         <button type="button" className="agiflow-icon-button" title="Refresh" aria-label="Refresh" onClick={refresh}>
           <refreshIcon.react tag="span" />
         </button>
@@ -116,7 +149,10 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
                   state={prompts}
                   query={query}
                   selected={selected?.name ?? null}
-                  onSelect={setSelected}
+                  onSelect={p => {
+                    setCreating(false);
+                    setSelected(p);
+                  }}
                 />
               </div>
             )}
@@ -152,7 +188,7 @@ function PromptListSection({ state, query, selected, onSelect }: PromptListSecti
       <div className="agiflow-status">
         {query
           ? `No prompt matches “${query}”.`
-          : 'No prompts in this project yet. Create one with client.prompts.create(...).'}
+          : 'No prompts in this project yet: New prompt, or client.prompts.create(...) from a notebook.'}
       </div>
     );
   }
@@ -175,4 +211,54 @@ function useDebounced<T>(value: T, delayMs: number): T {
     return () => window.clearTimeout(timer);
   }, [value, delayMs]);
   return debounced;
+}
+
+/** A new prompt: its name and description, then its first version like any other. */
+function NewPrompt(props: {
+  api: AgiflowApi;
+  project: string;
+  onCreated: (prompt: PromptSummary) => void;
+  onCancel: () => void;
+}): JSX.Element {
+  const { api, project, onCreated, onCancel } = props;
+  const prompts = React.useMemo(() => new PromptsApi(api), [api]);
+  const [name, setName] = React.useState('');
+  const [description, setDescription] = React.useState('');
+  const { busy, error, act } = useAction(project);
+  return (
+    <section className="agiflow-prompt-detail" data-testid="agiflow-new-prompt-form">
+      <header className="agiflow-detail-header">
+        <h2 className="agiflow-detail-title">New prompt</h2>
+      </header>
+      <PromptVersionForm
+        from={null}
+        typeFixed={false}
+        submitLabel="Create"
+        busy={busy !== null}
+        error={error}
+        onCancel={onCancel}
+        onSubmit={draft =>
+          void act('create', async () => {
+            await prompts.create(project, { name: name.trim(), description, ...draft });
+            onCreated(await api.read<PromptSummary>(['projects', project, 'prompts', name.trim(), 'summary']));
+          })
+        }
+      >
+        <label className="agiflow-form-field">
+          <span>Name</span>
+          <input
+            data-testid="agiflow-prompt-name-input"
+            value={name}
+            required
+            placeholder="e.g. support-answer"
+            onChange={event => setName(event.target.value)}
+          />
+        </label>
+        <label className="agiflow-form-field">
+          <span>Description</span>
+          <input value={description} onChange={event => setDescription(event.target.value)} />
+        </label>
+      </PromptVersionForm>
+    </section>
+  );
 }

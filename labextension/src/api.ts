@@ -100,8 +100,8 @@ export class AgiflowApi {
     });
   }
 
-  listJobs(project: string, limit = 50): Promise<Page<'Job'>> {
-    return this.get<Page<'Job'>>(['projects', project, 'jobs'], { limit });
+  listJobs(project: string, limit = 50, cursor: string | null = null): Promise<Page<'Job'>> {
+    return this.get<Page<'Job'>>(['projects', project, 'jobs'], { limit, cursor });
   }
 
   getJob(project: string, id: string): Promise<Job> {

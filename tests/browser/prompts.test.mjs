@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts } from './support/lab.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const skip =
   env.url === '/' || !env.prompt
@@ -73,6 +73,55 @@ describe('AGIFlow prompts in JupyterLab', () => {
     });
   });
 
+  test('a new version is saved from the form, production moves onto it, and the snippet follows', { skip, timeout: 180_000 }, async t => {
+    const name = `edited-${Date.now().toString(36)}`;
+    await api('POST', `projects/${env.project}/prompts`, { name, template: 'Hi {{who}}', labels: ['production'] });
+    await withPage(t, 'prompts-edit', async page => {
+      const view = await openByCommand(page, 'agiflow-lab-prompts', 'agiflow-lab:open-prompts');
+      await view.getByTestId('agiflow-project-select').selectOption(env.project);
+      const item = view.locator('.agiflow-prompt-item').filter({ has: page.getByText(name, { exact: true }) });
+      await firstOf(item, view);
+      await item.click();
+      const detail = view.locator('.agiflow-prompt-detail');
+      const snippet = detail.getByTestId('agiflow-sdk-snippet');
+      await firstOf(snippet, detail);
+
+      // A new version from the form: the detail shows it, and its snippet names a label it carries.
+      await detail.getByTestId('agiflow-tool-edit').click();
+      const form = detail.getByTestId('agiflow-version-form');
+      await form.getByTestId('agiflow-template-input').fill('Hello {{who}}, from version two');
+      await form.getByTestId('agiflow-commit-input').fill('friendlier');
+      await form.getByTestId('agiflow-version-save').click();
+      await form.waitFor({ state: 'detached' });
+      const picker = await detail.getByTestId('agiflow-version-select').elementHandle();
+      await page.waitForFunction(select => select.value === '2', picker);
+      await detail.getByTestId('agiflow-template').filter({ hasText: 'from version two' }).waitFor();
+      assert.equal(await snippet.innerText(), `client.prompts.get(${JSON.stringify(name)}, version=2)`); // no label on it yet: pinned
+
+      // Production moves onto it: the snippet follows, the history says where it was.
+      await detail.getByTestId('agiflow-tool-labels').click();
+      const labels = detail.getByTestId('agiflow-prompt-labels');
+      await labels.getByTestId('agiflow-label-name').fill('production');
+      await labels.getByTestId('agiflow-label-move').click();
+      const production = labels.locator('[data-testid="agiflow-label-row"][data-label="production"]');
+      await production.filter({ hasText: 'v2' }).waitFor();
+      await snippet.filter({ hasText: 'label="production"' }).waitFor();
+      await production.getByRole('button', { name: 'History' }).click();
+      await labels.getByTestId('agiflow-label-history').filter({ hasText: 'v1 → v2' }).waitFor();
+      const served = await api('GET', `projects/${env.project}/prompts/${name}?label=production`);
+      assert.equal(served.version, 2);
+      assert.equal(served.template, 'Hello {{who}}, from version two');
+
+      // The version picker shows every version with its labels; choosing v1 shows v1 and a snippet for it.
+      await detail.getByTestId('agiflow-version-select').selectOption('1');
+      await detail.getByTestId('agiflow-template').filter({ hasText: 'Hi {{who}}' }).waitFor();
+      assert.equal(await snippet.innerText(), `client.prompts.get(${JSON.stringify(name)}, version=1)`);
+      await detail.getByTestId('agiflow-tool-diff').click();
+      await detail.getByTestId('agiflow-diff-lines').filter({ hasText: 'from version two' }).waitFor();
+      await screenshotThemes(page, 'prompts-edit');
+    });
+  });
+
   /** Load JupyterLab in a fresh page, run `body`, save a screenshot either way. */
   async function withPage(t, name, body) {
     await setUp();
@@ -118,11 +167,23 @@ async function checkDetail(detail, expected) {
       `the detail shows the template text ${JSON.stringify(part)}; it shows ${JSON.stringify(shown)}`
     );
   }
-  await detail.getByText(`v${expected.version}`, { exact: true }).waitFor();
+  assert.equal(await detail.getByTestId('agiflow-version-select').inputValue(), String(expected.version));
   assert.match(
     await detail.getByTestId('agiflow-sdk-snippet').innerText(),
     new RegExp(`^client\\.prompts\\.get\\(${escapeRegExp(JSON.stringify(env.prompt))}, label="[\\w.-]+"\\)$`)
   );
+}
+
+/** One API call as the server's owner; the decoded answer, or a failed assertion naming the call. */
+async function api(method, path, body) {
+  const response = await fetch(`${env.url}agiflow/api/v1/${path}`, {
+    method,
+    headers: { Authorization: `token ${env.token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path} → ${response.status}: ${text}`);
+  return JSON.parse(text);
 }
 
 /** The prompt as the REST API returns it: what the detail view must show. */
