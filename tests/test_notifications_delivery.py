@@ -1,0 +1,182 @@
+"""An alert on job failures, end to end on a real server of its own: a failing job fires the rule once and, once
+the window has passed, resolves it once; a real webhook receiver on 127.0.0.1 checks every signature and sees
+exactly those two deliveries although it answered 503 to the first attempt; a real SMTP server (aiosmtpd) gets
+both e-mails; a receiver that never answers well gets its deliveries dead-lettered, visible in the API.
+
+The server evaluates rules every 0.3 s (``alert_interval``) on a database of its own, so its evaluator is the
+leader there whatever the session's server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
+
+from tests.support.api import Api
+from tests.support.jobs import submit, wait_for
+from tests.support.polling import until
+from tests.support.servers import configured_api, create_database, free_port
+
+
+@dataclass
+class Received:
+    status: int
+    event: str
+    delivery: str
+    signature_ok: bool
+    body: dict[str, Any]
+
+
+@dataclass
+class Receiver:
+    """Answers 503 to the first ``fail_first`` requests (all of them with -1), 200 after; checks signatures."""
+
+    secret: str = ""
+    fail_first: int = 1
+    seen: list[Received] = field(default_factory=list)
+    url: str = ""
+
+    def delivered(self) -> list[Received]:
+        return [r for r in self.seen if r.status == 200]
+
+
+def signature_ok(secret: str, header: str, body: bytes) -> bool:
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"]) and abs(time.time() - int(parts["t"])) < 300
+
+
+class HookHandler(RequestHandler):
+    def initialize(self, receiver: Receiver) -> None:
+        self.receiver = receiver
+
+    def post(self) -> None:
+        r = self.receiver
+        status = 503 if r.fail_first < 0 or len(r.seen) < r.fail_first else 200
+        body = self.request.body
+        r.seen.append(Received(status, self.request.headers.get("X-Agiflow-Event", ""),
+                               self.request.headers.get("X-Agiflow-Delivery", ""),
+                               signature_ok(r.secret, self.request.headers.get("X-Agiflow-Signature", ""), body),
+                               json.loads(body)))  # fmt: skip
+        self.set_status(status)
+        self.finish()
+
+
+@pytest.fixture
+async def receivers() -> AsyncIterator[tuple[Receiver, Receiver]]:
+    down_once, always_down = Receiver(fail_first=1), Receiver(fail_first=-1)
+    app = Application([("/hook", HookHandler, {"receiver": down_once}),
+                       ("/down", HookHandler, {"receiver": always_down})])  # fmt: skip
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(app)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    down_once.url, always_down.url = f"http://127.0.0.1:{port}/hook", f"http://127.0.0.1:{port}/down"
+    yield down_once, always_down
+    server.stop()
+    await server.close_all_connections()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  # aiosmtpd's name
+        from email import message_from_bytes
+
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+async def own_api(pg_server: str, tmp_path: Path) -> AsyncIterator[Api]:
+    url = await asyncio.to_thread(create_database, pg_server)
+    async with configured_api(url, tmp_path, ["--AgiflowLab.alert_interval=0.3"]) as api:
+        yield api
+
+
+async def test_an_alert_on_job_failures_fires_once_and_resolves_once_on_every_channel(
+    own_api: Api, receivers: tuple[Receiver, Receiver], smtp: tuple[Mailbox, int]
+) -> None:
+    api, (hook, down), (mailbox, smtp_port) = own_api, receivers, smtp
+    project = "default"
+    base = f"/projects/{project}"
+    for name, receiver in (("hook", hook), ("down", down)):
+        r = await api.post(f"{base}/notifications/channels", {"name": name, "kind": "webhook",
+                                                              "webhook": {"url": receiver.url}})  # fmt: skip
+        assert r.status_code == 201, r.text
+        receiver.secret = r.json()["secret"]
+    r = await api.post(f"{base}/notifications/channels", {"name": "mail", "kind": "email", "email": {
+        "host": "127.0.0.1", "port": smtp_port, "starttls": False, "sender": "lab@example.org",
+        "to": ["ops@example.org", "oncall@example.org"]}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    rule = {"name": "failures", "metric": "job_failures", "comparison": ">=", "threshold": 1, "window_seconds": 3}
+    assert (await api.post(f"{base}/alerts/rules", rule)).status_code == 201
+
+    job = await submit(api, project, {"notebook": "builtin:fail", "max_attempts": 1})
+    assert (await wait_for(api, project, job["id"]))["state"] == "failed"
+
+    async def resolved() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = (await api.get(f"{base}/alerts/incidents")).json()["items"]
+        return items if items and items[0]["state"] == "resolved" else None
+
+    [incident] = await until(resolved, "the incident to open and resolve", timeout=60)
+    assert incident["rule"] == "failures" and incident["start_value"] == 1 and incident["end_value"] == 0
+    await until(lambda: _ready(len(hook.delivered()) == 2), "both webhook deliveries", timeout=30)
+    await until(lambda: _ready(len(mailbox.messages) == 2), "both e-mails", timeout=30)
+
+    # The receiver that was down for the first attempt: three requests, two deliveries, each signed.
+    assert [(r.status, r.event) for r in hook.seen] == [(503, "alert.firing"), (200, "alert.firing"),
+                                                        (200, "alert.resolved")]  # fmt: skip
+    assert all(r.signature_ok for r in hook.seen)
+    assert hook.seen[0].delivery == hook.seen[1].delivery != hook.seen[2].delivery  # a retry is the same delivery
+    assert hook.seen[1].body["data"]["incident"] == incident["id"] == hook.seen[2].body["data"]["incident"]
+    assert [m["Subject"] for m in mailbox.messages] == ["[AGIFlow default] Alert failures is firing",
+                                                        "[AGIFlow default] Alert failures is resolved"]  # fmt: skip
+    assert mailbox.messages[0]["To"] == "ops@example.org, oncall@example.org"
+
+    # The receiver that never recovers: the firing retried with backoff (1, 2, 4, 8 s), then dead-lettered (its
+    # "resolved" waits behind it, in order, and goes the same way another 15 s later: not waited for here).
+    async def dead() -> list[dict[str, Any]] | None:
+        r = await api.get("/bus/dead-letters", params={"topic": "notifications"})
+        items: list[dict[str, Any]] = r.json()["items"]
+        return items or None
+
+    [letter] = await until(dead, "the broken receiver's firing to be dead-lettered", timeout=40)
+    assert letter["payload"]["event"]["event"] == "alert.firing" and letter["group"] == "agiflow-notifier"
+    assert letter["attempts"] == 5 and "webhook answered 503" in (letter["error"] or "")
+    assert [r.event for r in down.seen[:5]] == ["alert.firing"] * 5 and all(r.signature_ok for r in down.seen)
+
+    # Nothing more: the rule is back to ok and still one incident, two deliveries.
+    rule_now = (await api.get(f"{base}/alerts/rules/failures")).json()
+    assert rule_now["state"] == "ok"
+    assert len((await api.get(f"{base}/alerts/incidents")).json()["items"]) == 1
+    assert len(hook.delivered()) == 2 and len(mailbox.messages) == 2
+
+
+async def _ready(value: bool) -> bool:
+    return value
