@@ -6,9 +6,10 @@ import { AgiflowApi } from './api';
 import { DashboardWidget } from './dashboardWidget';
 import { EvalsWidget } from './evalsWidget';
 import { registerGettingStarted } from './gettingStarted';
-import { agiflowIcon, dashboardIcon, evalsIcon, jobsIcon, promptsIcon, tracesIcon } from './icon';
+import { agiflowIcon, dashboardIcon, evalsIcon, jobsIcon, promptsIcon, settingsIcon, tracesIcon } from './icon';
 import { JobsWidget } from './jobsWidget';
 import { registerView, Shell } from './registerView';
+import { SettingsWidget } from './settingsWidget';
 import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
 
@@ -87,6 +88,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         new DashboardWidget(api, (project, traceId) => {
           void app.commands.execute(openTraces, { project, traceId });
         })
+    });
+    registerView(shell, {
+      name: 'settings',
+      label: 'AGIFlow Project settings',
+      caption: 'Projects, members and roles, API keys and the audit log',
+      icon: settingsIcon,
+      rank: 8,
+      create: () => new SettingsWidget(api)
     });
   }
 };
