@@ -4,9 +4,19 @@ import { ILauncher } from '@jupyterlab/launcher';
 
 import { AgiflowApi } from './api';
 import { DashboardWidget } from './dashboardWidget';
+import { DatasetsWidget } from './datasetsWidget';
 import { EvalsWidget } from './evalsWidget';
 import { registerGettingStarted } from './gettingStarted';
-import { agiflowIcon, dashboardIcon, evalsIcon, jobsIcon, promptsIcon, settingsIcon, tracesIcon } from './icon';
+import {
+  agiflowIcon,
+  dashboardIcon,
+  datasetsIcon,
+  evalsIcon,
+  jobsIcon,
+  promptsIcon,
+  settingsIcon,
+  tracesIcon
+} from './icon';
 import { JobsWidget } from './jobsWidget';
 import { registerView, Shell } from './registerView';
 import { SettingsWidget } from './settingsWidget';
@@ -88,6 +98,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         new DashboardWidget(api, (project, traceId) => {
           void app.commands.execute(openTraces, { project, traceId });
         })
+    });
+    registerView(shell, {
+      name: 'datasets',
+      label: 'AGIFlow Datasets',
+      caption: 'Datasets: versions, items, CSV/JSONL upload with the column mapping, export',
+      icon: datasetsIcon,
+      rank: 6,
+      create: () => new DatasetsWidget(api, app.serviceManager.serverSettings)
     });
     registerView(shell, {
       name: 'settings',
