@@ -13,11 +13,13 @@ import {
   datasetsIcon,
   evalsIcon,
   jobsIcon,
+  modelsIcon,
   promptsIcon,
   settingsIcon,
   tracesIcon
 } from './icon';
 import { JobsWidget } from './jobsWidget';
+import { ModelsWidget } from './modelsWidget';
 import { registerView, Shell } from './registerView';
 import { SettingsWidget } from './settingsWidget';
 import { TracesWidget } from './tracesWidget';
@@ -106,6 +108,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       icon: datasetsIcon,
       rank: 6,
       create: () => new DatasetsWidget(api, app.serviceManager.serverSettings)
+    });
+    registerView(shell, {
+      name: 'models',
+      label: 'AGIFlow Models',
+      caption: 'Model connections (write-only keys, a test call) and price overrides',
+      icon: modelsIcon,
+      rank: 7,
+      create: () => new ModelsWidget(api)
     });
     registerView(shell, {
       name: 'settings',
