@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from agiflow_lab.sdk.alerts import Alerts
 from agiflow_lab.sdk.cache import PromptCache
 from agiflow_lab.sdk.datasets import Datasets
 from agiflow_lab.sdk.discovery import discover
 from agiflow_lab.sdk.evals import Evals
 from agiflow_lab.sdk.jobs import Jobs
 from agiflow_lab.sdk.keys import Keys
+from agiflow_lab.sdk.notifications import Notifications
 from agiflow_lab.sdk.prompts import Prompt, Prompts
 from agiflow_lab.sdk.schedules import Schedules
 from agiflow_lab.sdk.scores import Scores
@@ -62,6 +64,8 @@ class Client:
         self.traces = Traces(self._transport, self.project)
         self.scores = Scores(self._transport, self.project)
         self.schedules = Schedules(self._transport, self.project)
+        self.alerts = Alerts(self._transport, self.project)
+        self.notifications = Notifications(self._transport, self.project)
 
     def spans(self, trace_id: str) -> pd.DataFrame:
         """One trace's spans as a DataFrame, in start order (``client.traces.get(id)`` gives the tree)."""
