@@ -45,6 +45,7 @@ EVAL_ITEMS = [
 ]
 
 
+@pytest.mark.timeout(900)  # every scenario in one node run; the suite grows with the panels
 def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     if chromium is None:

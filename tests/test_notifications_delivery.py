@@ -1,7 +1,8 @@
 """An alert on job failures, end to end on a real server of its own: a failing job fires the rule once and, once
 the window has passed, resolves it once; a real webhook receiver on 127.0.0.1 checks every signature and sees
-exactly those two deliveries although it answered 503 to the first attempt; a real SMTP server (aiosmtpd) gets
-both e-mails; a receiver that never answers well gets its deliveries dead-lettered, visible in the API.
+exactly those two alert deliveries although it answered 503 to the first attempt of each; a real SMTP server
+(aiosmtpd) gets every e-mail; a receiver that never answers well gets its deliveries dead-lettered, visible in the API. The failed
+job itself is announced too (the built-in "job failed").
 
 The server evaluates rules every 0.3 s (``alert_interval``) on a database of its own, so its evaluator is the
 leader there whatever the session's server does.
@@ -43,10 +44,10 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers 503 to the first ``fail_first`` requests (all of them with -1), 200 after; checks signatures."""
+    """Answers 503 to the first attempt of every delivery (to all of them with ``always_down``), 200 after."""
 
     secret: str = ""
-    fail_first: int = 1
+    always_down: bool = False
     seen: list[Received] = field(default_factory=list)
     url: str = ""
 
@@ -66,10 +67,10 @@ class HookHandler(RequestHandler):
 
     def post(self) -> None:
         r = self.receiver
-        status = 503 if r.fail_first < 0 or len(r.seen) < r.fail_first else 200
+        delivery = self.request.headers.get("X-Agiflow-Delivery", "")
+        status = 503 if r.always_down or delivery not in {d.delivery for d in r.seen} else 200
         body = self.request.body
-        r.seen.append(Received(status, self.request.headers.get("X-Agiflow-Event", ""),
-                               self.request.headers.get("X-Agiflow-Delivery", ""),
+        r.seen.append(Received(status, self.request.headers.get("X-Agiflow-Event", ""), delivery,
                                signature_ok(r.secret, self.request.headers.get("X-Agiflow-Signature", ""), body),
                                json.loads(body)))  # fmt: skip
         self.set_status(status)
@@ -78,7 +79,7 @@ class HookHandler(RequestHandler):
 
 @pytest.fixture
 async def receivers() -> AsyncIterator[tuple[Receiver, Receiver]]:
-    down_once, always_down = Receiver(fail_first=1), Receiver(fail_first=-1)
+    down_once, always_down = Receiver(), Receiver(always_down=True)
     app = Application([("/hook", HookHandler, {"receiver": down_once}),
                        ("/down", HookHandler, {"receiver": always_down})])  # fmt: skip
     sockets = bind_sockets(0, "127.0.0.1")
@@ -146,36 +147,43 @@ async def test_an_alert_on_job_failures_fires_once_and_resolves_once_on_every_ch
 
     [incident] = await until(resolved, "the incident to open and resolve", timeout=60)
     assert incident["rule"] == "failures" and incident["start_value"] == 1 and incident["end_value"] == 0
-    await until(lambda: _ready(len(hook.delivered()) == 2), "both webhook deliveries", timeout=30)
-    await until(lambda: _ready(len(mailbox.messages) == 2), "both e-mails", timeout=30)
+    await until(lambda: _ready(len(hook.delivered()) == 3), "the three webhook deliveries", timeout=30)
+    await until(lambda: _ready(len(mailbox.messages) == 3), "the three e-mails", timeout=30)
 
-    # The receiver that was down for the first attempt: three requests, two deliveries, each signed.
-    assert [(r.status, r.event) for r in hook.seen] == [(503, "alert.firing"), (200, "alert.firing"),
-                                                        (200, "alert.resolved")]  # fmt: skip
+    # The receiver is down for the first attempt of every delivery: each is retried once, in order, and arrives
+    # once: the built-in "job failed", then the alert's one incident: firing, resolved. Every request is signed.
+    assert [(r.status, r.event) for r in hook.seen] == [
+        (503, "job.failed"), (200, "job.failed"), (503, "alert.firing"), (200, "alert.firing"),
+        (503, "alert.resolved"), (200, "alert.resolved"),
+    ]  # fmt: skip
     assert all(r.signature_ok for r in hook.seen)
-    assert hook.seen[0].delivery == hook.seen[1].delivery != hook.seen[2].delivery  # a retry is the same delivery
-    assert hook.seen[1].body["data"]["incident"] == incident["id"] == hook.seen[2].body["data"]["incident"]
-    assert [m["Subject"] for m in mailbox.messages] == ["[AGIFlow default] Alert failures is firing",
+    assert [r.delivery for r in hook.seen][::2] == [r.delivery for r in hook.delivered()]  # a retry: same delivery
+    assert len({r.delivery for r in hook.seen}) == 3
+    firing, resolved = hook.delivered()[1:]
+    assert firing.body["data"]["incident"] == incident["id"] == resolved.body["data"]["incident"]
+    assert hook.delivered()[0].body["data"]["job_id"] == job["id"]
+    assert [m["Subject"] for m in mailbox.messages] == ["[AGIFlow default] Job builtin:fail failed",
+                                                        "[AGIFlow default] Alert failures is firing",
                                                         "[AGIFlow default] Alert failures is resolved"]  # fmt: skip
     assert mailbox.messages[0]["To"] == "ops@example.org, oncall@example.org"
 
-    # The receiver that never recovers: the firing retried with backoff (1, 2, 4, 8 s), then dead-lettered (its
-    # "resolved" waits behind it, in order, and goes the same way another 15 s later: not waited for here).
+    # The receiver that never recovers: the first delivery retried with backoff (1, 2, 4, 8 s), then dead-lettered
+    # (the alert's, behind it in order, go the same way 15 s apart: not waited for here).
     async def dead() -> list[dict[str, Any]] | None:
         r = await api.get("/bus/dead-letters", params={"topic": "notifications"})
         items: list[dict[str, Any]] = r.json()["items"]
         return items or None
 
-    [letter] = await until(dead, "the broken receiver's firing to be dead-lettered", timeout=40)
-    assert letter["payload"]["event"]["event"] == "alert.firing" and letter["group"] == "agiflow-notifier"
+    [letter] = await until(dead, "the broken receiver's first delivery to be dead-lettered", timeout=40)
+    assert letter["payload"]["event"]["event"] == "job.failed" and letter["group"] == "agiflow-notifier"
     assert letter["attempts"] == 5 and "webhook answered 503" in (letter["error"] or "")
-    assert [r.event for r in down.seen[:5]] == ["alert.firing"] * 5 and all(r.signature_ok for r in down.seen)
+    assert [r.event for r in down.seen[:5]] == ["job.failed"] * 5 and all(r.signature_ok for r in down.seen)
 
     # Nothing more: the rule is back to ok and still one incident, two deliveries.
     rule_now = (await api.get(f"{base}/alerts/rules/failures")).json()
     assert rule_now["state"] == "ok"
     assert len((await api.get(f"{base}/alerts/incidents")).json()["items"]) == 1
-    assert len(hook.delivered()) == 2 and len(mailbox.messages) == 2
+    assert len(hook.delivered()) == 3 and len(mailbox.messages) == 3
 
 
 async def _ready(value: bool) -> bool:

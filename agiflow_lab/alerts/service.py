@@ -23,7 +23,7 @@ from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Cursor, KeyInt, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, NotFound
-from agiflow_lab.notifications.service import announce, event
+from agiflow_lab.notifications.announce import announce, event
 from agiflow_lab.projects.service import ProjectService
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ from agiflow_lab.jobs.models import (
 )
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab.jobs.ownership import STALE_AFTER_SECONDS
+from agiflow_lab.notifications import builtin as builtin_notifications
 from agiflow_lab.projects.service import ProjectService
 
 DISPATCH_LOCK = 0x4A6F_6244_6973  # one dispatcher at a time across API replicas
@@ -310,6 +311,8 @@ class JobService:
                             conn, job_id, state, finished_at="now()", error=error, result=done.result,
                             cells_done=row["cells_done"] if done.cells_done is None else done.cells_done,
                         )  # fmt: skip
+                        if state == "failed":
+                            await builtin_notifications.job_failed(conn, row, error)
         if isinstance(event, FinishedEvent):
             self.dispatch_wanted.set()
 

@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from agiflow_lab.audit import store as audit
 from agiflow_lab.authz.enforcer import Authorizer
 from agiflow_lab.authz.policy import READ
-from agiflow_lab.bus import outbox
-from agiflow_lab.bus.topics import NOTIFICATIONS
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Cursor, KeyInt, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
 from agiflow_lab.errors import Conflict, NotFound
 from agiflow_lab.notifications import store
+from agiflow_lab.notifications.announce import announce, event
 from agiflow_lab.notifications.models import (
     Channel,
     ChannelCreate,
     ChannelCreated,
-    DeliveryMessage,
     EmailView,
-    Event,
-    EventType,
     Notification,
-    Severity,
     WebhookSettings,
 )
 from agiflow_lab.projects.service import ProjectService
@@ -57,28 +51,6 @@ def channel_view(row: dict[str, Any]) -> Channel:
         webhook=WebhookSettings.model_validate(config) if row["kind"] == "webhook" else None, email=email,
         enabled=row["enabled"], created_by=row["created_by"], created_at=row["created_at"],
     )  # fmt: skip
-
-
-def event(
-    event_type: EventType, severity: Severity, project: str, title: str, body: str = "", *,
-    data: dict[str, Any] | None = None, at: datetime | None = None,
-) -> Event:  # fmt: skip
-    return Event(event=event_type, severity=severity, project=project, title=title, body=body, data=data or {},
-                 at=at or datetime.now(UTC))  # fmt: skip
-
-
-async def announce(conn: Conn, project_id: int, what: Event, *, only_channel: str | None = None) -> list[str]:
-    """In the caller's transaction: one delivery message per enabled channel of the project (or just
-    ``only_channel``, enabled or not); the message ids."""
-    rows = await store.channels(conn, project_id, enabled_only=only_channel is None)
-    ids = []
-    for row in rows:
-        if only_channel is not None and row["id"] != only_channel:
-            continue
-        message = DeliveryMessage(project_id=project_id, channel_id=row["id"], event=what)
-        key = f"{project_id}:{row['id']}"  # a channel's deliveries in order; one slow receiver holds back no other
-        ids.append(await outbox.enqueue(conn, NOTIFICATIONS, key, message.model_dump(mode="json")))
-    return ids
 
 
 class NotificationService:

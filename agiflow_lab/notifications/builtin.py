@@ -1,0 +1,28 @@
+"""Built-in notifications: what the platform announces to a project's channels without a rule.
+
+- ``job.failed`` / ``run.failed``: a job (an evaluation run's job: the run) ended failed, announced in the
+  transaction that records its end (``JobService.apply_event``), so a redelivered event announces nothing.
+
+Worker loss and a scheduled run's pass rate are alert rules (``live_workers < 1``, ``eval_pass_rate < x``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agiflow_lab.db.database import Conn
+from agiflow_lab.notifications.announce import announce, event
+
+EVAL_NOTEBOOK = "builtin:evaluate"  # agiflow_lab.evals.service.NOTEBOOK (not imported: evals imports jobs)
+
+
+async def job_failed(conn: Conn, job: dict[str, Any], error: dict[str, Any] | None) -> None:
+    """``job``: the job's row as ``agiflow_lab.jobs.store`` reads it (with its project's slug and its run)."""
+    reason = "" if not error else f"{error.get('ename') or 'Error'}: {error.get('evalue') or ''}".strip()
+    data = {"job_id": job["id"], "notebook": job["notebook"], "error": reason}
+    if job.get("run_id") is not None or job["notebook"] == EVAL_NOTEBOOK:
+        title = f"Evaluation run {job['run_name']} failed" if job.get("run_name") else "An evaluation run failed"
+        what = event("run.failed", "warning", job["project"], title, reason, data={**data, "run_id": job.get("run_id")})
+    else:
+        what = event("job.failed", "warning", job["project"], f"Job {job['notebook']} failed", reason, data=data)
+    await announce(conn, job["project_id"], what)
