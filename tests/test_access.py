@@ -24,10 +24,12 @@ MAY: dict[str, set[tuple[str, str]]] = {
                ("agiflow:evals", "read"), ("agiflow:evals", "write"), ("agiflow:models", "read"),
                ("agiflow:models", "execute"), ("agiflow:project", "read"), ("agiflow:members", "read"),
                ("agiflow:audit", "read"), ("agiflow:traces", "read"), ("agiflow:traces", "write"),
-               ("agiflow:schedules", "read"), ("agiflow:schedules", "write")},
+               ("agiflow:schedules", "read"), ("agiflow:schedules", "write"), ("agiflow:alerts", "read"),
+               ("agiflow:alerts", "write"), ("agiflow:notifications", "read"), ("agiflow:notifications", "write")},
     "viewer": {("agiflow:prompts", "read"), ("agiflow:jobs", "read"), ("agiflow:datasets", "read"),
                ("agiflow:evals", "read"), ("agiflow:models", "read"), ("agiflow:project", "read"),
-               ("agiflow:members", "read"), ("agiflow:traces", "read"), ("agiflow:schedules", "read")},
+               ("agiflow:members", "read"), ("agiflow:traces", "read"), ("agiflow:schedules", "read"),
+               ("agiflow:alerts", "read"), ("agiflow:notifications", "read")},
 }  # fmt: skip
 PROJECTLESS_READS = {"agiflow:docs", "agiflow:projects"}
 ADMIN_ONLY = {"agiflow:bus"}  # deployment-wide: only server admins (the server owner)
@@ -77,7 +79,8 @@ def fill(path: str, project: str) -> str:
               "message_id": "00000000-0000-0000-0000-000000000000",
               "run_id": "00000000-0000-0000-0000-000000000000", "item_id": "i1", "model": "gpt-4o",
               "trace_id": "0" * 32, "score_id": "00000000-0000-0000-0000-000000000000",
-              "action_id": "0x" + "0" * 32, "step_id": "0x" + "0" * 16}  # fmt: skip
+              "action_id": "0x" + "0" * 32, "step_id": "0x" + "0" * 16,
+              "silence_id": "00000000-0000-0000-0000-000000000000", "notification_id": "1"}  # fmt: skip
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)
     return path.removeprefix("/agiflow/api/v1")

@@ -85,7 +85,8 @@ def real_world(jupyter: JupyterServer, llm_url: str) -> dict[str, str]:
     return {"project": project, "label": "production", "user": "fuzz-member", "key_id": key, "job_id": job,
             "run_id": runs[0], "version": "1", "item_id": "q0", "model": "gpt-fuzz",
             "message_id": str(uuid.uuid4()), "runs": ",".join(runs), "trace_id": uuid.uuid4().hex,
-            "score_id": str(uuid.uuid4()), "action_id": "0x" + uuid.uuid4().hex, "step_id": "0x" + "1" * 16}  # fmt: skip
+            "score_id": str(uuid.uuid4()), "action_id": "0x" + uuid.uuid4().hex, "step_id": "0x" + "1" * 16,
+            "silence_id": str(uuid.uuid4()), "notification_id": "1"}  # fmt: skip
 
 
 def path_values(path: str, world: dict[str, str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from tests.support.polling import until
 from tests.support.traces import export
 
 # Path parameters that name one of A's resources; a route in B that takes one must not find A's.
-A_SPECIFIC = {"name", "version", "label", "key_id", "item_id", "run_id", "job_id"}
+A_SPECIFIC = {"name", "version", "label", "key_id", "item_id", "run_id", "job_id", "silence_id", "notification_id"}
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -63,6 +63,26 @@ async def world(api: Api) -> World:
                                                     "description": f"{marker}-schedule",
                                                     "job": {"notebook": "builtin:hello"}})  # fmt: skip
     assert r.status_code == 201, r.text
+    r = await api.post(f"/projects/{a}/alerts/rules", {"name": "failures", "metric": "job_failures", "comparison": ">",
+                                                       "threshold": 0, "enabled": False,
+                                                       "description": f"{marker}-rule"})  # fmt: skip
+    assert r.status_code == 201, r.text  # disabled: the evaluator leaves it alone, so A's snapshots stay equal
+    r = await api.post(f"/projects/{a}/alerts/silences", {"ends_at": "2099-01-01T00:00:00Z", "reason": f"{marker}-s"})
+    assert r.status_code == 201, r.text
+    silence_id = r.json()["id"]
+    r = await api.post(f"/projects/{a}/notifications/channels", {"name": "hook", "kind": "webhook",
+                                                                 "webhook": {"url": "https://hook.example.invalid/"}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    hook_secret = r.json()["secret"]
+    assert (
+        await api.post(f"/projects/{a}/notifications/channels", {"name": "inbox", "kind": "in_app"})
+    ).status_code == 201
+    assert (await api.post(f"/projects/{a}/notifications/channels/inbox/test")).status_code == 202
+
+    async def notified() -> list[dict[str, Any]]:
+        return list((await api.get(f"/projects/{a}/notifications")).json()["items"])
+
+    [notification] = await until(notified, "project A's in-app test notification", timeout=30)
     job = await submit(api, a, {"notebook": "builtin:hello", "parameters": {"name": f"{marker}-job"}})
     run_body = {"prompt": {"name": "greet"}, "dataset": {"name": "qa"}, "model": {"connection": "echo"},
                 "evaluators": [{"type": "exact_match"}]}  # fmt: skip
@@ -86,14 +106,15 @@ async def world(api: Api) -> World:
     ids = {"name": "greet", "version": "1", "label": "production", "user": "olivia", "key_id": created_key["id"],
            "item_id": "q0", "model": "gpt-4o", "run_id": runs[0]["id"], "job_id": job["id"], "message_id": ZERO_UUID,
            "trace_id": trace_id, "score_id": r.json()["id"], "action_id": f"0x{trace_id}",
-           "step_id": f"0x{span_id}"}  # fmt: skip
-    secrets = [marker, api_secret, header_secret, created_key["secret"]]
+           "step_id": f"0x{span_id}", "silence_id": silence_id, "notification_id": str(notification["id"])}  # fmt: skip
+    secrets = [marker, api_secret, header_secret, created_key["secret"], hook_secret]
     return World(a=a, b=b, b_key=b_key, ids=ids, secrets=secrets, run_ids=[r["id"] for r in runs])
 
 
 def fill(template: str, project: str, ids: dict[str, str]) -> str:
     """A path of the document with ``project`` and the resource a ``{name}`` means under its collection."""
-    names = {"prompts": "greet", "datasets": "qa", "models": "conn", "schedules": "nightly"}
+    names = {"prompts": "greet", "datasets": "qa", "models": "conn", "schedules": "nightly", "rules": "failures",
+             "channels": "inbox"}  # fmt: skip
 
     def value(match: re.Match[str]) -> str:
         param = match.group(1)
@@ -129,6 +150,10 @@ def body_for(path: str, verb: str) -> Any:
             {"name": fresh, "interval_seconds": 3600, "paused": True, "job": {"notebook": "builtin:hello"}},
         ),
         (r"/schedules/[^/]+$", {"description": "changed"}),
+        (r"/alerts/rules$", {"name": fresh, "metric": "live_workers", "comparison": "<", "threshold": 1}),
+        (r"/alerts/rules/[^/]+$", {"description": "changed"}),
+        (r"/alerts/silences$", {"ends_at": "2099-01-01T00:00:00Z"}),
+        (r"/notifications/channels$", {"name": fresh, "kind": "in_app"}),
         (r"/models/[^/]+/test$", {}),
         (r"/prices/[^/]+$", {"input_per_million": 9, "output_per_million": 9}),
         (
