@@ -24,6 +24,7 @@ from agiflow_lab.evals.evaluators import (
     describe,
 )
 from agiflow_lab.evals.evaluators.specs import EvaluatorSpecAdapter
+from agiflow_lab.evals.evaluators.text import shown
 from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
 from tests.support.scripted_llm import ScriptedLLM
 
@@ -136,7 +137,7 @@ async def test_exact_match_strips_and_respects_case_by_default() -> None:
     assert (ok.evaluator, ok.score, ok.passed, ok.error) == ("exact_match", 1.0, True, None)
     wrong = await score({"type": "exact_match", "name": "exact"}, "paris", "Paris")
     assert (wrong.evaluator, wrong.score, wrong.passed) == ("exact", 0.0, False)
-    assert "'paris'" in wrong.explanation and "'Paris'" in wrong.explanation
+    assert "“paris”" in wrong.explanation and "“Paris”" in wrong.explanation
     assert (await score({"type": "exact_match", "case_sensitive": False}, "PARIS", "Paris")).passed is True
     assert (await score({"type": "exact_match", "strip": False}, "Paris ", "Paris")).passed is False
 
@@ -157,7 +158,7 @@ async def test_contains_scores_the_fraction_of_substrings_found() -> None:
     spec = {"type": "contains", "value": ["paris", "france", "europe"]}
     two = await score(spec, "Paris is in France.")
     assert two.score == pytest.approx(2 / 3) and two.passed is False
-    assert "'europe'" in two.explanation
+    assert "“europe”" in two.explanation
     assert (await score({**spec, "threshold": 0.6}, "Paris is in France.")).passed is True
     assert (await score({**spec, "case_sensitive": True}, "Paris is in France.")).score == 0.0
 
@@ -404,3 +405,7 @@ async def test_a_rubric_with_an_unknown_variable_is_an_error_without_a_call(
     errored(await score(JUDGE, "x", "y", judge=judge, input={"question": "q"}), "unknown variable(s): audience",
             "question")  # fmt: skip
     assert await llm.arequests() == []
+
+
+async def test_a_quoted_value_keeps_its_line_breaks_for_a_reader() -> None:
+    assert shown("two\nlines") == "“two\nlines”"  # a real line break, not a backslash and an n

@@ -12,6 +12,8 @@ import { formatCount, formatDateTime, formatDuration, formatTotalCost, formatUsd
 import type { MetricPoint, Metrics, MetricsGroupBy, QueueStatus } from './types';
 import { useProjectChoice } from './useProjectChoice';
 import { useRequest } from './useRequest';
+import { useSpanActivity } from './useSpanActivity';
+import { LiveStatus } from './LiveToolbar';
 import { ProjectSelect } from './ProjectSelect';
 
 export interface DashboardViewProps {
@@ -22,8 +24,10 @@ export interface DashboardViewProps {
   isShown?: () => boolean;
 }
 
-/** Span writes emit no events: the dashboard asks again this often while auto-refresh is on. */
-export const POLL_MS = 15_000;
+/** Charts follow new spans (the traces' live socket); workers and the queue have no socket: asked this often. */
+export const POLL_MS = 30_000;
+/** However busy the project, the charts are asked again at most this often. */
+const LIVE_MIN_MS = 5_000;
 const RECENT_ERRORS = 10;
 const GROUP_BY: Array<{ value: MetricsGroupBy | ''; label: string }> = [
   { value: '', label: 'none' },
@@ -62,6 +66,17 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
     }, POLL_MS);
     return () => window.clearInterval(timer);
   }, [auto]);
+  const live = useSpanActivity(
+    api,
+    project,
+    auto,
+    () => {
+      if (!document.hidden && isShownRef.current()) {
+        setNow(Date.now());
+      }
+    },
+    LIVE_MIN_MS
+  );
 
   const metrics = useRequest(
     project === null ? null : () => api.getMetrics(project, { ...bounds, bucket, groupBy: groupBy || null }),
@@ -90,7 +105,11 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
           <span className="agiflow-live" data-testid="agiflow-dashboard-updated">
             {busy ? 'updating…' : updated ? `updated ${updated.toLocaleTimeString()}` : ''}
           </span>
-          <label className="agiflow-toggle" title={`Ask again every ${POLL_MS / 1000} s`}>
+          {auto && <LiveStatus status={live} what="New spans" />}
+          <label
+            className="agiflow-toggle"
+            title="Charts follow new spans as they are stored; workers and the queue are asked every 30 s"
+          >
             <input
               type="checkbox"
               data-testid="agiflow-auto-refresh"

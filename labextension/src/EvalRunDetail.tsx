@@ -181,6 +181,8 @@ function RunResults({ api, run }: { api: AgiflowApi; run: Run }): JSX.Element {
     [api, run.project, run.id, failedOnly],
     run.state
   );
+  // One score column per evaluator, in the run's order (an item may lack one: it errored before scoring).
+  const evaluators = run.evaluators.map(e => e.name);
   return (
     <>
       <div className="agiflow-section-head">
@@ -206,16 +208,20 @@ function RunResults({ api, run }: { api: AgiflowApi; run: Run }): JSX.Element {
         <table className="agiflow-table agiflow-result-table" data-testid="agiflow-result-table">
           <thead>
             <tr>
-              <th>Item</th>
+              <th className="agiflow-col-input">Item and input</th>
               <th className="agiflow-col-output">Output</th>
-              <th className="agiflow-num">Score</th>
+              {evaluators.map(name => (
+                <th key={name} className="agiflow-num" data-testid="agiflow-evaluator-column">
+                  {name}
+                </th>
+              ))}
               <th>Passed</th>
               <th className="agiflow-col-explanations">Error / explanations</th>
             </tr>
           </thead>
           <tbody>
             {pages.items.map(item => (
-              <ResultRow key={item.item_id} item={item} />
+              <ResultRow key={item.item_id} item={item} evaluators={evaluators} />
             ))}
           </tbody>
         </table>
@@ -235,11 +241,14 @@ function RunResults({ api, run }: { api: AgiflowApi; run: Run }): JSX.Element {
   );
 }
 
-function ResultRow({ item }: { item: ItemResult }): JSX.Element {
+function ResultRow({ item, evaluators }: { item: ItemResult; evaluators: string[] }): JSX.Element {
   return (
     <tr data-item-id={item.item_id} data-passed={String(item.passed)}>
-      <td className="agiflow-job-id" title={asText(item.input)}>
-        {item.item_id}
+      <td>
+        <div className="agiflow-job-id">{item.item_id}</div>
+        <div className="agiflow-cell-text agiflow-item-input" data-testid="agiflow-item-input">
+          {asText(item.input)}
+        </div>
       </td>
       <td>
         <div className="agiflow-cell-text">{item.output ?? <span className="agiflow-muted">no output</span>}</div>
@@ -249,7 +258,15 @@ function ResultRow({ item }: { item: ItemResult }): JSX.Element {
           </div>
         )}
       </td>
-      <td className="agiflow-num">{formatScore(item.score)}</td>
+      {evaluators.map(name => {
+        const score = item.scores[name];
+        return (
+          <td key={name} className="agiflow-num" data-evaluator={name}>
+            {score === undefined ? '–' : formatScore(score.score)}
+            {score?.passed === false && <span className="agiflow-muted"> ✗</span>}
+          </td>
+        );
+      })}
       <td>
         <PassChip passed={item.passed} />
       </td>

@@ -10,13 +10,59 @@ export function LiveToolbar(props: { title: string; status: SocketStatus; onRelo
     <div className="agiflow-toolbar">
       <span className="agiflow-title">{title}</span>
       <span className="agiflow-toolbar-end">
-        <span className={`agiflow-live agiflow-live-${status}`} data-testid="agiflow-live" title="Job events WebSocket">
-          {status === 'live' ? '● live' : status}
-        </span>
+        <LiveStatus status={status} what="Job events" />
         <button type="button" className="agiflow-icon-button" title="Reload" aria-label="Reload" onClick={onReload}>
           <refreshIcon.react tag="span" />
         </button>
       </span>
     </div>
+  );
+}
+
+const STATUS_TEXT: Record<SocketStatus, string> = {
+  live: '● live',
+  connecting: 'connecting…',
+  reconnecting: '⚠ connection lost: reconnecting…',
+  closed: 'not live'
+};
+
+/** The socket's state in words; a lost connection is a warning (it reconnects and catches up by itself). */
+export function LiveStatus({ status, what }: { status: SocketStatus; what: string }): JSX.Element {
+  return (
+    <span
+      className={`agiflow-live agiflow-live-${status}`}
+      data-testid="agiflow-live"
+      role={status === 'reconnecting' ? 'alert' : undefined}
+      title={
+        status === 'reconnecting'
+          ? `${what}: the connection dropped; reconnecting, then catching up on what was missed`
+          : `${what}: ${status}`
+      }
+    >
+      {STATUS_TEXT[status]}
+    </span>
+  );
+}
+
+/** A "Live" switch with the state of its socket, for views that follow the server on request. */
+export function LiveToggle(props: {
+  status: SocketStatus;
+  on: boolean;
+  onChange: (on: boolean) => void;
+  what: string;
+}): JSX.Element {
+  return (
+    <>
+      {props.on && <LiveStatus status={props.status} what={props.what} />}
+      <label className="agiflow-toggle" title={props.what}>
+        <input
+          type="checkbox"
+          data-testid="agiflow-follow-live"
+          checked={props.on}
+          onChange={event => props.onChange(event.target.checked)}
+        />
+        <span>Live</span>
+      </label>
+    </>
   );
 }

@@ -8,6 +8,8 @@ import { TraceView } from './TraceView';
 import { RangeKey, TIME_RANGES, rangeBounds } from './timeRanges';
 import type { GroupSummary, Page, TraceStatus, TraceSummary } from './types';
 import { usePages } from './usePages';
+import { useSpanActivity } from './useSpanActivity';
+import { LiveToggle } from './LiveToolbar';
 import { useProjectChoice } from './useProjectChoice';
 import { ProjectSelect } from './ProjectSelect';
 
@@ -61,6 +63,9 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
   const typed = useDebounced(draft, TYPING_MS);
   const filters: Filters = { ...typed, range: draft.range, status: draft.status };
   const [refresh, setRefresh] = React.useState(0);
+  const [follow, setFollow] = React.useState(true);
+  // New spans in the project refetch the first page (the server says when; no polling).
+  const live = useSpanActivity(api, project, follow, () => setRefresh(r => r + 1));
   const [opened, setOpened] = React.useState<{ traceId: string; summary?: TraceSummary } | null>(null);
 
   React.useEffect(() => {
@@ -116,6 +121,7 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
       <div className="agiflow-toolbar">
         <span className="agiflow-title">AGIFlow Traces</span>
         <span className="agiflow-toolbar-end">
+          <LiveToggle status={live} on={follow} onChange={setFollow} what="New traces appear as they are stored" />
           <button
             type="button"
             className="agiflow-icon-button"

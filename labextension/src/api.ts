@@ -253,6 +253,16 @@ export class AgiflowApi {
     return `${URLExt.join(this.settings.wsUrl, API_PREFIX, 'events')}?${params}`;
   }
 
+  /** The URL of the project's "new spans" WebSocket (`/projects/{p}/traces/live`), authenticated like `eventsUrl`. */
+  traceActivityUrl(project: string): string {
+    const params = new URLSearchParams();
+    if (this.settings.token) {
+      params.set('token', this.settings.token);
+    }
+    const url = URLExt.join(this.settings.wsUrl, API_PREFIX, 'projects', encodeURIComponent(project), 'traces', 'live');
+    return params.size ? `${url}?${params}` : url;
+  }
+
   /** A WebSocket constructor that fits the server settings. */
   get WebSocket(): typeof WebSocket {
     return this.settings.WebSocket;

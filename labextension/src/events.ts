@@ -22,22 +22,84 @@ const BATCH_MS = 50;
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 10_000;
 
-export class JobEventSocket {
+/**
+ * A WebSocket that stays open: on any close it reconnects with capped exponential backoff, asking
+ * `url()` again each time (so the caller can resume from where it got to). The one reconnect loop
+ * the views share.
+ */
+export class LiveSocket {
   private socket: WebSocket | null = null;
-  private lastId: number;
   private delay = MIN_DELAY_MS;
   private retryTimer: number | undefined;
+  private disposed = false;
+
+  constructor(
+    private readonly Socket: typeof WebSocket,
+    private readonly url: () => string,
+    private readonly onMessage: (data: unknown) => void,
+    private readonly onStatus: (status: SocketStatus) => void = () => undefined,
+    private readonly onDrop: () => void = () => undefined
+  ) {
+    this.connect('connecting');
+  }
+
+  dispose(): void {
+    if (this.disposed) {
+      return;
+    }
+    this.disposed = true;
+    window.clearTimeout(this.retryTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      socket.close();
+    }
+    this.onStatus('closed');
+  }
+
+  private connect(status: SocketStatus): void {
+    this.onStatus(status);
+    const socket = new this.Socket(this.url());
+    this.socket = socket;
+    socket.onopen = () => {
+      this.delay = MIN_DELAY_MS;
+      this.onStatus('live');
+    };
+    socket.onmessage = message => this.onMessage(message.data);
+    socket.onclose = () => {
+      if (this.disposed || this.socket !== socket) {
+        return;
+      }
+      this.socket = null;
+      this.onDrop();
+      this.onStatus('reconnecting');
+      this.retryTimer = window.setTimeout(() => this.connect('reconnecting'), this.delay);
+      this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
+    };
+  }
+}
+
+export class JobEventSocket {
+  private readonly live: LiveSocket;
+  private lastId: number;
   private flushTimer: number | undefined;
   private pending: JobEvent[] = [];
   private disposed = false;
 
   constructor(
-    private readonly api: AgiflowApi,
-    private readonly project: string,
+    api: AgiflowApi,
+    project: string,
     private readonly options: JobEventSocketOptions
   ) {
     this.lastId = options.after ?? 0;
-    this.connect('connecting');
+    this.live = new LiveSocket(
+      api.WebSocket,
+      () => api.eventsUrl(project, this.lastId),
+      data => this.receive(data),
+      status => options.onStatus?.(status),
+      () => this.flush()
+    );
   }
 
   /** The id of the newest event delivered so far. */
@@ -50,38 +112,9 @@ export class JobEventSocket {
       return;
     }
     this.disposed = true;
-    window.clearTimeout(this.retryTimer);
     window.clearTimeout(this.flushTimer);
     this.pending = [];
-    const socket = this.socket;
-    this.socket = null;
-    if (socket) {
-      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
-      socket.close();
-    }
-    this.options.onStatus?.('closed');
-  }
-
-  private connect(status: SocketStatus): void {
-    this.options.onStatus?.(status);
-    const Socket = this.api.WebSocket;
-    const socket = new Socket(this.api.eventsUrl(this.project, this.lastId));
-    this.socket = socket;
-    socket.onopen = () => {
-      this.delay = MIN_DELAY_MS;
-      this.options.onStatus?.('live');
-    };
-    socket.onmessage = message => this.receive(message.data);
-    socket.onclose = () => {
-      if (this.disposed || this.socket !== socket) {
-        return;
-      }
-      this.socket = null;
-      this.flush();
-      this.options.onStatus?.('reconnecting');
-      this.retryTimer = window.setTimeout(() => this.connect('reconnecting'), this.delay);
-      this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
-    };
+    this.live.dispose();
   }
 
   private receive(data: unknown): void {

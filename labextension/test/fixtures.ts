@@ -24,6 +24,8 @@ export function job(fields: Partial<Job> = {}): Job {
     started_at: null,
     finished_at: null,
     updated_at: '2026-03-01T12:00:00.000000Z',
+    run_id: null,
+    run_name: null,
     ...fields
   };
 }

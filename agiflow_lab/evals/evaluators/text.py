@@ -16,7 +16,9 @@ _SHOWN = 80  # characters of a value quoted in an explanation
 
 
 def shown(text: str) -> str:
-    return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…")
+    """A value quoted for a person: in curly quotes with its line breaks as they are (``repr`` would show
+    them as a literal ``\\n``, which reads as part of the text)."""
+    return "“" + (text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…") + "”"
 
 
 class ExactMatch(Evaluator):
