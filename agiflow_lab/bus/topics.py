@@ -3,5 +3,5 @@
 JOBS = "jobs"  # a job to run; key: job id
 JOB_EVENTS = "job-events"  # progress, logs and results of a job, in order; key: job id
 SPANS = "spans"  # OpenTelemetry spans to store; key: trace id
-NOTIFICATIONS = "notifications"  # alerts and other user-facing notices; key: project
+NOTIFICATIONS = "notifications"  # one delivery of an alert or notice to one channel; key: "<project id>:<channel id>"
 ALL_TOPICS: tuple[str, ...] = (JOBS, JOB_EVENTS, SPANS, NOTIFICATIONS)
