@@ -165,3 +165,27 @@ async def test_metrics_read_what_the_platform_keeps(platform: Platform) -> None:
     assert all(r.evaluated_at == at(0) and r.state == "ok" for r in rules.values())
     assert rules["error_rate"].last_value is None and rules["score"].last_value is None  # no data: no breach
     assert rules["queue_lag_seconds"].last_value == 0.0 and rules["live_workers"].last_value == 0.0
+
+
+async def test_a_supervised_worker_that_dies_with_running_jobs_is_announced_once(platform: Platform) -> None:
+    async with platform.db.transaction() as conn:
+        await conn.execute(
+            """INSERT INTO control.workers (id, hostname, pid, topics, concurrency) VALUES ('w1', 'box', 42, '{jobs}', 2),
+                      ('w2', 'box', 43, '{jobs}', 2)"""
+        )
+        for worker in ("w1", "w1", "w2"):
+            await conn.execute(
+                """INSERT INTO control.jobs (id, project_id, notebook, state, submitted_by, timeout_seconds, worker_id)
+                   VALUES (%s, (SELECT id FROM control.projects WHERE slug = 'p'), 'builtin:hello', 'running',
+                           'olivia', 60, %s)""",
+                (str(uuid.uuid4()), worker),
+            )
+        await conn.execute("UPDATE control.workers SET stopped_at = now() WHERE id = 'w2'")  # said it stopped
+    await platform.jobs.worker_exited("w1")
+    await platform.jobs.worker_exited("w1")  # the same exit reported again
+    await platform.jobs.worker_exited("w2")
+    assert await sent(platform) == ["worker.lost"]
+    async with platform.db.connection() as conn:
+        cur = await conn.execute("SELECT payload FROM control.bus_outbox WHERE topic = 'notifications'")
+        [row] = await cur.fetchall()
+    assert row["payload"]["event"]["title"] == "Worker box:42 was lost" and row["payload"]["event"]["data"]["jobs"] == 2

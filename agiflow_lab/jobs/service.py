@@ -267,7 +267,8 @@ class JobService:
     async def worker_exited(self, worker_id: str) -> None:
         """A supervisor saw this worker's process end: mark it stopped and wake the dispatcher, whose
         rescue sends its running jobs back to the bus now instead of after the heartbeat threshold."""
-        async with self.db.connection() as conn:
+        async with self.db.transaction() as conn:
+            await builtin_notifications.worker_lost(conn, worker_id)
             await store.worker_stopped(conn, worker_id)
         self.dispatch_wanted.set()
 

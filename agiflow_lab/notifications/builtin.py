@@ -3,7 +3,12 @@
 - ``job.failed`` / ``run.failed``: a job (an evaluation run's job: the run) ended failed, announced in the
   transaction that records its end (``JobService.apply_event``), so a redelivered event announces nothing.
 
-Worker loss and a scheduled run's pass rate are alert rules (``live_workers < 1``, ``eval_pass_rate < x``).
+- ``worker.lost``: a supervised worker's process ended without saying it stopped, with jobs running on it
+  (``JobService.worker_exited``): each project with a job there hears of it once (a worker that stopped
+  properly has said so, and a second report of the same exit finds it stopped).
+
+A silent worker (no heartbeat) and a scheduled run's pass rate are alert rules (``live_workers < 1``,
+``eval_pass_rate < x``); dead letters have no built-in notification (``/bus/dead-letters`` lists them).
 """
 
 from __future__ import annotations
@@ -26,3 +31,21 @@ async def job_failed(conn: Conn, job: dict[str, Any], error: dict[str, Any] | No
     else:
         what = event("job.failed", "warning", job["project"], f"Job {job['notebook']} failed", reason, data=data)
     await announce(conn, job["project_id"], what)
+
+
+async def worker_lost(conn: Conn, worker_id: str) -> None:
+    """Before the worker is marked stopped, in the same transaction."""
+    cur = await conn.execute(
+        """SELECT j.project_id, p.slug, w.hostname, w.pid, count(*) AS jobs
+             FROM control.workers w JOIN control.jobs j ON j.worker_id = w.id
+             JOIN control.projects p ON p.id = j.project_id
+            WHERE w.id = %s AND w.stopped_at IS NULL AND j.state IN ('dispatched', 'running')
+            GROUP BY j.project_id, p.slug, w.hostname, w.pid""",
+        (worker_id,),
+    )
+    for row in await cur.fetchall():
+        where = f"{row['hostname']}:{row['pid']}"
+        what = event("worker.lost", "critical", row["slug"], f"Worker {where} was lost",
+                     f"{row['jobs']} job(s) of this project were running on it; they go back to the queue.",
+                     data={"worker_id": worker_id, "jobs": row["jobs"]})  # fmt: skip
+        await announce(conn, row["project_id"], what)
