@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from tests.support.scripted_llm import ScriptedLLM
 from tests.support.servers import JupyterServer, start_jupyter
 from tests.support.traces import export
 
@@ -55,7 +56,9 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
     server = start_jupyter(
         db_url, tmp_path, app="lab", named_users=False, extra_args=["--LabApp.expose_app_in_browser=True"]
     )
+    llm = ScriptedLLM(log_path=tmp_path / "scripted-llm.log")  # the Models scenario tests a connection against it
     try:
+        llm.start()
         name = f"browser-{uuid.uuid4().hex[:6]}"
         r = httpx.post(
             server.api + "/projects/default/prompts",
@@ -64,7 +67,8 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         )
         assert r.status_code == 201, r.text
         env = dict(os.environ, AGIFLOW_LAB_URL=server.url, AGIFLOW_LAB_TOKEN=server.token,
-                   AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium, **seed_evaluations(server),
+                   AGIFLOW_EXPECT_PROMPT=name, CHROMIUM_PATH=chromium, AGIFLOW_SCRIPTED_LLM_URL=llm.url,
+                   **seed_evaluations(server),
                    **seed_traces(server), **seed_big_trace(server))  # fmt: skip
         run = subprocess.run(
             ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
@@ -73,6 +77,7 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         assert run.returncode == 0, report + "\n--- server log ---\n" + server.log_tail()
         assert "# fail 0" in report and "# skipped 0" in report and f"# pass {scenario_count()}" in report, report
     finally:
+        llm.stop()
         server.stop()
 
 
