@@ -50,9 +50,10 @@ export function SettingsKeys({ api, project, owner, generation, onChanged }: Set
       <h3 id="agiflow-settings-keys-title">API keys</h3>
       {owner && (
         <KeyCreateForm
-          onCreate={(name, role) =>
+          onCreate={(name, role, done) =>
             act('create', async () => {
               const key = await api.createKey(project, name, role);
+              done();
               setCreated(key);
               keys.reload();
               onChanged();
@@ -133,7 +134,11 @@ export function SettingsKeys({ api, project, owner, generation, onChanged }: Set
   );
 }
 
-function KeyCreateForm(props: { onCreate: (name: string, role: Role) => Promise<void>; busy: boolean }): JSX.Element {
+function KeyCreateForm(props: {
+  /** `done` clears the form: called once the key exists. */
+  onCreate: (name: string, role: Role, done: () => void) => Promise<void>;
+  busy: boolean;
+}): JSX.Element {
   const [name, setName] = React.useState('');
   const [role, setRole] = React.useState<Role>('viewer');
   return (
@@ -142,7 +147,7 @@ function KeyCreateForm(props: { onCreate: (name: string, role: Role) => Promise<
       data-testid="agiflow-key-create"
       onSubmit={event => {
         event.preventDefault();
-        void props.onCreate(name.trim(), role).then(() => setName(''));
+        void props.onCreate(name.trim(), role, () => setName(''));
       }}
     >
       <label className="agiflow-field">

@@ -144,9 +144,10 @@ function MembersSection(props: {
   const [user, setUser] = React.useState('');
   const [role, setRole] = React.useState<Role>('viewer');
 
-  const setMember = (who: string, to: Role): Promise<void> =>
+  const setMember = (who: string, to: Role, done?: () => void): Promise<void> =>
     act(`set:${who}`, async () => {
       await api.setMember(project, who, to);
+      done?.();
       Notification.success(`${who} is now ${to} of ${project}`, { autoClose: 3000 });
       members.reload();
       onChanged();
@@ -223,7 +224,7 @@ function MembersSection(props: {
           data-testid="agiflow-member-add"
           onSubmit={event => {
             event.preventDefault();
-            void setMember(user.trim(), role).then(() => setUser(''));
+            void setMember(user.trim(), role, () => setUser(''));
           }}
         >
           <label className="agiflow-field">
