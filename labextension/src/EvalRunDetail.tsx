@@ -24,12 +24,14 @@ export interface EvalRunDetailProps {
   run: Run;
   onChanged: (run: Run) => void;
   openPath: (path: string) => Promise<unknown>;
+  /** Opens the launch form filled from this run (editors only: absent for viewers). */
+  onRerun?: (run: Run) => void;
 }
 
 const RESULTS_PAGE = 50;
 
 /** One run: what it pinned, its per-evaluator aggregates and its items. */
-export function EvalRunDetail({ api, run, onChanged, openPath }: EvalRunDetailProps): JSX.Element {
+export function EvalRunDetail({ api, run, onChanged, openPath, onRerun }: EvalRunDetailProps): JSX.Element {
   const { busy, error, act } = useAction(run.id);
   const final = FINAL_JOB_STATES.has(run.state);
   const hasReport = run.state === 'succeeded' || run.state === 'failed';
@@ -46,7 +48,8 @@ export function EvalRunDetail({ api, run, onChanged, openPath }: EvalRunDetailPr
       <div className="agiflow-job-actions">
         <button
           type="button"
-          className="jp-mod-styled jp-mod-reject agiflow-run-cancel"
+          className={`jp-mod-styled agiflow-run-cancel${final ? '' : ' jp-mod-warn'}`}
+          data-testid="agiflow-run-cancel"
           disabled={final || busy !== null}
           onClick={() => void act('cancel', async () => onChanged(await api.cancelRun(run.project, run.id)))}
         >
@@ -54,7 +57,7 @@ export function EvalRunDetail({ api, run, onChanged, openPath }: EvalRunDetailPr
         </button>
         <button
           type="button"
-          className="jp-mod-styled agiflow-run-open"
+          className={`jp-mod-styled agiflow-run-open${hasReport ? ' jp-mod-accept' : ''}`}
           data-testid="agiflow-run-open"
           disabled={!hasReport || busy !== null}
           title="Copy the run's executed notebook (its report) into your files and open it"
@@ -67,6 +70,17 @@ export function EvalRunDetail({ api, run, onChanged, openPath }: EvalRunDetailPr
         >
           {busy === 'open' ? 'Opening…' : 'Open report'}
         </button>
+        {onRerun && (
+          <button
+            type="button"
+            className="jp-mod-styled"
+            data-testid="agiflow-run-rerun"
+            title="The launch form, filled from this run: change one thing and start"
+            onClick={() => onRerun(run)}
+          >
+            Re-run…
+          </button>
+        )}
       </div>
       {error !== undefined && <ErrorNotice message={error} />}
       <div className="agiflow-detail-body">

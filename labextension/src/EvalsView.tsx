@@ -6,6 +6,8 @@ import { EchoBadge, RunProgress, costTitle, formatCost, formatLatency, formatPer
 import { ErrorNotice } from './ErrorNotice';
 import { LiveToolbar } from './LiveToolbar';
 import { EvalRunDetail } from './EvalRunDetail';
+import { EvalLaunchForm } from './EvalLaunchForm';
+import type { TellWhenDone } from './completions';
 import { EMPTY_RUNS, isNews, itemProgress, runMicros, runsReducer } from './evalState';
 import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge } from './JobBadges';
@@ -18,6 +20,8 @@ export interface EvalsViewProps {
   api: AgiflowApi;
   /** Opens a file of the Jupyter contents (the run's executed notebook). */
   openPath: (path: string) => Promise<unknown>;
+  /** A run started here is announced when it ends (JupyterLab notification). */
+  tellWhenDone?: TellWhenDone;
 }
 
 const PAGE_SIZE = 50;
@@ -30,7 +34,7 @@ const MAX_UNMATCHED = 1000;
  * its state moved (or an unlisted run started scoring items). Item progress
  * updates the rows in place.
  */
-export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
+export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.Element {
   const { projects, project, setProject } = useProjectChoice(api);
   const items = projects.data?.items;
   const [generation, setGeneration] = React.useState(0);
@@ -41,7 +45,8 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
   const [status, setStatus] = React.useState<SocketStatus>('closed');
   const [selected, setSelected] = React.useState<string | null>(null);
   const [checked, setChecked] = React.useState<string[]>([]);
-  const [pane, setPane] = React.useState<'detail' | 'compare'>('detail');
+  const [pane, setPane] = React.useState<'detail' | 'compare' | 'launch'>('detail');
+  const [launchFrom, setLaunchFrom] = React.useState<Run | null>(null);
 
   // job id → the newest record of its run fetched for this list: what tells events that are
   // news from ones already in it (see evalState.ts). Replaced when the list is read again.
@@ -149,6 +154,8 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
   }, [api, project, generation]);
 
   const upsert = React.useCallback((run: Run) => dispatch({ type: 'upsert', run }), []);
+  const role = items?.find(p => p.slug === project)?.role ?? null;
+  const canEdit = role === 'owner' || role === 'editor';
   const loadMore = (): void => {
     if (project === null || data.nextCursor === null) {
       return;
@@ -220,6 +227,19 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
                 setProject(slug);
               }}
             />
+            {canEdit && (
+              <button
+                type="button"
+                className="jp-mod-styled jp-mod-accept agiflow-new-button"
+                data-testid="agiflow-new-run"
+                onClick={() => {
+                  setLaunchFrom(null);
+                  setPane('launch');
+                }}
+              >
+                New run
+              </button>
+            )}
             <span className="agiflow-compare-hint agiflow-muted" data-testid="agiflow-compare-hint">
               {pair.length === 2 ? (
                 <>
@@ -278,7 +298,21 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
               )}
             </div>
             <div className="agiflow-detail-pane">
-              {pane === 'compare' && pair.length === 2 ? (
+              {pane === 'launch' ? (
+                <EvalLaunchForm
+                  key={launchFrom?.id ?? 'new'}
+                  api={api}
+                  project={project}
+                  from={launchFrom}
+                  onStarted={run => {
+                    tellWhenDone?.(run.project, run.job_id, `Evaluation ${run.name}`, 'evals');
+                    upsert(run);
+                    setSelected(run.id);
+                    setPane('detail');
+                  }}
+                  onCancel={() => setPane('detail')}
+                />
+              ) : pane === 'compare' && pair.length === 2 ? (
                 <EvalCompare
                   api={api}
                   project={project}
@@ -287,7 +321,20 @@ export function EvalsView({ api, openPath }: EvalsViewProps): JSX.Element {
                   onClose={() => setPane('detail')}
                 />
               ) : current ? (
-                <EvalRunDetail api={api} run={current} onChanged={upsert} openPath={openPath} />
+                <EvalRunDetail
+                  api={api}
+                  run={current}
+                  onChanged={upsert}
+                  openPath={openPath}
+                  onRerun={
+                    canEdit
+                      ? run => {
+                          setLaunchFrom(run);
+                          setPane('launch');
+                        }
+                      : undefined
+                  }
+                />
               ) : (
                 <div className="agiflow-status">Select a run to see its evaluators and items.</div>
               )}

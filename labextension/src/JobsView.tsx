@@ -7,6 +7,7 @@ import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge, Progress } from './JobBadges';
 import { JobDetail } from './JobDetail';
 import { EMPTY, isNewer, jobsReducer } from './jobState';
+import type { TellWhenDone } from './completions';
 import type { Job, JobEvent, JobState } from './types';
 import { useNow } from './useNow';
 import { duration, jobTitle, parameterSummary } from './jobFormat';
@@ -17,6 +18,8 @@ export interface JobsViewProps {
   api: AgiflowApi;
   /** Opens a file of the Jupyter contents (the executed notebook). */
   openPath: (path: string) => Promise<unknown>;
+  /** A job submitted here is announced when it ends (JupyterLab notification). */
+  tellWhenDone?: TellWhenDone;
 }
 
 const PAGE_SIZE = 50;
@@ -26,7 +29,7 @@ export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
  * The project's jobs, newest first, kept live by the job-event WebSocket: one
  * list fetch, then a refetch of a job only when an event says its state moved.
  */
-export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
+export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.Element {
   const { projects, project, setProject } = useProjectChoice(api);
   const items = projects.data?.items;
   const [generation, setGeneration] = React.useState(0);
@@ -182,6 +185,7 @@ export function JobsView({ api, openPath }: JobsViewProps): JSX.Element {
             api={api}
             project={project}
             onSubmitted={job => {
+              tellWhenDone?.(job.project, job.id, `Job ${job.notebook}`, 'jobs');
               upsert(job);
               setSelected(job.id);
             }}

@@ -23,7 +23,7 @@ const STATUS_TEXT: Record<SocketStatus, string> = {
   live: '● live',
   connecting: 'connecting…',
   reconnecting: '⚠ connection lost: reconnecting…',
-  closed: 'not live'
+  closed: 'not connected'
 };
 
 /** The socket's state in words; a lost connection is a warning (it reconnects and catches up by itself). */

@@ -245,7 +245,7 @@ export class AgiflowApi {
    * Authenticated like JupyterLab's own sockets: the token as a query
    * parameter when there is one, else the session cookie (same origin).
    */
-  eventsUrl(project: string, after: number): string {
+  eventsUrl(project: string, after: number | 'latest'): string {
     const params = new URLSearchParams({ project, after: String(after) });
     if (this.settings.token) {
       params.set('token', this.settings.token);

@@ -14,8 +14,8 @@ export interface JobEventSocketOptions {
   /** Receives events in id order, batched (a replay can be thousands). */
   onEvents: (events: JobEvent[]) => void;
   onStatus?: (status: SocketStatus) => void;
-  /** Resume point; 0 replays the project's history. */
-  after?: number;
+  /** Resume point; 0 replays the project's history, `latest` starts from what happens next. */
+  after?: number | 'latest';
 }
 
 const BATCH_MS = 50;
@@ -82,7 +82,7 @@ export class LiveSocket {
 
 export class JobEventSocket {
   private readonly live: LiveSocket;
-  private lastId: number;
+  private lastId: number | 'latest';
   private flushTimer: number | undefined;
   private pending: JobEvent[] = [];
   private disposed = false;
@@ -102,9 +102,9 @@ export class JobEventSocket {
     );
   }
 
-  /** The id of the newest event delivered so far. */
+  /** The id of the newest event delivered so far (0 before the first when following from `latest`). */
   get lastEventId(): number {
-    return this.lastId;
+    return this.lastId === 'latest' ? 0 : this.lastId;
   }
 
   dispose(): void {
@@ -127,7 +127,7 @@ export class JobEventSocket {
     } catch {
       return;
     }
-    if (!isJobEvent(event) || event.id <= this.lastId) {
+    if (!isJobEvent(event) || (this.lastId !== 'latest' && event.id <= this.lastId)) {
       return;
     }
     this.lastId = event.id;

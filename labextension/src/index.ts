@@ -1,5 +1,6 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 
 import { AgiflowApi } from './api';
@@ -20,7 +21,9 @@ import {
 } from './icon';
 import { JobsWidget } from './jobsWidget';
 import { ModelsWidget } from './modelsWidget';
-import { registerView, Shell } from './registerView';
+import { commandId, registerView, Shell } from './registerView';
+import { CompletionWatcher, type TellWhenDone } from './completions';
+import { registerRunAsJob } from './runAsJob';
 import { SettingsWidget } from './settingsWidget';
 import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
@@ -32,12 +35,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description:
     'AGIFlow: prompts (a left sidebar panel and a main view), jobs, evaluations, traces and a dashboard, a Getting started notebook.',
   autoStart: true,
-  optional: [ICommandPalette, ILauncher, ILayoutRestorer],
+  optional: [ICommandPalette, ILauncher, ILayoutRestorer, IFileBrowserFactory],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    files: IFileBrowserFactory | null
   ): void => {
     const api = new AgiflowApi(app.serviceManager.serverSettings);
     const shell: Shell = { app, palette, launcher, restorer };
@@ -51,6 +55,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer?.add(sidebar, SIDEBAR_ID);
 
     registerGettingStarted(shell, api, 0);
+    const completions = new CompletionWatcher(api);
+    const tellWhenDone: TellWhenDone = (project, jobId, label, view) =>
+      completions.watch(project, jobId, { label, open: () => void app.commands.execute(commandId(view)) });
+    registerRunAsJob(shell, api, files, tellWhenDone);
     registerView(shell, {
       name: 'prompts',
       label: 'AGIFlow Prompts',
@@ -65,7 +73,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Run notebook jobs and follow them live',
       icon: jobsIcon,
       rank: 2,
-      create: () => new JobsWidget(api, openPath)
+      create: () => new JobsWidget(api, openPath, tellWhenDone)
     });
     registerView(shell, {
       name: 'evals',
@@ -73,7 +81,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Follow evaluation runs live, see their items and compare two runs',
       icon: evalsIcon,
       rank: 3,
-      create: () => new EvalsWidget(api, openPath)
+      create: () => new EvalsWidget(api, openPath, tellWhenDone)
     });
     const openTraces = registerView(shell, {
       name: 'traces',

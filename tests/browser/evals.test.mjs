@@ -17,7 +17,16 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openFromLauncher } from './support/lab.mjs';
+import {
+  ARTIFACTS,
+  CHROMIUM_ARGS,
+  env,
+  firstOf,
+  hideToasts,
+  openByCommand,
+  openFromLauncher,
+  screenshotThemes
+} from './support/lab.mjs';
 
 const evals = {
   prompt: process.env.AGIFLOW_EVALS_PROMPT ?? '',
@@ -170,6 +179,63 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       await page.screenshot({ path: join(ARTIFACTS, 'evals-compare.png') });
     } catch (error) {
       await page.screenshot({ path: join(ARTIFACTS, 'evals-failure.png') }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a run launched from the form finishes live, and re-run starts the form from it', { skip, timeout: 240_000 }, async t => {
+    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
+    try {
+      await page.goto(`${env.url}lab/workspaces/agiflow-evals-launch?token=${encodeURIComponent(env.token)}`);
+      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+      const view = await openByCommand(page, 'agiflow-lab-evals', 'agiflow-lab:open-evals');
+      const project = view.getByTestId('agiflow-project-select');
+      await firstOf(project, view);
+      await project.selectOption(env.project);
+      await view.getByTestId('agiflow-live').filter({ hasText: '● live' }).waitFor({ timeout: 30_000 });
+
+      await view.getByTestId('agiflow-new-run').click();
+      const form = view.getByTestId('agiflow-eval-launch');
+      await form.getByTestId('agiflow-launch-prompt').locator(`option[value="${evals.prompt}"]`).waitFor({ state: 'attached' });
+      await form.getByTestId('agiflow-launch-prompt').selectOption(evals.prompt);
+      await form.getByTestId('agiflow-launch-label').fill('latest');
+      await form.getByTestId('agiflow-launch-dataset').locator(`option[value="${evals.dataset}"]`).waitFor({ state: 'attached' });
+      await form.getByTestId('agiflow-launch-dataset').selectOption(evals.dataset);
+      await form.getByTestId('agiflow-launch-connection').selectOption('echo');
+      await form.getByTestId('agiflow-launch-name').fill('launched from the form');
+      await form.getByTestId('agiflow-launch-start').click();
+
+      // The new run's detail opens and follows it to the end over the socket.
+      const detail = view.getByTestId('agiflow-run-detail').filter({ hasText: 'launched from the form' });
+      await firstOf(detail, view);
+      await detail.locator('.agiflow-job-state').filter({ hasText: 'succeeded' }).waitFor({ timeout: 120_000 });
+      const runId = await detail.getAttribute('data-run-id');
+      const run = await (
+        await fetch(`${env.url}agiflow/api/v1/projects/${env.project}/evals/runs/${runId}`, {
+          headers: { Authorization: `token ${env.token}` }
+        })
+      ).json();
+      assert.equal(run.prompt.ref, 'label:latest');
+      assert.equal(run.aggregates.items_done, evals.items);
+      await detail.getByTestId('agiflow-result-table').locator('[data-testid="agiflow-item-input"]').first().waitFor();
+      await screenshotThemes(page, 'evals-launched');
+
+      // Re-run: the form comes back filled from this run.
+      await detail.getByTestId('agiflow-run-rerun').click();
+      const again = view.getByTestId('agiflow-eval-launch');
+      assert.equal(await again.getByTestId('agiflow-launch-name').inputValue(), 'launched from the form (re-run)');
+      assert.equal(await again.getByTestId('agiflow-launch-label').inputValue(), 'latest');
+      const datasetChoice = again.getByTestId('agiflow-launch-dataset');
+      await datasetChoice.locator(`option[value="${evals.dataset}"]`).waitFor({ state: 'attached' });
+      assert.equal(await datasetChoice.inputValue(), evals.dataset);
+      await screenshotThemes(page, 'evals-launch-form');
+    } catch (error) {
+      await page.screenshot({ path: join(ARTIFACTS, 'evals-launch-failure.png') }).catch(() => {});
       throw error;
     } finally {
       await context.close();

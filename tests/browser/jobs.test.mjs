@@ -14,7 +14,17 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openFromLauncher } from './support/lab.mjs';
+import {
+  ARTIFACTS,
+  CHROMIUM_ARGS,
+  env,
+  firstOf,
+  hideToasts,
+  openByCommand,
+  openFromLauncher,
+  screenshotThemes,
+  until
+} from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of this file)' : false;
 
@@ -104,5 +114,91 @@ describe('AGIFlow jobs in JupyterLab', () => {
       await context.close();
     }
   });
+
+  test('a notebook in the file browser runs as a job with the parameters of its parameters cell', { skip, timeout: 180_000 }, async t => {
+    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+    const name = `run-me-${Date.now().toString(36)}.ipynb`;
+    await putNotebook(name, ['who = "world"  # who to greet\n', 'times = 1'], 'print(f"Hello, {who}! x{times}")');
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
+    try {
+      await page.goto(`${env.url}lab/workspaces/agiflow-run-as-job?token=${encodeURIComponent(env.token)}`);
+      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+      await page.waitForFunction(() => window.jupyterapp?.commands.hasCommand('filebrowser:activate'), null, {
+        timeout: 60_000
+      });
+      await page.evaluate(() => window.jupyterapp.commands.execute('filebrowser:activate'));
+      const item = page.locator('.jp-DirListing-item').filter({ hasText: name });
+      await item.waitFor({ timeout: 30_000 });
+      await item.click({ button: 'right' });
+      await page.locator('.lm-Menu-item').filter({ hasText: 'Run as AGIFlow job' }).click();
+
+      // The parameters cell became the form: defaults filled in, its comment shown.
+      const dialog = page.locator('.jp-Dialog');
+      const form = dialog.getByTestId('agiflow-run-as-job');
+      await form.waitFor();
+      const who = form.locator('[data-parameter="who"]');
+      assert.equal(await who.inputValue(), '"world"');
+      await form.getByText('who to greet').waitFor();
+      await form.locator('select').first().selectOption(env.project);
+      await who.fill('"file browser"');
+      await form.locator('[data-parameter="times"]').fill('2');
+      await screenshotThemes(page, 'jobs-run-as-job');
+      await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+
+      // The job ran the notebook with those values, and its row says so.
+      const query = `projects/${env.project}/jobs?notebook=${encodeURIComponent(`contents:${name}`)}`;
+      const jobs = await until(
+        async () => {
+          const page_ = await api('GET', query);
+          return page_.items.length > 0 ? page_.items : null;
+        },
+        'the job submitted from the dialog',
+        60_000
+      );
+      assert.equal(jobs.length, 1);
+      const job = jobs[0];
+      assert.deepEqual(job.parameters, { who: 'file browser', times: 2 });
+      const view = await openByCommand(page, 'agiflow-lab-jobs', 'agiflow-lab:open-jobs');
+      await view.getByTestId('agiflow-project-select').selectOption(env.project);
+      const row = view.locator(`[data-testid="agiflow-job-item"][data-job-id="${job.id}"]`);
+      await row.waitFor({ timeout: 30_000 });
+      await row.locator('.agiflow-job-state').filter({ hasText: 'succeeded' }).waitFor({ timeout: 120_000 });
+      assert.match(await row.getByTestId('agiflow-job-params').innerText(), /who="file browser", times=2/);
+      await row.click();
+      await view.getByTestId('agiflow-job-log').filter({ hasText: 'Hello, file browser! x2' }).waitFor();
+      await screenshotThemes(page, 'jobs-rows');
+    } catch (error) {
+      await page.screenshot({ path: join(ARTIFACTS, 'jobs-run-as-job-failure.png') }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close();
+    }
+  });
 });
 
+/** A notebook in the server's files: a `parameters` cell, then one code cell. */
+async function putNotebook(path, parameters, code) {
+  const cell = (source, tags) => ({ cell_type: 'code', metadata: { tags }, source, outputs: [], execution_count: null });
+  const notebook = {
+    cells: [cell(parameters, ['parameters']), cell(code, [])],
+    metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+    nbformat: 4,
+    nbformat_minor: 5
+  };
+  const response = await fetch(`${env.url}api/contents/${encodeURIComponent(path)}`, {
+    method: 'PUT',
+    headers: { Authorization: `token ${env.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type: 'notebook', format: 'json', content: notebook })
+  });
+  assert.ok(response.ok, `PUT ${path} → ${response.status}: ${await response.text()}`);
+}
+
+/** One API call as the server's owner. */
+async function api(method, path) {
+  const response = await fetch(`${env.url}agiflow/api/v1/${path}`, { method, headers: { Authorization: `token ${env.token}` } });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path} → ${response.status}: ${text}`);
+  return JSON.parse(text);
+}

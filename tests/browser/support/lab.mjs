@@ -101,3 +101,16 @@ export async function screenshotThemes(page, name) {
     await page.screenshot({ path: join(ARTIFACTS, `${name}-${suffix}.png`) });
   }
 }
+
+/** Ask `check` until it returns something truthy (returned), or fail naming `what` after `timeoutMs`. */
+export async function until(check, what, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await check();
+    if (found) {
+      return found;
+    }
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise(resolve => setTimeout(resolve, 250));
+  }
+}
