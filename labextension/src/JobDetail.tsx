@@ -32,7 +32,7 @@ export function JobDetail({ api, job, log, onChanged, openPath }: JobDetailProps
       <div className="agiflow-job-actions">
         <button
           type="button"
-          className="jp-mod-styled jp-mod-reject agiflow-job-cancel"
+          className={`jp-mod-styled agiflow-job-cancel${final ? '' : ' jp-mod-warn'}`}
           disabled={final || busy !== null || job.cancel_requested === true}
           onClick={() => void act('cancel', async () => onChanged(await api.cancelJob(job.project, job.id)))}
         >
@@ -48,7 +48,7 @@ export function JobDetail({ api, job, log, onChanged, openPath }: JobDetailProps
         </button>
         <button
           type="button"
-          className="jp-mod-styled agiflow-job-open"
+          className={`jp-mod-styled agiflow-job-open${hasReport ? ' jp-mod-accept' : ''}`}
           disabled={!hasReport || busy !== null}
           title="Copy the executed notebook into your files and open it"
           onClick={() =>
@@ -115,14 +115,14 @@ export function JobDetail({ api, job, log, onChanged, openPath }: JobDetailProps
           </>
         )}
         <h3>Log</h3>
-        <JobLog log={log} />
+        <JobLog log={log} final={final} />
       </div>
     </div>
   );
 }
 
 /** The job's output streams, following the tail while it runs. */
-function JobLog({ log }: { log: LogChunk[] }): JSX.Element {
+function JobLog({ log, final }: { log: LogChunk[]; final: boolean }): JSX.Element {
   const ref = React.useRef<HTMLPreElement>(null);
   React.useLayoutEffect(() => {
     const pre = ref.current;
@@ -149,7 +149,11 @@ function JobLog({ log }: { log: LogChunk[] }): JSX.Element {
   }
   return (
     <pre className="agiflow-code agiflow-job-log" data-testid="agiflow-job-log" ref={ref}>
-      {parts.length > 0 ? parts : <span className="agiflow-muted">No output yet.</span>}
+      {parts.length > 0 ? (
+        parts
+      ) : (
+        <span className="agiflow-muted">{final ? 'The notebook printed nothing.' : 'No output yet.'}</span>
+      )}
     </pre>
   );
 }

@@ -10,7 +10,7 @@ import { PromptVersionForm } from './PromptVersionForm';
 import type { Page, PromptSummary } from './types';
 import { useProjectChoice } from './useProjectChoice';
 import { useAction } from './useAction';
-import { RequestState, useRequest } from './useRequest';
+import { PagesState, usePages } from './usePages';
 
 /** `sidebar`: list or detail, one at a time. `main`: list and detail side by side. */
 export type BrowserMode = 'sidebar' | 'main';
@@ -30,24 +30,27 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
   const query = useDebounced(search.trim(), SEARCH_DELAY_MS);
   const [selected, setSelected] = React.useState<PromptSummary | null>(null);
 
-  const prompts = useRequest(
-    project === null ? null : () => api.listPrompts(project, { search: query, limit: PAGE_SIZE }),
-    [api, project, query]
+  const [generation, setGeneration] = React.useState(0);
+  const prompts = usePages<Page<'PromptSummary'>, PromptSummary>(
+    project === null ? null : cursor => api.listPrompts(project, { search: query, limit: PAGE_SIZE, cursor }),
+    [api, project, query],
+    generation
   );
+  const reloadPrompts = React.useCallback(() => setGeneration(g => g + 1), []);
 
   // Keep the selection in step with the list (a refresh may bring a new version).
   React.useEffect(() => {
-    if (selected && prompts.data) {
-      const fresh = prompts.data.items.find(p => p.name === selected.name);
+    if (selected && prompts.first) {
+      const fresh = prompts.items.find(p => p.name === selected.name);
       if (fresh && fresh !== selected) {
         setSelected(fresh);
       }
     }
-  }, [prompts.data, selected]);
+  }, [prompts.first, prompts.items, selected]);
 
   const refresh = (): void => {
     projects.reload();
-    prompts.reload();
+    reloadPrompts();
   };
   const changeProject = (slug: string): void => {
     setSelected(null);
@@ -65,7 +68,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
         project={project}
         onCreated={made => {
           setCreating(false);
-          prompts.reload();
+          reloadPrompts();
           setSelected(made);
         }}
         onCancel={() => setCreating(false)}
@@ -76,7 +79,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
         project={project}
         prompt={selected}
         canEdit={canEdit}
-        onChanged={prompts.reload}
+        onChanged={reloadPrompts}
         onBack={mode === 'sidebar' ? () => setSelected(null) : undefined}
       />
     ) : null;
@@ -170,20 +173,20 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
 }
 
 interface PromptListSectionProps {
-  state: RequestState<Page<'PromptSummary'>>;
+  state: PagesState<Page<'PromptSummary'>, PromptSummary>;
   query: string;
   selected: string | null;
   onSelect: (prompt: PromptSummary) => void;
 }
 
 function PromptListSection({ state, query, selected, onSelect }: PromptListSectionProps): JSX.Element {
-  if (state.error !== undefined) {
-    return <ErrorNotice message={state.error} onRetry={state.reload} />;
+  if (state.error !== undefined && state.first === undefined) {
+    return <ErrorNotice message={state.error} />;
   }
-  if (state.data === undefined) {
+  if (state.first === undefined) {
     return <div className="agiflow-status">Loading prompts…</div>;
   }
-  if (state.data.items.length === 0) {
+  if (state.items.length === 0) {
     return (
       <div className="agiflow-status">
         {query
@@ -194,11 +197,18 @@ function PromptListSection({ state, query, selected, onSelect }: PromptListSecti
   }
   return (
     <>
-      <PromptList prompts={state.data.items} selected={selected} onSelect={onSelect} />
-      {state.data.next_cursor && (
-        <div className="agiflow-muted agiflow-more">
-          Showing the first {state.data.items.length}; refine the search to find others.
-        </div>
+      <PromptList prompts={state.items} selected={selected} onSelect={onSelect} />
+      {state.error !== undefined && <ErrorNotice message={state.error} />}
+      {state.hasMore && (
+        <button
+          type="button"
+          className="agiflow-link-button agiflow-more"
+          data-testid="agiflow-prompts-more"
+          disabled={state.loading}
+          onClick={state.loadMore}
+        >
+          {state.loading ? 'Loading…' : 'Load more prompts'}
+        </button>
       )}
     </>
   );

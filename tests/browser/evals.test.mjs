@@ -175,8 +175,7 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       assert.match(await improved.innerText(), /Q: [\s\S]*fail[\s\S]*A: [\s\S]*pass/, 'each run’s output and verdict');
       assert.equal(await compare.getByTestId('agiflow-echo-badge').count(), 2, 'echo labelled in both columns');
 
-      await hideToasts(page);
-      await page.screenshot({ path: join(ARTIFACTS, 'evals-compare.png') });
+      await screenshotThemes(page, 'evals-compare');
     } catch (error) {
       await page.screenshot({ path: join(ARTIFACTS, 'evals-failure.png') }).catch(() => {});
       throw error;

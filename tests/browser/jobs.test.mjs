@@ -97,7 +97,7 @@ describe('AGIFlow jobs in JupyterLab', () => {
       assert.equal(jobRequests.filter(r => r.startsWith('POST ')).length, 1, jobRequests.join(', '));
 
       await hideToasts(page);
-      await page.screenshot({ path: join(ARTIFACTS, 'jobs.png') });
+      await screenshotThemes(page, 'jobs');
 
       // "Open report" copies the executed notebook into the files and opens it.
       await detail.locator('.agiflow-job-open').click();

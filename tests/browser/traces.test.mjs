@@ -16,7 +16,7 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand } from './support/lab.mjs';
+import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const seeded = {
   project: process.env.AGIFLOW_TRACES_PROJECT ?? '',
@@ -170,8 +170,7 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
       await badSpans.nth(1).click();
       assert.equal(await bad.getByTestId('agiflow-span-status-message').innerText(), 'provider said no');
 
-      await hideToasts(page);
-      await page.screenshot({ path: join(ARTIFACTS, 'traces.png') });
+      await screenshotThemes(page, 'traces');
     });
   });
 
@@ -249,8 +248,7 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
       assert.deepEqual((await legend.allInnerTexts()).map(s => s.trim()).sort(), ['(none)', 'gpt-4o', 'house-model']);
       await view.getByTestId('agiflow-dashboard-group-by').selectOption('');
 
-      await hideToasts(page);
-      await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png') });
+      await screenshotThemes(page, 'dashboard');
 
       // Recent errors: the failed trace; a click opens it in the traces view.
       const recent = view.getByTestId('agiflow-recent-error');
