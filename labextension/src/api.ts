@@ -255,11 +255,16 @@ export class AgiflowApi {
 
   /** The URL of the project's "new spans" WebSocket (`/projects/{p}/traces/live`), authenticated like `eventsUrl`. */
   traceActivityUrl(project: string): string {
+    return this.liveUrl(project, 'traces');
+  }
+
+  /** The URL of a project's "something new" WebSocket, `/projects/{p}/<what>/live` (traces, notifications). */
+  liveUrl(project: string, what: 'traces' | 'notifications'): string {
     const params = new URLSearchParams();
     if (this.settings.token) {
       params.set('token', this.settings.token);
     }
-    const url = URLExt.join(this.settings.wsUrl, API_PREFIX, 'projects', encodeURIComponent(project), 'traces', 'live');
+    const url = URLExt.join(this.settings.wsUrl, API_PREFIX, 'projects', encodeURIComponent(project), what, 'live');
     return params.size ? `${url}?${params}` : url;
   }
 

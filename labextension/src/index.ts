@@ -24,6 +24,7 @@ import { ModelsWidget } from './modelsWidget';
 import { commandId, registerView, Shell } from './registerView';
 import { CompletionWatcher, type TellWhenDone } from './completions';
 import { registerRunAsJob } from './runAsJob';
+import { followInAppNotifications } from './inAppNotifications';
 import { SettingsWidget } from './settingsWidget';
 import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
@@ -59,6 +60,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const tellWhenDone: TellWhenDone = (project, jobId, label, view) =>
       completions.watch(project, jobId, { label, open: () => void app.commands.execute(commandId(view)) });
     registerRunAsJob(shell, api, files, tellWhenDone);
+    // Alerts, failed jobs and runs, lost workers: the server's in-app notifications, as JupyterLab's own.
+    void followInAppNotifications(api).catch(() => undefined);
     registerView(shell, {
       name: 'prompts',
       label: 'AGIFlow Prompts',

@@ -54,6 +54,9 @@ export function registerView<W extends Widget>(shell: Shell, spec: ViewSpec<W>):
         main.title.caption = spec.caption;
         main.title.icon = spec.icon;
         main.title.closable = true;
+        // The view draws its own bar (title, live state, reload): an empty JupyterLab toolbar above it
+        // would only take a row.
+        main.toolbar.hide();
         void tracker.add(main);
       }
       if (!main.isAttached) {

@@ -15,6 +15,7 @@ import { after, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import {
+  api,
   ARTIFACTS,
   CHROMIUM_ARGS,
   env,
@@ -176,6 +177,38 @@ describe('AGIFlow jobs in JupyterLab', () => {
       await context.close();
     }
   });
+
+  test('a failed job reaches JupyterLab as a notification through the in-app channel', { skip, timeout: 180_000 }, async t => {
+    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+    const project = `notify-${Date.now().toString(36)}`;
+    await api('POST', 'projects', { slug: project, name: 'Notifications' });
+    await api('POST', `projects/${project}/notifications/channels`, { name: 'in-app', kind: 'in_app' });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
+    try {
+      // The page reads the project's notifications once its socket is live: from then on, news is shown.
+      const following = page.waitForResponse(r => r.url().includes(`/projects/${project}/notifications?`), {
+        timeout: 90_000
+      });
+      await page.goto(`${env.url}lab/workspaces/agiflow-notify?token=${encodeURIComponent(env.token)}`);
+      await following;
+      await api('POST', `projects/${project}/jobs`, { notebook: 'builtin:fail', max_attempts: 1 });
+      const toast = page.locator('.Toastify__toast').filter({ hasText: 'Job builtin:fail failed' });
+      await toast.first().waitFor({ timeout: 120_000 });
+      await page.screenshot({ path: join(ARTIFACTS, 'notifications.png') }); // with the toast (themes would close it)
+      await toast.first().getByRole('button', { name: 'Mark read' }).click();
+      await until(
+        async () => (await api('GET', `projects/${project}/notifications/unread`)).unread === 0,
+        'the notification marked read'
+      );
+    } catch (error) {
+      await page.screenshot({ path: join(ARTIFACTS, 'notifications-failure.png') }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 /** A notebook in the server's files: a `parameters` cell, then one code cell. */
@@ -193,12 +226,4 @@ async function putNotebook(path, parameters, code) {
     body: JSON.stringify({ type: 'notebook', format: 'json', content: notebook })
   });
   assert.ok(response.ok, `PUT ${path} → ${response.status}: ${await response.text()}`);
-}
-
-/** One API call as the server's owner. */
-async function api(method, path) {
-  const response = await fetch(`${env.url}agiflow/api/v1/${path}`, { method, headers: { Authorization: `token ${env.token}` } });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} → ${response.status}: ${text}`);
-  return JSON.parse(text);
 }

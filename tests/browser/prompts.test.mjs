@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand, screenshotThemes } from './support/lab.mjs';
+import { api, ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const skip =
   env.url === '/' || !env.prompt
@@ -174,17 +174,6 @@ async function checkDetail(detail, expected) {
   );
 }
 
-/** One API call as the server's owner; the decoded answer, or a failed assertion naming the call. */
-async function api(method, path, body) {
-  const response = await fetch(`${env.url}agiflow/api/v1/${path}`, {
-    method,
-    headers: { Authorization: `token ${env.token}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} → ${response.status}: ${text}`);
-  return JSON.parse(text);
-}
 
 /** The prompt as the REST API returns it: what the detail view must show. */
 async function latestVersion(project, name) {
@@ -208,4 +197,3 @@ function normalize(text) {
 function escapeRegExp(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
-

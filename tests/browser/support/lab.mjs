@@ -114,3 +114,15 @@ export async function until(check, what, timeoutMs = 30_000) {
     await new Promise(resolve => setTimeout(resolve, 250));
   }
 }
+
+/** One AGIFlow API call as the server's owner (its token); the decoded answer, or a failed assertion naming it. */
+export async function api(method, path, body) {
+  const response = await fetch(`${env.url}agiflow/api/v1/${path}`, {
+    method,
+    headers: { Authorization: `token ${env.token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path} → ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
