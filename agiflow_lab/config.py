@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from jupyter_core.paths import jupyter_data_dir
 
 if TYPE_CHECKING:  # the bus package imports this module
     from agiflow_lab.bus.kafka_security import KafkaSecurity
+    from agiflow_lab.jobs.retention import Retention
 
 ENV_PREFIX = "AGIFLOW_"
 
@@ -76,6 +78,13 @@ class Settings:
     # This API process takes part in evaluating alert rules (one replica at a time), every this many seconds.
     alert_evaluator: bool = True
     alert_interval_seconds: float = 10.0
+    # This API process takes part in upkeep (one replica at a time): the retention rules, every this many seconds.
+    upkeep: bool = True
+    upkeep_interval_seconds: float = 24 * 3600.0
+    retention_job_events_days: int = 30
+    retention_bus_messages_days: int = 7
+    retention_idempotency_keys_days: int = 30
+    trace_retention_default_days: int = 30  # projects without their own trace_retention_days
     # Kernels (user code) as unprivileged uids of their own: auto (when the worker is root), on, off.
     kernel_sandbox: str = "auto"
     kernel_uids: str | None = None  # e.g. "61000-61511"
@@ -89,6 +98,16 @@ class Settings:
 
         return KafkaSecurity(self.kafka_username, self.kafka_password or "", self.kafka_sasl_mechanism,
                              self.kafka_security_protocol)  # fmt: skip
+
+    @property
+    def retention(self) -> Retention:
+        from agiflow_lab.jobs.retention import Retention
+
+        return Retention(
+            job_events=timedelta(days=self.retention_job_events_days),
+            bus_messages=timedelta(days=self.retention_bus_messages_days),
+            idempotency_keys=timedelta(days=self.retention_idempotency_keys_days),
+        )
 
     @property
     def secret_key_path(self) -> Path:
@@ -118,15 +137,22 @@ class Settings:
             changes["kernel_sandbox"] = sandbox
         if uids := env.get(f"{ENV_PREFIX}KERNEL_UIDS"):
             changes["kernel_uids"] = uids
-        for flag in ("allow_private_model_hosts", "keys_manage_members", "scheduler", "alert_evaluator"):
+        for flag in ("allow_private_model_hosts", "keys_manage_members", "scheduler", "alert_evaluator", "upkeep"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)
-        for seconds in ("worker_stale_seconds", "bus_lease_seconds", "alert_interval_seconds"):
+        for seconds in (
+            "worker_stale_seconds",
+            "bus_lease_seconds",
+            "alert_interval_seconds",
+            "upkeep_interval_seconds",
+        ):
             if (value := env.get(f"{ENV_PREFIX}{seconds.upper()}")) is not None:
                 changes[seconds] = float(value)
         for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project",
                      "kafka_partitions", "kafka_session_timeout_ms",
-                     "max_body_bytes", "max_import_bytes", "max_json_depth"):  # fmt: skip
+                     "max_body_bytes", "max_import_bytes", "max_json_depth", "retention_job_events_days",
+                     "retention_bus_messages_days", "retention_idempotency_keys_days",
+                     "trace_retention_default_days"):  # fmt: skip
             if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
                 changes[name] = int(value)
         return replace(self, **changes)  # type: ignore[arg-type]

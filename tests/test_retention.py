@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,9 @@ from agiflow_lab.jobs.events import CellProgress, Finished, FinishedEvent, LogEv
 from agiflow_lab.jobs.models import JobSubmit
 from agiflow_lab.jobs.service import JobService
 from agiflow_lab.projects.service import ProjectService
+from agiflow_lab.upkeep import CHANNEL as UPKEEP_CHANNEL
+from agiflow_lab.upkeep import Upkeep
+from tests.support.polling import until
 
 MONTH = timedelta(days=30)
 WEEK = timedelta(days=7)
@@ -217,3 +221,37 @@ async def test_purge_applies_every_rule_and_refuses_retentions_that_would_apply_
         with pytest.raises(InvalidInput) as refused:
             await retention.purge(jobs.db, bad)
         assert refused.value.details == {"field": field}
+
+
+async def test_the_upkeep_role_applies_the_rules_by_one_leader_and_again_when_asked(jobs: JobService) -> None:
+    old = await run_job(jobs, logs=10)
+    await age(jobs.db, old, 2 * MONTH)
+    rules = retention.Retention(job_events=MONTH, keep_events_per_job=3)
+    leader = Upkeep(jobs.db, rules, every=3600, trace_default_days=30, follower_poll=0.2)
+    standby = Upkeep(jobs.db, rules, every=3600, trace_default_days=30, follower_poll=0.2)
+    leader.start()
+    try:
+        await until(now(lambda: leader.passes == 1), "the leader's first pass", timeout=30)
+        assert len(await event_log(jobs, old)) == 4  # what the rules keep of an old job (see above)
+        standby.start()
+
+        # Asked for a pass (NOTIFY), the leader runs one now; the standby never runs any while it leads.
+        await until(now(lambda: standby._conn is not None and not standby.leader), "the standby's session", timeout=30)
+        async with jobs.db.connection() as conn:
+            await conn.execute("SELECT pg_notify(%s, '')", (UPKEEP_CHANNEL,))
+        await until(now(lambda: leader.passes == 2), "a pass on request", timeout=30)
+        assert standby.passes == 0
+    finally:
+        await leader.stop()
+        await standby.stop()
+    with pytest.raises(InvalidInput):
+        Upkeep(jobs.db, retention.Retention(idempotency_keys=timedelta(days=1)), every=1, trace_default_days=30)
+
+
+def now(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """A condition on in-process state, as ``until`` asks for one."""
+
+    async def asked() -> bool:
+        return check()
+
+    return asked

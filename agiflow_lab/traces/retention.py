@@ -32,8 +32,8 @@ class TracesPurged:
 async def purge_traces(
     db: Database, spans: SpanStore, *, default_days: int = DEFAULT_DAYS, today: date | None = None
 ) -> TracesPurged:
-    annotations = AnnotationStore(db)
     """Forget every project's traces older than its retention (``default_days`` where it has none)."""
+    annotations = AnnotationStore(db)
     today = today or datetime.now(UTC).date()
     async with db.connection() as conn:
         days = {project: kept or default_days for project, kept in (await projects.trace_retentions(conn)).items()}

@@ -20,6 +20,7 @@ from agiflow_lab.platform import Platform
 from agiflow_lab.schedules.scheduler import Scheduler
 from agiflow_lab.traces.ingest import TraceIngest
 from agiflow_lab.traces.store import PostgresSpanStore
+from agiflow_lab.upkeep import Upkeep
 from agiflow_lab_server.base import PlatformState
 from agiflow_lab_server.handlers import (
     alerts,
@@ -289,6 +290,12 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             if settings.alert_evaluator:
                 self.alert_role = AlertEvaluator(platform.db, platform.alerts, interval=settings.alert_interval_seconds)
                 self.alert_role.start()
+            if settings.upkeep:
+                self.upkeep_role = Upkeep(
+                    platform.db, settings.retention, every=settings.upkeep_interval_seconds,
+                    trace_default_days=settings.trace_retention_default_days,
+                )  # fmt: skip
+                self.upkeep_role.start()
         except Exception as exc:
             self.log.exception("AGIFlow could not start")
             self.state.startup_error = str(exc)
@@ -310,6 +317,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             await finish_within(2, self.firing_role.stop(), "the scheduler")
         if getattr(self, "alert_role", None) is not None:
             await finish_within(2, self.alert_role.stop(), "the alert evaluator")
+        if getattr(self, "upkeep_role", None) is not None:
+            await finish_within(5, self.upkeep_role.stop(), "the upkeep")
         if getattr(self, "notifier", None) is not None:
             await finish_within(5, self.notifier.stop(), "the notifier")
         if self.state.backend is not None:

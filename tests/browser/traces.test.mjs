@@ -98,6 +98,7 @@ describe('AGIFlow traces and dashboard in JupyterLab', () => {
       await row(view, answered.id).waitFor();
       assert.equal(await rows.count(), seeded.traces.length - 1, 'status=ok lists the others');
       await view.getByTestId('agiflow-trace-status').selectOption('');
+      await row(view, failed.id).waitFor(); // the unfiltered list is back before the text filter is typed
 
       // Free text searches the input/output previews.
       await view.getByTestId('agiflow-trace-filter-text').fill('the news');
