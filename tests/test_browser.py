@@ -71,7 +71,7 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
                    **seed_evaluations(server),
                    **seed_traces(server), **seed_big_trace(server))  # fmt: skip
         run = subprocess.run(
-            ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+            ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=840
         )
         report = run.stdout + run.stderr
         assert run.returncode == 0, report + "\n--- server log ---\n" + server.log_tail()
