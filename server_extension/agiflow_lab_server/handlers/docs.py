@@ -10,6 +10,7 @@ from agiflow_lab_server.openapi import build_document
 from agiflow_lab_server.routing import operation
 
 DOCS_HTML = (resources.files("agiflow_lab_server") / "static" / "docs.html").read_text()
+GETTING_STARTED_NOTEBOOK = GETTING_STARTED.read_bytes()  # read once: no file I/O on the event loop per request
 
 
 class OpenApiHandler(AgiflowHandler):
@@ -45,4 +46,4 @@ class GettingStartedHandler(AgiflowHandler):
     @authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(GETTING_STARTED.read_bytes(), set_content_type="application/x-ipynb+json")
+        self.finish(GETTING_STARTED_NOTEBOOK, set_content_type="application/x-ipynb+json")
