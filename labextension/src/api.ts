@@ -246,25 +246,21 @@ export class AgiflowApi {
    * parameter when there is one, else the session cookie (same origin).
    */
   eventsUrl(project: string, after: number | 'latest'): string {
-    const params = new URLSearchParams({ project, after: String(after) });
-    if (this.settings.token) {
-      params.set('token', this.settings.token);
-    }
-    return `${URLExt.join(this.settings.wsUrl, API_PREFIX, 'events')}?${params}`;
-  }
-
-  /** The URL of the project's "new spans" WebSocket (`/projects/{p}/traces/live`), authenticated like `eventsUrl`. */
-  traceActivityUrl(project: string): string {
-    return this.liveUrl(project, 'traces');
+    return this.socketUrl(['events'], { project, after: String(after) });
   }
 
   /** The URL of a project's "something new" WebSocket, `/projects/{p}/<what>/live` (traces, notifications). */
   liveUrl(project: string, what: 'traces' | 'notifications'): string {
-    const params = new URLSearchParams();
+    return this.socketUrl(['projects', encodeURIComponent(project), what, 'live'], {});
+  }
+
+  /** A WebSocket URL under the API, authenticated as `eventsUrl` says. */
+  private socketUrl(path: string[], query: Record<string, string>): string {
+    const params = new URLSearchParams(query);
     if (this.settings.token) {
       params.set('token', this.settings.token);
     }
-    const url = URLExt.join(this.settings.wsUrl, API_PREFIX, 'projects', encodeURIComponent(project), what, 'live');
+    const url = URLExt.join(this.settings.wsUrl, API_PREFIX, ...path);
     return params.size ? `${url}?${params}` : url;
   }
 

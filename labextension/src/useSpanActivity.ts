@@ -39,7 +39,7 @@ export function useSpanActivity(
     let dropped = false;
     const socket = new LiveSocket(
       api.WebSocket,
-      () => api.traceActivityUrl(project),
+      () => api.liveUrl(project, 'traces'),
       () => wake(),
       s => {
         setStatus(s);
