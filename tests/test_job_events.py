@@ -171,6 +171,31 @@ async def test_events_of_the_current_attempt_move_the_job_and_reach_its_event_lo
     assert world.jobs.dispatch_wanted.is_set()
 
 
+async def test_a_superseded_attempt_finishing_late_is_logged_not_a_second_final_state(world: World) -> None:
+    """Under load a worker can look dead, have its job taken over, and still finish it: the job keeps one
+    final state, its current attempt's (the 200-job test saw 'succeeded' twice before this)."""
+    takeover = await ownership.claim(world.db, world.job_id, "w-2")  # w-1 never heartbeat: presumed dead
+    assert isinstance(takeover, ownership.Claim) and takeover.attempt == 2
+    late = Finished(status="failed", error=RunErrorData(ename="ValueError", evalue="old", traceback=[]))
+    await world.jobs.apply_event(
+        message(FinishedEvent(job_id=world.job_id, attempt=1, worker_id="w-1", data=late).wire())
+    )
+    assert (await world.jobs.get(world.project, world.job_id)).state == "running"
+    done = Finished(status="succeeded", result={"answer": 42})
+    await world.jobs.apply_event(
+        message(FinishedEvent(job_id=world.job_id, attempt=2, worker_id="w-2", data=done).wire())
+    )
+
+    job = await world.jobs.get(world.project, world.job_id)
+    assert (job.state, job.attempts, job.result) == ("succeeded", 2, {"answer": 42})
+    events = await world.jobs.events(world.project, world.job_id)
+    assert [e.data["state"] for e in events if e.type == "state"] == ["queued", "running", "retrying", "running",
+                                                                       "succeeded"]  # fmt: skip
+    assert [(e.attempt, e.data["text"]) for e in events if e.type == "log"] == [
+        (1, "attempt 1 finished (failed) after it had been superseded; ignored\n")
+    ]
+
+
 async def test_a_failed_attempt_keeps_its_error_and_where_it_stopped(world: World) -> None:
     who = {"job_id": world.job_id, "attempt": 1, "worker_id": "w-1"}
     error = RunErrorData(cell_index=1, ename="ValueError", evalue="bad", traceback=["tb"], execution_count=1)

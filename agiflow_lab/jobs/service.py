@@ -307,7 +307,13 @@ class JobService:
                 case FinishedEvent(data=done):
                     state = {"succeeded": "succeeded", "cancelled": "cancelled"}.get(done.status, "failed")
                     error = None if done.error is None else done.error.model_dump(mode="json")
-                    if await record("state", {"state": state, "status": done.status, "error": error}) and current:
+                    if not current:
+                        # An attempt handed back (its worker went silent, or Kafka redelivered its message) may
+                        # still finish. Its outcome is not the job's: the job has one final state, from its
+                        # current attempt, so this one is told in the log rather than as a second state event.
+                        note = f"attempt {attempt} finished ({done.status}) after it had been superseded; ignored\n"
+                        await record("log", {"stream": "stderr", "text": note})
+                    elif await record("state", {"state": state, "status": done.status, "error": error}):
                         await store.set_state(
                             conn, job_id, state, finished_at="now()", error=error, result=done.result,
                             cells_done=row["cells_done"] if done.cells_done is None else done.cells_done,
