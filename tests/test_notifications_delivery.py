@@ -1,8 +1,8 @@
 """An alert on job failures, end to end on a real server of its own: a failing job fires the rule once and, once
 the window has passed, resolves it once; a real webhook receiver on 127.0.0.1 checks every signature and sees
 exactly those two alert deliveries although it answered 503 to the first attempt of each; a real SMTP server
-(aiosmtpd) gets every e-mail; a receiver that never answers well gets its deliveries dead-lettered, visible in the API. The failed
-job itself is announced too (the built-in "job failed").
+(aiosmtpd) gets every e-mail; a receiver that never answers well gets its deliveries dead-lettered, visible in the API, and the other
+channels are told once that it is failing. The failed job itself is announced too (the built-in "job failed").
 
 The server evaluates rules every 0.3 s (``alert_interval``) on a database of its own, so its evaluator is the
 leader there whatever the session's server does.
@@ -179,11 +179,23 @@ async def test_an_alert_on_job_failures_fires_once_and_resolves_once_on_every_ch
     assert letter["attempts"] == 5 and "webhook answered 503" in (letter["error"] or "")
     assert [r.event for r in down.seen[:5]] == ["job.failed"] * 5 and all(r.signature_ok for r in down.seen)
 
-    # Nothing more: the rule is back to ok and still one incident, two deliveries.
+    # The other channels hear that "down" is failing (built in), once: the alert's deliveries dead-lettered after it
+    # are not announced again within the hour, and "down" itself is not told.
+    await until(lambda: _ready(len(hook.delivered()) == 4), "the dead-letter notice on the webhook", timeout=30)
+    await until(lambda: _ready(len(mailbox.messages) == 4), "the dead-letter notice by e-mail", timeout=30)
+    notice = hook.delivered()[3].body
+    assert (notice["event"], notice["data"]["channel"], notice["data"]["failed_event"]) == (
+        "bus.dead_letters", "down", "job.failed"
+    )  # fmt: skip
+    assert notice["data"]["attempts"] == 5 and "webhook answered 503" in notice["data"]["error"]
+    assert mailbox.messages[3]["Subject"] == "[AGIFlow default] Notifications to channel down are failing"
+    assert "bus.dead_letters" not in {r.event for r in down.seen}
+
+    # Nothing more: the rule is back to ok and still one incident.
     rule_now = (await api.get(f"{base}/alerts/rules/failures")).json()
     assert rule_now["state"] == "ok"
     assert len((await api.get(f"{base}/alerts/incidents")).json()["items"]) == 1
-    assert len(hook.delivered()) == 3 and len(mailbox.messages) == 3
+    assert len(hook.delivered()) == 4 and len(mailbox.messages) == 4
 
 
 async def _ready(value: bool) -> bool:

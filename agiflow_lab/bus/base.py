@@ -181,6 +181,8 @@ async def _settle(delivery: Delivery, handler: Handler) -> None:
 class Bus(ABC):
     """Topics, keyed messages, consumer groups and explicit acknowledgement."""
 
+    retry: RetryPolicy  # when a failing message is dead-lettered (a handler may act on its last attempt)
+
     @classmethod
     def from_settings(cls, settings: Settings, db: Database, *, retry: RetryPolicy | None = None) -> Bus:
         """Build this backend from the one ``Settings`` (``bus_class`` plug-ins implement this too)."""

@@ -25,13 +25,15 @@ def event(
                  at=at or datetime.now(UTC))  # fmt: skip
 
 
-async def announce(conn: Conn, project_id: int, what: Event, *, only_channel: str | None = None) -> list[str]:
+async def announce(
+    conn: Conn, project_id: int, what: Event, *, only_channel: str | None = None, except_channel: str | None = None
+) -> list[str]:
     """In the caller's transaction: one delivery message per enabled channel of the project (or just
-    ``only_channel``, enabled or not); the message ids."""
+    ``only_channel``, enabled or not; never ``except_channel``); the message ids."""
     rows = await store.channels(conn, project_id, enabled_only=only_channel is None)
     ids = []
     for row in rows:
-        if only_channel is not None and row["id"] != only_channel:
+        if (only_channel is not None and row["id"] != only_channel) or row["id"] == except_channel:
             continue
         message = DeliveryMessage(project_id=project_id, channel_id=row["id"], event=what)
         key = f"{project_id}:{row['id']}"  # a channel's deliveries in order; one slow receiver holds back no other

@@ -7,8 +7,14 @@
   (``JobService.worker_exited``): each project with a job there hears of it once (a worker that stopped
   properly has said so, and a second report of the same exit finds it stopped).
 
+- ``bus.dead_letters``: a delivery to one of the project's channels failed its last attempt and is
+  dead-lettered (``Notifier``): the project's *other* channels hear that this one is failing, at most once
+  an hour per channel and notifier process, so a receiver down for a day is one message, not one per event.
+  A delivery of this event that is dead-lettered in turn announces nothing (no loop between two broken
+  receivers). ``/bus/dead-letters`` lists every dead letter and redelivers it.
+
 A silent worker (no heartbeat) and a scheduled run's pass rate are alert rules (``live_workers < 1``,
-``eval_pass_rate < x``); dead letters have no built-in notification (``/bus/dead-letters`` lists them).
+``eval_pass_rate < x``).
 """
 
 from __future__ import annotations
@@ -49,3 +55,15 @@ async def worker_lost(conn: Conn, worker_id: str) -> None:
                      f"{row['jobs']} job(s) of this project were running on it; they go back to the queue.",
                      data={"worker_id": worker_id, "jobs": row["jobs"]})  # fmt: skip
         await announce(conn, row["project_id"], what)
+
+
+async def delivery_dead_lettered(
+    conn: Conn, project_id: int, project: str, channel: dict[str, Any], failed: str, attempts: int, error: str
+) -> None:
+    """``channel``: the failing channel's row; ``failed``: the event type whose delivery gave up."""
+    what = event("bus.dead_letters", "warning", project, f"Notifications to channel {channel['name']} are failing",
+                 f"A {failed} notification was dead-lettered after {attempts} attempts ({error}). "
+                 "GET /bus/dead-letters?topic=notifications lists it and can redeliver it.",
+                 data={"channel": channel["name"], "channel_id": channel["id"], "failed_event": failed,
+                       "attempts": attempts, "error": error})  # fmt: skip
+    await announce(conn, project_id, what, except_channel=channel["id"])

@@ -28,7 +28,7 @@ from agiflow_lab.bus.idempotency import first_time
 from agiflow_lab.bus.membership import Membership
 from agiflow_lab.bus.topics import NOTIFICATIONS
 from agiflow_lab.db.database import Database
-from agiflow_lab.notifications import store
+from agiflow_lab.notifications import builtin, store
 from agiflow_lab.notifications.models import DeliveryMessage, Event
 from agiflow_lab.notifications.service import Cipher
 
@@ -39,6 +39,7 @@ CONSUMER = "notifier"  # the idempotency markers' consumer name
 IN_FLIGHT = 8
 WEBHOOK_TIMEOUT = 10.0
 SMTP_TIMEOUT = 15.0
+TELL_EVERY = 3600.0  # seconds between two "channel X is failing" announcements for one channel
 
 
 class DeliveryFailed(Exception):
@@ -74,7 +75,9 @@ class Notifier:
         self.cipher = cipher
         self.membership = Membership(bus, [NOTIFICATIONS], GROUP, self.handle, max_in_flight=IN_FLIGHT,
                                      name="notifier")  # fmt: skip
+        self.retry = bus.retry
         self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        self._told: dict[str, float] = {}  # channel id → when its failing was last announced (monotonic)
 
     def start(self) -> None:
         self.membership.start()
@@ -106,13 +109,28 @@ class Notifier:
         secret = None
         if channel["secret"] is not None:
             secret = (await self.cipher()).decrypt(bytes(channel["secret"]))
-        if channel["kind"] == "webhook":
-            await self._webhook(message.id, channel["config"], secret, delivery.event)
-        else:
-            await self._email(channel["config"], secret, delivery.event)
+        try:
+            if channel["kind"] == "webhook":
+                await self._webhook(message.id, channel["config"], secret, delivery.event)
+            else:
+                await self._email(channel["config"], secret, delivery.event)
+        except DeliveryFailed as exc:
+            if self.retry.exhausted(message.attempt):  # the bus dead-letters it when this raises
+                await self._gave_up(delivery, channel, message.attempt, str(exc))
+            raise
         async with self.db.transaction() as conn:
             await first_time(conn, CONSUMER, message.id)
         log.info("notification %s (%s) delivered to channel %s", message.id, delivery.event.event, channel["name"])
+
+    async def _gave_up(self, delivery: DeliveryMessage, channel: dict[str, Any], attempts: int, error: str) -> None:
+        """Tell the project's other channels that this one is failing (see ``builtin``)."""
+        now = time.monotonic()
+        if delivery.event.event == "bus.dead_letters" or now - self._told.get(channel["id"], -TELL_EVERY) < TELL_EVERY:
+            return
+        self._told[channel["id"]] = now
+        async with self.db.transaction() as conn:
+            await builtin.delivery_dead_lettered(conn, delivery.project_id, delivery.event.project, channel,
+                                                 delivery.event.event, attempts, error)  # fmt: skip
 
     async def _webhook(self, message_id: str, config: dict[str, Any], secret: str | None, what: Event) -> None:
         body = webhook_body(message_id, what, config.get("format", "json"))
