@@ -7,6 +7,11 @@ that job: an evaluation job reads its own run's pinned items, calls its run's pi
 decrypted keys stay in the worker) and writes its run's results. The run is found from the job id, so a
 kernel cannot point its token at another run or project.
 
+Any job may also read and write the datasets *of its own project* (``/datasets``: the data-preparation
+tasks run their user-given filter expressions in the kernel, never here). The project is the job's, so
+another project's dataset is simply not found; writes go through the dataset service, with its limits,
+and are audited as ``job:<id>``.
+
 Model calls, one per item and dozens in flight, travel over one WebSocket per kernel (``/run/calls``,
 typed ``CallFrame``/``ReplyFrame``) rather than a request each: per-request HTTP parsing, headers and
 token checks on both sides cost more CPU than the call itself, and the worker is the evaluation's
@@ -22,7 +27,7 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from tornado import web
@@ -30,14 +35,20 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from agiflow_lab.core import json_input
+from agiflow_lab.core.actor import Actor
+from agiflow_lab.datasets.job_wire import DATASETS_PATH, DatasetPin
+from agiflow_lab.datasets.models import DatasetCreate, ItemsWrite
+from agiflow_lab.datasets.service import DatasetService
 from agiflow_lab.db.database import Database
-from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, error_body
+from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, ValidationFailed, error_body
 from agiflow_lab.evals.run_access import JobContext, RunAccess
 from agiflow_lab.evals.wire import JOB_API_VERSION, CallFrame, ReplyFrame, ResultsBatch
 from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.service import ModelService
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
 
 TOKEN_PREFIX = "agj_"
 MAX_BODY = 64 * 1024 * 1024
@@ -57,10 +68,13 @@ class _Grant:
 
 
 class JobApi:
-    def __init__(self, db: Database, prompts: PromptService, models: ModelService) -> None:
+    def __init__(
+        self, db: Database, prompts: PromptService, models: ModelService, datasets: DatasetService | None = None
+    ) -> None:
         self.db = db
         self.prompts = prompts
         self.models = models
+        self.datasets = datasets if datasets is not None else DatasetService(db, prompts.projects)
         self._grants: dict[str, _Grant] = {}
         self._server: HTTPServer | None = None
         self.url = ""
@@ -74,6 +88,9 @@ class JobApi:
                 (rf"/{JOB_API_VERSION}/run/results", _ResultsHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/calls", _CallsSocket, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/report", _ReportHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}{DATASETS_PATH}", _DatasetsHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}{DATASETS_PATH}/([^/]+)", _DatasetHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}{DATASETS_PATH}/([^/]+)/items", _DatasetItemsHandler, {"api": self}),
             ],
             default_handler_class=_NotFoundHandler,
             default_handler_args={"api": self},
@@ -158,6 +175,24 @@ class _Handler(_Errors):
             raise
         except ValueError as exc:
             raise InvalidInput(f"the body is not valid JSON: {exc}", {"field": "body"}) from exc
+
+    def job(self) -> JobContext:
+        return self.api.grant_for(self.request.headers.get("Authorization", "")).job
+
+    def checked_body(self, model: type[M]) -> M:
+        """A body from user code, checked like the REST API's (``core.json_input``, then strict pydantic)."""
+        try:
+            json_input.loads(self.request.body or b"null")
+        except json_input.UnsafeJson as exc:
+            where, problem = exc.problem.path or "body", exc.problem
+            error = {"field": where, "message": problem.message, "type": problem.kind}
+            raise ValidationFailed(f"{where}: {problem.message}", {"field": where, "errors": [error]}) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}", {"field": "body"}) from None
+        return model.model_validate_json(self.request.body, strict=True)
+
+    def optional_int_arg(self, name: str) -> int | None:
+        return None if self.get_query_argument(name, None) is None else self.int_arg(name, 0)
 
     def int_arg(self, name: str, default: int) -> int:
         raw = self.get_query_argument(name, None)
@@ -252,3 +287,35 @@ class _CallsSocket(_Errors, WebSocketHandler):
 class _ReportHandler(_Handler):
     async def get(self) -> None:
         self.send(await (await self.run_access()).report())
+
+
+def _job_actor(job: JobContext) -> Actor:
+    """Who a job's dataset writes are audited as: the job (its row says who submitted or scheduled it)."""
+    return Actor(f"job:{job.job_id}", "system")
+
+
+class _DatasetsHandler(_Handler):
+    async def post(self) -> None:
+        job = self.job()
+        body = self.checked_body(DatasetCreate)
+        self.send(await self.api.datasets.create(_job_actor(job), job.project, body), 201)
+
+
+class _DatasetHandler(_Handler):
+    async def get(self, name: str) -> None:
+        ref = await self.api.datasets.resolve(self.job().project, name, self.optional_int_arg("version"))
+        self.send(DatasetPin(name=ref.name, version=ref.version, item_count=ref.item_count))
+
+
+class _DatasetItemsHandler(_Handler):
+    async def get(self, name: str) -> None:
+        page = await self.api.datasets.items(
+            self.job().project, name, version=self.optional_int_arg("version"),
+            cursor=self.get_query_argument("cursor", None), limit=self.int_arg("limit", 100),
+        )  # fmt: skip
+        self.send(page)
+
+    async def post(self, name: str) -> None:
+        job = self.job()
+        body = self.checked_body(ItemsWrite)
+        self.send(await self.api.datasets.write_items(_job_actor(job), job.project, name, body), 201)
