@@ -93,7 +93,7 @@ class Platform:
             evals=evals,
             schedules=ScheduleService(db, projects, jobs, evals),
             alerts=AlertService(db, projects, MetricReader(db, spans, annotations, settings.worker_stale_seconds)),
-            notifications=NotificationService(db, authz, projects, models.cipher),
+            notifications=NotificationService(db, authz, projects, models.cipher, models.host_policy),
             bus_admin=BusAdmin(db, admins, settings.bus),
             status=StatusService(db, authz, projects, admins, stale_after=settings.worker_stale_seconds),
             traces=TraceService(projects, authz, spans, annotations, SpanActivity(db)),

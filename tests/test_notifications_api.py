@@ -51,6 +51,11 @@ async def test_invalid_rules_are_422_naming_the_field(
         ({**MAIL, "email": {**MAIL["email"], "to": ["not-an-address"]}}, "email.to"),
         ({**MAIL, "email": {**MAIL["email"], "sender": "lab at example"}}, "email.sender"),
         ({"name": "x", "kind": "pager"}, "kind"),
+        # Cloud metadata is never a receiver, whatever allow_private_model_hosts says (the model connections' rule).
+        ({**HOOK, "webhook": {"url": "http://169.254.169.254/latest/meta-data/"}}, "webhook.url"),
+        ({**HOOK, "webhook": {"url": "http://metadata.google.internal/x"}}, "webhook.url"),
+        ({**HOOK, "webhook": {"url": "http://[::ffff:169.254.169.254]/x"}}, "webhook.url"),
+        ({**MAIL, "email": {**MAIL["email"], "host": "169.254.169.254"}}, "email.host"),
     ],
 )
 async def test_invalid_channels_are_422_naming_the_field(

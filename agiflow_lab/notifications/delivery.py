@@ -31,6 +31,8 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.notifications import builtin, store
 from agiflow_lab.notifications.models import DeliveryMessage, Event
 from agiflow_lab.notifications.service import Cipher
+from agiflow_lab.providers.hosts import HostPolicy, HostRefused
+from agiflow_lab.providers.transport import blocked_host, guarded_httpx_client
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +72,15 @@ def _send_mail(config: dict[str, Any], password: str | None, mail: EmailMessage)
 
 
 class Notifier:
-    def __init__(self, db: Database, bus: Bus, cipher: Cipher) -> None:
+    def __init__(self, db: Database, bus: Bus, cipher: Cipher, host_policy: HostPolicy) -> None:
         self.db = db
         self.cipher = cipher
+        self.host_policy = host_policy
         self.membership = Membership(bus, [NOTIFICATIONS], GROUP, self.handle, max_in_flight=IN_FLIGHT,
                                      name="notifier")  # fmt: skip
         self.retry = bus.retry
-        self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        # Connects only where the host policy allows, to the very address it checked (no DNS rebinding).
+        self._http = guarded_httpx_client(host_policy, WEBHOOK_TIMEOUT)
         self._told: dict[str, float] = {}  # channel id → when its failing was last announced (monotonic)
 
     def start(self) -> None:
@@ -114,8 +118,8 @@ class Notifier:
                 await self._webhook(message.id, channel["config"], secret, delivery.event)
             else:
                 await self._email(channel["config"], secret, delivery.event)
-        except DeliveryFailed as exc:
-            if self.retry.exhausted(message.attempt):  # the bus dead-letters it when this raises
+        except (DeliveryFailed, Reject) as exc:
+            if isinstance(exc, Reject) or self.retry.exhausted(message.attempt):  # the bus dead-letters it now
                 await self._gave_up(delivery, channel, message.attempt, str(exc))
             raise
         async with self.db.transaction() as conn:
@@ -141,6 +145,8 @@ class Notifier:
         try:
             r = await self._http.post(config["url"], content=body, headers=headers)
         except httpx.HTTPError as exc:
+            if (refused := blocked_host(exc)) is not None:  # never allowed there: retrying cannot help
+                raise Reject(f"webhook not sent: {refused}") from None
             raise DeliveryFailed(f"webhook unreachable: {type(exc).__name__}") from None
         if not 200 <= r.status_code < 300:
             raise DeliveryFailed(f"webhook answered {r.status_code}")
@@ -152,6 +158,13 @@ class Notifier:
         mail["To"] = ", ".join(config["to"])
         mail.set_content(f"{what.title}\n\n{what.body}\n\nProject: {what.project}\nEvent: {what.event}\n"
                          f"At: {what.at.isoformat()}\n")  # fmt: skip
+        try:
+            # Checked again when sending (the name may resolve elsewhere now); smtplib then resolves it itself.
+            await self.host_policy.resolve(config["host"], config["port"])
+        except HostRefused as exc:
+            raise Reject(f"e-mail not sent: refused to connect to {config['host']}: {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            raise DeliveryFailed(f"e-mail not sent: cannot resolve {config['host']}: {exc}") from None
         try:
             await asyncio.to_thread(_send_mail, config, password, mail)  # smtplib blocks
         except (OSError, smtplib.SMTPException) as exc:

@@ -31,6 +31,7 @@ from agiflow_lab.notifications.models import (
     WebhookSettings,
 )
 from agiflow_lab.projects.service import ProjectService
+from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.secrets import SecretBox
 from agiflow_lab.traces.live import SpanActivity
 
@@ -54,8 +55,11 @@ def channel_view(row: dict[str, Any]) -> Channel:
 
 
 class NotificationService:
-    def __init__(self, db: Database, authz: Authorizer, projects: ProjectService, cipher: Cipher) -> None:
+    def __init__(
+        self, db: Database, authz: Authorizer, projects: ProjectService, cipher: Cipher, host_policy: HostPolicy
+    ) -> None:
         self.db = db
+        self.host_policy = host_policy  # where a webhook or SMTP server may be (the model connections' rule)
         self.authz = authz
         self.projects = projects
         self.cipher = cipher
@@ -69,10 +73,12 @@ class NotificationService:
         stored: bytes | None = None
         config: dict[str, Any] = {}
         if body.webhook is not None:
+            await self.host_policy.check_url_on_save(body.webhook.url, "webhook.url")
             secret = "whsec_" + secrets.token_urlsafe(32)
             stored = (await self.cipher()).encrypt(secret)
             config = body.webhook.model_dump()
         elif body.email is not None:
+            await self.host_policy.check_on_save(body.email.host, body.email.port, "email.host")
             config = body.email.model_dump(exclude={"password"})
             if body.email.password is not None:
                 stored = (await self.cipher()).encrypt(body.email.password)

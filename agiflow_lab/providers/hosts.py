@@ -19,7 +19,9 @@ the operating system resolves them to (so ``0x7f000001``, ``2130706433`` and ``1
 
 The check runs twice: when a connection is saved (a clear 422 for the owner) and on every TCP connection
 the provider client opens (``transport.py``), after resolution and against the very address it then
-connects to, so DNS that changes its answer between the two (rebinding) gains nothing.
+connects to, so DNS that changes its answer between the two (rebinding) gains nothing. Notification
+channels (webhooks, SMTP servers) are the same kind of address chosen by a project owner and follow the
+same rule, checked when saved and again when delivering.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import urllib.parse
 from dataclasses import dataclass
 from typing import Literal
+
+from agiflow_lab.errors import ValidationFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Verdict = Literal["public", "private", "refused"]
@@ -55,6 +60,7 @@ METADATA_NAMES = frozenset({
     "metadata.tencentyun.com", "metadata.platformequinix.com",
 })  # fmt: skip
 RESOLVE_TIMEOUT = 5.0
+SAVE_RESOLVE_TIMEOUT = 3.0  # when a connection or channel is saved: a person waits for the answer
 
 
 class HostRefused(Exception):
@@ -145,3 +151,21 @@ class HostPolicy:
         if not addresses:
             raise OSError(f"{name} resolves to no address")
         return addresses
+
+    async def check_on_save(self, host: str, port: int, field: str) -> None:
+        """Refuse, with a 422 naming ``field``, a host the policy forbids. A name that does not resolve now
+        is let through: the laptop may be offline, or only the workers can resolve it; every connection
+        opened later is checked anyway."""
+        try:
+            await self.resolve(host, port, timeout=SAVE_RESOLVE_TIMEOUT)
+        except HostRefused as exc:
+            message = f"{field}: {host} is not allowed: {exc}"
+            raise ValidationFailed(
+                message, {"errors": [{"field": field, "message": message, "type": "host_not_allowed"}]}
+            ) from None
+        except (OSError, TimeoutError):
+            pass
+
+    async def check_url_on_save(self, url: str, field: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        await self.check_on_save(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), field)

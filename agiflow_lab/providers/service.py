@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,12 +25,12 @@ from agiflow_lab.audit import store as audit
 from agiflow_lab.config import Settings
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.db.database import Database
-from agiflow_lab.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.providers import store
 from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.echo import ECHO, ECHO_DESCRIPTION, EchoClient
-from agiflow_lab.providers.hosts import HostPolicy, HostRefused
+from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.models import (
     Connection,
     ConnectionCreate,
@@ -55,7 +54,6 @@ BUILTIN_ECHO = Connection(
 ECHO_REF = ConnectionRef(id=None, name=ECHO, kind=ECHO, default_model=ECHO, builtin=True)
 _MODEL_NAME_MAX = 200
 # A name that does not resolve when it is saved is checked again on every connection; do not wait long.
-SAVE_RESOLVE_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -199,24 +197,9 @@ class ModelService:
         return dict((row.get("options") or {}).get("headers") or {})
 
     async def check_base_url(self, base_url: str | None) -> None:
-        """Refuse, with a 422 naming ``base_url``, a host the policy forbids. A name that does not resolve now
-        is let through: the laptop may be offline, or only the workers can resolve it; every connection
-        the client opens is checked anyway."""
-        if base_url is None:
-            return
-        parts = urllib.parse.urlsplit(base_url)
-        host = parts.hostname or ""
-        try:
-            await self.host_policy.resolve(
-                host, parts.port or (443 if parts.scheme == "https" else 80), timeout=SAVE_RESOLVE_TIMEOUT
-            )
-        except HostRefused as exc:
-            message = f"base_url: {host} is not allowed: {exc}"
-            raise ValidationFailed(
-                message, {"errors": [{"field": "base_url", "message": message, "type": "host_not_allowed"}]}
-            ) from None
-        except (OSError, TimeoutError):
-            pass
+        """Refuse, with a 422 naming ``base_url``, a host the policy forbids (``HostPolicy.check_on_save``)."""
+        if base_url is not None:
+            await self.host_policy.check_url_on_save(base_url, "base_url")
 
     async def seal_plaintext_headers(self) -> int:
         """Encrypt header values saved in plain text before they were treated as secrets; returns how many

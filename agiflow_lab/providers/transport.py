@@ -123,6 +123,15 @@ def guarded_client(sdk: str, policy: HostPolicy, timeout: float) -> Any:
     )
 
 
+def guarded_httpx_client(policy: HostPolicy, timeout: float) -> Any:
+    """The same guard on a plain ``httpx`` client, for the server's own calls to owner-chosen URLs (webhooks)."""
+    import httpx
+
+    return httpx.AsyncClient(
+        transport=_transport_class(httpx)(policy), timeout=timeout, follow_redirects=False, trust_env=False
+    )
+
+
 def blocked_host(exc: BaseException) -> BaseException | None:
     """The refusal behind an SDK's connection error, if that is what it was (its message says why)."""
     seen: set[int] = set()

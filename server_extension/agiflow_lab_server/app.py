@@ -285,7 +285,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             if settings.scheduler:
                 self.firing_role = Scheduler(platform.db, platform.schedules)
                 self.firing_role.start()
-            self.notifier = Notifier(platform.db, self.state.backend.bus, platform.models.cipher)
+            self.notifier = Notifier(platform.db, self.state.backend.bus, platform.models.cipher,
+                                     platform.models.host_policy)  # fmt: skip
             self.notifier.start()
             if settings.alert_evaluator:
                 self.alert_role = AlertEvaluator(platform.db, platform.alerts, interval=settings.alert_interval_seconds)
