@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.api import Api
-from tests.support.evals import make_dataset, make_prompt, qa_items
+from tests.support.evals import make_dataset, make_prompt, qa_items, wait_run
 from tests.support.jobs import notebook_of, put_notebook, wait_for
 from tests.support.polling import until
 
@@ -169,6 +169,42 @@ async def test_an_evaluation_target_follows_its_label_and_the_latest_dataset_whe
 
     missing = {**body, "name": "broken", "eval": {**body["eval"], "dataset": {"name": "nope"}}}
     assert (await api.post(f"/projects/{project}/schedules", missing)).status_code == 404
+
+
+async def test_a_scheduled_run_below_its_pass_rate_gate_is_announced_and_one_above_is_not(
+    api: Api, project: str
+) -> None:
+    await make_prompt(api, project, "qa", "Q: {{question}}", labels=["production"])
+    await make_dataset(api, project, "qa", qa_items(4, wrong={3}))  # the echo model passes 3 of 4: 75%
+    r = await api.post(f"/projects/{project}/notifications/channels", {"name": "inbox", "kind": "in_app"})
+    assert r.status_code == 201, r.text
+    target = {"prompt": {"name": "qa", "label": "production"}, "dataset": {"name": "qa"},
+              "model": {"connection": "echo"}, "evaluators": [{"type": "exact_match"}]}  # fmt: skip
+    for name, gate in (("strict", 0.9), ("lenient", 0.5)):
+        made = await create(api, project, {"name": name, "cron": "0 2 * * *", "eval": target, "pass_rate_gate": gate})
+        assert made["pass_rate_gate"] == gate
+        r = await api.post(f"/projects/{project}/schedules/{name}/run")
+        assert r.status_code == 201, r.text
+        assert (await wait_run(api, project, r.json()["run_id"]))["aggregates"]["pass_rate"] == 0.75
+
+    async def announced() -> list[dict[str, Any]] | None:
+        items = (await api.get(f"/projects/{project}/notifications")).json()["items"]
+        return [n for n in items if n["event"] == "schedule.pass_rate_below_gate"] or None
+
+    [notice] = await until(announced, "the strict schedule's run to be announced", timeout=30)
+    assert notice["data"]["schedule"] == "strict" and notice["data"]["pass_rate"] == 0.75
+    assert (notice["data"]["passed"], notice["data"]["items"], notice["data"]["gate"]) == (3, 4, 0.9)
+    assert "below its gate" in notice["title"] and "3 of 4 items passed" in notice["body"]
+    # Only the strict one: the lenient run's end was recorded in the same way (its job is final) and said nothing.
+
+    # A gate only makes sense on an evaluation; it can be cleared with null.
+    job_target = {"name": "gated-job", "cron": "0 2 * * *", "job": {"notebook": "builtin:hello"}, "pass_rate_gate": 0.5}
+    r = await api.post(f"/projects/{project}/schedules", job_target)
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "pass_rate_gate", r.text
+    r = await api.request("PATCH", f"/projects/{project}/schedules/strict", {"pass_rate_gate": None})
+    assert r.status_code == 200 and r.json()["pass_rate_gate"] is None, r.text
+    r = await api.request("PATCH", f"/projects/{project}/schedules/strict", {"pass_rate_gate": 1.5})
+    assert r.status_code == 422 and "pass_rate_gate" in r.text, r.text
 
 
 async def test_the_servers_scheduler_fires_an_interval_schedule(api: Api, project: str) -> None:

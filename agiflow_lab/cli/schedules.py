@@ -100,7 +100,8 @@ def cmd_create(args: argparse.Namespace, client: Client, out: Any, err: Any) -> 
     schedule = client.schedules.create(
         args.name, cron=args.cron, timezone=args.timezone, interval_seconds=args.every, job=job,
         eval=None if args.eval_file is None else _eval_body(args.eval_file), missed=args.missed,
-        max_catch_up=args.max_catch_up, overlap=args.overlap, paused=True if args.paused else None,
+        max_catch_up=args.max_catch_up, overlap=args.overlap, pass_rate_gate=args.pass_rate_gate,
+        paused=True if args.paused else None,
         description=args.description,
     )  # fmt: skip
     return _show(schedule, args, out, err, "created")
@@ -176,6 +177,8 @@ def register(commands: Any, api: argparse.ArgumentParser, wrap: Any) -> None:
     create.add_argument("--missed", choices=("skip", "run_once", "catch_up"), help="ticks missed while down")
     create.add_argument("--max-catch-up", type=int, help="with --missed catch_up: how many (default 10)")
     create.add_argument("--overlap", choices=("allow", "skip", "queue"), help="while the previous firing runs")
+    create.add_argument("--pass-rate-gate", type=float, metavar="RATE",
+                        help="with --eval-file: announce a run that ends below this pass rate (0-1)")  # fmt: skip
     create.add_argument("--paused", action="store_true", help="create it paused")
     create.add_argument("--description")
     create.add_argument("--json", action="store_true")

@@ -320,6 +320,8 @@ class JobService:
                         )  # fmt: skip
                         if state == "failed":
                             await builtin_notifications.job_failed(conn, row, error)
+                        elif state == "succeeded":
+                            await builtin_notifications.run_succeeded(conn, row)
         if isinstance(event, FinishedEvent):
             self.dispatch_wanted.set()
 

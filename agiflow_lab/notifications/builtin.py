@@ -7,14 +7,18 @@
   (``JobService.worker_exited``): each project with a job there hears of it once (a worker that stopped
   properly has said so, and a second report of the same exit finds it stopped).
 
+- ``schedule.pass_rate_below_gate``: a run a schedule started succeeded with a pass rate (items where every
+  evaluator passed / items finished, as the run's aggregates count it) below the schedule's ``pass_rate_gate``,
+  announced in the transaction that records the run's end.
+
 - ``bus.dead_letters``: a delivery to one of the project's channels failed its last attempt and is
   dead-lettered (``Notifier``): the project's *other* channels hear that this one is failing, at most once
   an hour per channel and notifier process, so a receiver down for a day is one message, not one per event.
   A delivery of this event that is dead-lettered in turn announces nothing (no loop between two broken
   receivers). ``/bus/dead-letters`` lists every dead letter and redelivers it.
 
-A silent worker (no heartbeat) and a scheduled run's pass rate are alert rules (``live_workers < 1``,
-``eval_pass_rate < x``).
+A silent worker (no heartbeat) and the pass rate of scheduled runs over a window are alert rules
+(``live_workers < 1``, ``eval_pass_rate < x``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,34 @@ async def job_failed(conn: Conn, job: dict[str, Any], error: dict[str, Any] | No
         what = event("run.failed", "warning", job["project"], title, reason, data={**data, "run_id": job.get("run_id")})
     else:
         what = event("job.failed", "warning", job["project"], f"Job {job['notebook']} failed", reason, data=data)
+    await announce(conn, job["project_id"], what)
+
+
+async def run_succeeded(conn: Conn, job: dict[str, Any]) -> None:
+    """``job``: as for ``job_failed``; a run no schedule with a gate started announces nothing."""
+    if job.get("run_id") is None:
+        return
+    cur = await conn.execute(
+        """SELECT s.name, s.pass_rate_gate, f.tick, f.manual, t.passed, t.done
+             FROM control.schedule_firings f JOIN control.schedules s ON s.id = f.schedule_id
+             CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE r.passed) AS passed, count(*) AS done
+                                   FROM analytics.eval_results r WHERE r.run_id = f.run_id) t
+            WHERE f.run_id = %s AND s.pass_rate_gate IS NOT NULL""",
+        (job["run_id"],),
+    )
+    row = await cur.fetchone()
+    if row is None or not row["done"] or row["passed"] / row["done"] >= row["pass_rate_gate"]:
+        return
+    rate = row["passed"] / row["done"]
+    what = event(
+        "schedule.pass_rate_below_gate", "warning", job["project"],
+        f"Scheduled run {job.get('run_name') or job['run_id']} passed {rate:.0%}, below its gate",
+        f"Schedule {row['name']}: {row['passed']} of {row['done']} items passed ({rate:.1%}); the gate is "
+        f"{row['pass_rate_gate']:.1%}.",
+        data={"schedule": row["name"], "run_id": job["run_id"], "job_id": job["id"], "pass_rate": rate,
+              "gate": row["pass_rate_gate"], "passed": row["passed"], "items": row["done"],
+              "tick": row["tick"].isoformat(), "manual": row["manual"]},
+    )  # fmt: skip
     await announce(conn, job["project_id"], what)
 
 

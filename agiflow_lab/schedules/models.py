@@ -52,6 +52,10 @@ class ScheduleFields(BaseModel):
     overlap: OverlapPolicy | None = Field(
         None, description="While the previous firing still runs: allow another, skip (recorded), or queue one"
     )
+    pass_rate_gate: float | None = Field(
+        None, ge=0, le=1, description="With an eval target: a run this schedule started that ends with a pass rate "
+        "below this is announced to the project's channels (schedule.pass_rate_below_gate); null: no gate",
+    )  # fmt: skip
     paused: bool | None = None
 
     @field_validator("cron")
@@ -113,6 +117,7 @@ class Schedule(BaseModel):
     max_catch_up: int
     misfire_grace_seconds: int
     overlap: OverlapPolicy
+    pass_rate_gate: float | None
     paused: bool
     next_fire_at: datetime | None = Field(description="The next tick the scheduler handles; null while paused")
     next_fire_times: list[datetime] = Field(description=f"The next {NEXT_FIRE_TIMES} ticks (none while paused)")

@@ -69,7 +69,7 @@ def _schedule(row: dict[str, Any], last: dict[str, Any] | None, now: datetime) -
         target=row["target"], job=JobSubmit.model_validate(body) if row["target"] == "job" else None,
         eval=RunSubmit.model_validate(body) if row["target"] == "eval" else None, missed=row["missed"],
         max_catch_up=row["max_catch_up"], misfire_grace_seconds=row["misfire_grace_seconds"],
-        overlap=row["overlap"], paused=row["paused"], next_fire_at=row["next_fire_at"], next_fire_times=upcoming,
+        overlap=row["overlap"], pass_rate_gate=row["pass_rate_gate"], paused=row["paused"], next_fire_at=row["next_fire_at"], next_fire_times=upcoming,
         missed_ticks=row["missed_ticks"], last_firing=None if last is None else _firing(last),
         created_by=row["created_by"], created_at=row["created_at"], updated_at=row["updated_at"],
     )  # fmt: skip
@@ -330,6 +330,8 @@ class ScheduleService:
         if retime or fields.get("anchor") is None:  # an interval counts from its start (default: one from now)
             start_at = fields.get("start_at")
             fields["anchor"] = start_at or (now + timedelta(seconds=interval) if interval is not None else now)
+        if fields.get("pass_rate_gate") is not None and fields.get("target") != "eval":
+            raise _invalid("pass_rate_gate", "a pass-rate gate needs an evaluation run as the target (eval)")
         if fields.get("paused"):
             fields["next_fire_at"] = None
         elif timing_changed or fields.get("next_fire_at") is None:

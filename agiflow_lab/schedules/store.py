@@ -15,7 +15,7 @@ CHANNEL = "agiflow_schedules"  # NOTIFY'd when a schedule changes: the scheduler
 SCHEDULE = """
     SELECT s.id::text AS id, p.slug AS project, s.project_id, s.name, s.description, s.cron, s.timezone,
            s.interval_seconds, s.start_at, s.anchor, s.target, s.body, s.input_notebook, s.missed, s.max_catch_up,
-           s.misfire_grace_seconds, s.overlap, s.paused, s.next_fire_at, s.missed_ticks, s.created_by,
+           s.misfire_grace_seconds, s.overlap, s.pass_rate_gate, s.paused, s.next_fire_at, s.missed_ticks, s.created_by,
            s.created_at, s.updated_at
       FROM control.schedules s JOIN control.projects p ON p.id = s.project_id"""
 
@@ -25,7 +25,8 @@ FIRING = """
       FROM control.schedule_firings f LEFT JOIN control.jobs j ON j.id = f.job_id"""
 
 COLUMNS = ("name", "description", "cron", "timezone", "interval_seconds", "start_at", "anchor", "target", "body",
-           "input_notebook", "missed", "max_catch_up", "misfire_grace_seconds", "overlap", "paused", "next_fire_at")  # fmt: skip
+           "input_notebook", "missed", "max_catch_up", "misfire_grace_seconds", "overlap", "pass_rate_gate", "paused",
+           "next_fire_at")  # fmt: skip
 JSON_COLUMNS = {"body", "input_notebook"}
 
 

@@ -48,16 +48,18 @@ class Schedules:
         max_catch_up: int | None = None,
         misfire_grace_seconds: int | None = None,
         overlap: OverlapPolicy | None = None,
+        pass_rate_gate: float | None = None,
         paused: bool | None = None,
         description: str | None = None,
     ) -> Schedule:
         """A new schedule: ``cron`` (in ``timezone``, default UTC) or ``interval_seconds``; a ``job`` (the body
-        of a job submission, or a notebook name) or an ``eval`` (the body of an evaluation run)."""
+        of a job submission, or a notebook name) or an ``eval`` (the body of an evaluation run); with an ``eval``,
+        a run ending below ``pass_rate_gate`` (0–1) is announced to the project's notification channels."""
         body = {
             "name": name, "cron": cron, "timezone": timezone, "interval_seconds": interval_seconds,
             "job": _target(job), "eval": eval, "start_at": None if start_at is None else start_at.isoformat(),
             "missed": missed, "max_catch_up": max_catch_up, "misfire_grace_seconds": misfire_grace_seconds,
-            "overlap": overlap, "paused": paused, "description": description,
+            "overlap": overlap, "pass_rate_gate": pass_rate_gate, "paused": paused, "description": description,
         }  # fmt: skip
         answer = self._t.request("POST", self._base(), json={k: v for k, v in body.items() if v is not None})
         return Schedule.model_validate(answer)
