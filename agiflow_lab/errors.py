@@ -45,6 +45,13 @@ class ValidationFailed(AgiflowError):
     code = "validation_failed"
     summary = "Body or query does not match the schema (details list field paths)"
 
+    @classmethod
+    def of(cls, field: str, message: str, kind: str = "value_error") -> ValidationFailed:
+        """A rule the schema cannot say (across fields, or against stored state), in the shape pydantic's own
+        errors take, so a client reads every 422 the same way."""
+        return cls(f"{field}: {message}", {"field": field, "errors": [{"field": field, "message": message,
+                                                                       "type": kind}]})  # fmt: skip
+
 
 class Unauthenticated(AgiflowError):
     status = 401

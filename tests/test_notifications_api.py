@@ -91,6 +91,38 @@ async def test_a_webhook_secret_is_shown_once_and_an_smtp_password_never(api: Ap
     assert (await api.post(f"/projects/{project}/notifications/channels", HOOK)).status_code == 409
 
 
+async def test_a_channel_is_edited_disabled_and_its_secret_rotated(api: Api, project: str) -> None:
+    base = f"/projects/{project}/notifications/channels"
+    first = (await api.post(base, HOOK)).json()["secret"]
+    r = await api.request("PATCH", f"{base}/hook", {"webhook": {"url": "https://example.invalid/v2", "format": "slack"},
+                                                    "enabled": False})  # fmt: skip
+    assert r.status_code == 200, r.text
+    edited = r.json()
+    assert edited["webhook"] == {"url": "https://example.invalid/v2", "format": "slack"} and not edited["enabled"]
+    assert edited["secret"] is None  # not rotated: the old secret still signs, and is not shown again
+    rotated = (await api.request("PATCH", f"{base}/hook", {"rotate_secret": True})).json()
+    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != first
+    assert rotated["webhook"]["format"] == "slack" and "secret" not in (await api.get(f"{base}/hook")).json()
+
+    await api.post(base, MAIL)
+    r = await api.request("PATCH", f"{base}/mail", {"email": {**MAIL["email"], "host": "smtp2.example.invalid"}})
+    assert r.status_code == 200 and r.json()["email"]["has_password"], r.text  # no password sent: kept
+    r = await api.request("PATCH", f"{base}/mail", {"email": {**MAIL["email"], "password": None}})
+    assert r.status_code == 200 and not r.json()["email"]["has_password"], r.text
+    assert "pw-1" not in r.text
+
+    for body, field in (({"email": MAIL["email"]}, "email"), ({"rotate_secret": True, "enabled": True}, "rotate_secret"),
+                        ({"webhook": {"url": "gopher://x"}}, "webhook.url"), ({"name": "renamed"}, "name")):  # fmt: skip
+        channel = "hook" if field != "rotate_secret" else "mail"
+        assert field_of(await api.request("PATCH", f"{base}/{channel}", body)).startswith(field), body
+    assert (await api.request("PATCH", f"{base}/nope", {"enabled": True})).status_code == 404
+    viewer = await api.new_key(project, "viewer")
+    assert (await api.request("PATCH", f"{base}/hook", {"enabled": True}, key=viewer)).status_code == 403
+    r = await api.get(f"/projects/{project}/audit", params={"resource_type": "notification_channel"})
+    updates = [e for e in r.json()["items"] if e["action"] == "notification_channel.update"]
+    assert len(updates) == 4 and "pw-1" not in json.dumps(updates) and "whsec_" not in json.dumps(updates)
+
+
 async def test_in_app_notifications_have_read_state_per_user_and_a_live_socket(api: Api, project: str) -> None:
     for user, role in (("vera", "viewer"), ("eddie", "editor")):
         assert (await api.put(f"/projects/{project}/members/{user}", {"role": role})).status_code == 200

@@ -80,6 +80,19 @@ class ChannelCreate(BaseModel):
         return value
 
 
+class ChannelUpdate(BaseModel):
+    """PATCH: only the fields sent change. Settings are replaced whole and must be of the channel's kind; an
+    e-mail edit without ``password`` keeps the stored one (send ``"password": null`` to remove it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    webhook: WebhookSettings | None = Field(None, description="A webhook channel's new settings")
+    email: EmailSettings | None = Field(None, description="An e-mail channel's new settings")
+    rotate_secret: bool = Field(
+        False, description="A webhook: replace its signing secret; the new one is in this answer only"
+    )
+
+
 class EmailView(BaseModel):
     host: str
     port: int

@@ -19,13 +19,14 @@ from agiflow_lab.authz.policy import READ
 from agiflow_lab.core.actor import Actor
 from agiflow_lab.core.paging import Cursor, KeyInt, Page, check_limit
 from agiflow_lab.db.database import Conn, Database
-from agiflow_lab.errors import Conflict, NotFound
+from agiflow_lab.errors import Conflict, NotFound, ValidationFailed
 from agiflow_lab.notifications import store
 from agiflow_lab.notifications.announce import announce, event
 from agiflow_lab.notifications.models import (
     Channel,
     ChannelCreate,
     ChannelCreated,
+    ChannelUpdate,
     EmailView,
     Notification,
     WebhookSettings,
@@ -110,6 +111,43 @@ class NotificationService:
     async def channel(self, project: str, name: str) -> Channel:
         async with self.db.connection() as conn:
             return channel_view(await self._require(conn, project, name))
+
+    async def update_channel(self, actor: Actor, project: str, name: str, body: ChannelUpdate) -> ChannelCreated:
+        """Enable or disable a channel, replace its settings (checked like new ones) or a webhook's secret.
+        Deliveries already on the bus go out with the settings of the moment they are made."""
+        changes = body.model_dump(exclude_unset=True)
+        async with self.db.transaction() as conn:
+            row = await self._require(conn, project, name)
+            kind = row["kind"]
+            if wrong := sorted(({"webhook", "email"} - {kind}) & changes.keys()):
+                raise ValidationFailed.of(wrong[0], f"the channel {name!r} is of kind {kind}")
+            if body.rotate_secret and kind != "webhook":
+                raise ValidationFailed.of("rotate_secret", "only a webhook has a signing secret")
+            config, stored, secret = dict(row["config"]), row["secret"], None
+            if body.webhook is not None:
+                await self.host_policy.check_url_on_save(body.webhook.url, "webhook.url")
+                config = body.webhook.model_dump()
+            if body.email is not None:
+                await self.host_policy.check_on_save(body.email.host, body.email.port, "email.host")
+                config = body.email.model_dump(exclude={"password"})
+                if "password" in changes["email"]:
+                    password = body.email.password
+                    stored = None if password is None else (await self.cipher()).encrypt(password)
+            if body.rotate_secret:
+                secret = "whsec_" + secrets.token_urlsafe(32)
+                stored = (await self.cipher()).encrypt(secret)
+            enabled = row["enabled"] if body.enabled is None else body.enabled
+            await store.update_channel(conn, row["id"], config=config, secret=stored, enabled=enabled)
+            await audit.record(
+                conn, project_id=row["project_id"], actor=actor, action="notification_channel.update",
+                resource_type="notification_channel", resource_id=row["id"],
+                before={"enabled": row["enabled"], **{k: v for k, v in row["config"].items() if k != "password"}},
+                after={"enabled": enabled, **config, "secret_rotated": body.rotate_secret,
+                       "password_changed": "password" in changes.get("email", {})},
+            )  # fmt: skip
+            updated = await store.channel(conn, row["id"])
+        assert updated is not None
+        return ChannelCreated(**channel_view(updated).model_dump(), secret=secret)
 
     async def delete_channel(self, actor: Actor, project: str, name: str) -> None:
         """Deliveries still on the bus for it are dropped when they arrive."""

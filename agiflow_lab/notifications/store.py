@@ -37,6 +37,15 @@ async def insert_channel(
     return channel_id if await cur.fetchone() is not None else None
 
 
+async def update_channel(
+    conn: Conn, channel_id: str, *, config: dict[str, Any], secret: bytes | None, enabled: bool
+) -> None:
+    await conn.execute(
+        "UPDATE control.notification_channels SET config = %s, secret = %s, enabled = %s WHERE id = %s",
+        (Jsonb(config), secret, enabled, channel_id),
+    )
+
+
 async def channel(conn: Conn, channel_id: str) -> dict[str, Any] | None:
     cur = await conn.execute(CHANNEL + " WHERE c.id = %s", (channel_id,))
     return await cur.fetchone()

@@ -159,10 +159,7 @@ class HostPolicy:
         try:
             await self.resolve(host, port, timeout=SAVE_RESOLVE_TIMEOUT)
         except HostRefused as exc:
-            message = f"{field}: {host} is not allowed: {exc}"
-            raise ValidationFailed(
-                message, {"errors": [{"field": field, "message": message, "type": "host_not_allowed"}]}
-            ) from None
+            raise ValidationFailed.of(field, f"{host} is not allowed: {exc}", "host_not_allowed") from None
         except (OSError, TimeoutError):
             pass
 

@@ -46,12 +46,6 @@ MAX_IDLE = 30.0  # the longest the scheduler sleeps without looking (a safety ne
 LoadNotebook = Callable[[str], Awaitable[dict[str, Any]]]
 
 
-def _invalid(field: str, message: str) -> ValidationFailed:
-    """A 422 naming ``field``, in the shape pydantic's errors take (``details.errors``)."""
-    return ValidationFailed(f"{field}: {message}", {"field": field, "errors": [
-        {"field": field, "message": message, "type": "value_error"}]})  # fmt: skip
-
-
 def _timing(row: dict[str, Any]) -> Timing:
     return Timing(row.get("cron"), row["timezone"], row.get("interval_seconds"), row["anchor"])
 
@@ -137,7 +131,7 @@ class ScheduleService:
         for field in ("description", "timezone", "missed", "max_catch_up", "misfire_grace_seconds", "overlap",
                       "paused"):  # fmt: skip
             if field in changes and changes[field] is None:
-                raise _invalid(field, "may not be null")
+                raise ValidationFailed.of(field, "may not be null")
         async with self.db.transaction() as conn:
             row = await self._require(conn, project, name, lock=True)
             current = {c: row[c] for c in store.COLUMNS}
@@ -314,10 +308,12 @@ class ScheduleService:
         when it is set (an edit of anything else must work even if, say, the run's dataset is gone since)."""
         cron, interval = fields.get("cron"), fields.get("interval_seconds")
         if (cron is None) == (interval is None):
-            raise _invalid("cron", "give either cron or interval_seconds (exactly one)")
+            raise ValidationFailed.of("cron", "give either cron or interval_seconds (exactly one)")
         job, run = fields.pop("job", None), fields.pop("eval", None)
         if retarget and (job is None) == (run is None):
-            raise _invalid("job", "give either job (a notebook job) or eval (an evaluation run) as the target")
+            raise ValidationFailed.of(
+                "job", "give either job (a notebook job) or eval (an evaluation run) as the target"
+            )
         if not retarget:
             pass  # target, body and input_notebook stay as stored
         elif job is not None:
@@ -331,7 +327,7 @@ class ScheduleService:
             start_at = fields.get("start_at")
             fields["anchor"] = start_at or (now + timedelta(seconds=interval) if interval is not None else now)
         if fields.get("pass_rate_gate") is not None and fields.get("target") != "eval":
-            raise _invalid("pass_rate_gate", "a pass-rate gate needs an evaluation run as the target (eval)")
+            raise ValidationFailed.of("pass_rate_gate", "a pass-rate gate needs an evaluation run as the target (eval)")
         if fields.get("paused"):
             fields["next_fire_at"] = None
         elif timing_changed or fields.get("next_fire_at") is None:

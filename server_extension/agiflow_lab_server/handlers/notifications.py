@@ -20,7 +20,15 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from agiflow_lab.authz.policy import READ
 from agiflow_lab.core.paging import Page
-from agiflow_lab.notifications.models import Channel, ChannelCreate, ChannelCreated, Notification, TestSent, Unread
+from agiflow_lab.notifications.models import (
+    Channel,
+    ChannelCreate,
+    ChannelCreated,
+    ChannelUpdate,
+    Notification,
+    TestSent,
+    Unread,
+)
 from agiflow_lab.notifications.service import NotificationService
 from agiflow_lab_server.base import AgiflowHandler, authorized
 from agiflow_lab_server.routing import operation
@@ -74,6 +82,14 @@ class ChannelHandler(NotificationBase):
     @authorized
     async def get(self, project: str, name: str) -> None:
         self.finish_json(await self.notifications.channel(project, name))
+
+    @operation("Edit a channel: enable or disable it, replace its settings, or rotate a webhook's secret (the new "
+               "one is in this answer only)", body=ChannelUpdate, response=ChannelCreated, tags=TAGS)  # fmt: skip
+    @authenticated
+    @authorized
+    async def patch(self, project: str, name: str) -> None:
+        body = self.parse(ChannelUpdate)
+        self.finish_json(await self.notifications.update_channel(self.actor, project, name, body))
 
     @operation("Delete a notification channel", status=204, tags=TAGS)
     @authenticated
