@@ -326,7 +326,12 @@ async def test_submitting_twice_with_one_key_gives_one_run_and_a_run_can_be_canc
     await make_connection(api, project, "slow", scripted.openai_base_url, default_model="gpt-4o-mini")
     await make_prompt(api, project, "qa", "Q: {{question}}")
     await make_dataset(api, project, "qa", qa_items(200))
-    body = {**run_body("qa", "qa", "slow"), "idempotency_key": "nightly-1", "concurrency": 1}
+    body = {
+        **run_body("qa", "qa", "slow"),
+        "idempotency_key": "nightly-1",
+        "concurrency": 1,
+        "output_dataset": "qa-out",
+    }
     first = await start_run(api, project, body)
     again = await api.post(f"/projects/{project}/evals/runs", body)
     assert again.status_code == 200 and again.json()["id"] == first["id"]
@@ -354,6 +359,11 @@ async def test_submitting_twice_with_one_key_gives_one_run_and_a_run_can_be_canc
     # Items recorded before the cancel are not asked again (ones answered but not yet written when the
     # kernel was stopped are: a result counts once it is in the database).
     assert all(asked[f"Q: question {item_id[1:]}"] == 1 for item_id in kept)
+    # A batch inference's outputs include the items the cancelled attempt did, written once, by the retry.
+    assert resumed["output_version"] == 1 and done["output_version"] is None
+    r = await api.get(f"/projects/{project}/datasets/qa-out/items", params={"limit": 1000})
+    outputs = {i["id"]: i["metadata"]["output"] for i in r.json()["items"]}
+    assert outputs == {f"q{n}": f"Q: question {n}" for n in range(200)}
 
 
 async def test_a_viewer_reads_runs_but_cannot_start_one(api: Api, project: str) -> None:

@@ -1,5 +1,6 @@
 """Run aggregates, computed in the database from the results rows so they are right at any moment of
-a run (live) and cost the same for 100 or 100k items."""
+a run (live) and cost the same for 100 or 100k items. A run without evaluators (batch inference) judged
+nothing: its pass rate is null, and ``passed`` counts the items whose model call succeeded."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ async def aggregates(conn: Conn, run_id: str, items_total: int, evaluators: list
             errors=int(row.get("errors") or 0),
         ))  # fmt: skip
     unpriced = int(totals["unpriced"])
+    pass_rate = _ratio(int(totals["passed"]), done) if evaluators else None
     return RunAggregates(
         items_total=items_total, items_done=done, passed=int(totals["passed"]),
-        pass_rate=_ratio(int(totals["passed"]), done), mean_score=totals["mean_score"], errors=int(totals["errors"]),
+        pass_rate=pass_rate, mean_score=totals["mean_score"], errors=int(totals["errors"]),
         evaluator_errors=sum(e.errors for e in listed), latency_p50_ms=totals["p50"], latency_p95_ms=totals["p95"],
         tokens_in=int(totals["tokens_in"]), tokens_out=int(totals["tokens_out"]),
         cost=None if unpriced else (totals["cost"] if totals["cost"] is not None else (0.0 if done else None)),

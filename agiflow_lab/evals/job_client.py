@@ -24,6 +24,7 @@ from agiflow_lab.evals.wire import (
     CompleteCall,
     CompleteReply,
     ItemsPage,
+    OutputWritten,
     Progress,
     ReplyFrame,
     ReportData,
@@ -134,6 +135,10 @@ class JobApiClient:
     async def write(self, results: list[dict[str, Any]], progress: Progress | None) -> None:
         body = ResultsBatch(results=results, progress=progress)
         await self._call("POST", "/run/results", content=body.model_dump_json())
+
+    async def write_output(self) -> OutputWritten:
+        """Batch inference: have the worker write this run's items with their outputs as its output dataset."""
+        return OutputWritten.model_validate_json(await self._call("POST", "/run/output"))
 
     async def report(self) -> ReportData:
         return ReportData.model_validate_json(await self._call("GET", "/run/report"))

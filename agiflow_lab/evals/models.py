@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from agiflow_lab.datasets.models import DatasetName
 from agiflow_lab.evals.evaluators.specs import EvaluatorSpec, check_unique_names
 from agiflow_lab.jobs.models import JobError, JobState
 
@@ -49,12 +50,27 @@ class RunSubmit(BaseModel):
     prompt: PromptRef
     dataset: DatasetRef
     model: ModelRef
-    evaluators: list[EvaluatorSpec] = Field(min_length=1, max_length=20)
+    output_dataset: DatasetName | None = Field(
+        None,
+        description="Batch inference: when the run succeeds, every item with its model output is written as this "
+        "dataset; a new version if it exists. With it, evaluators may be left out",
+    )  # declared before evaluators, so their check below sees it
+    evaluators: list[EvaluatorSpec] = Field(
+        default_factory=list, max_length=20, validate_default=True,
+        description="At least one, unless the run writes an output_dataset (then: scored and saved)",
+    )  # fmt: skip
     concurrency: int = Field(8, ge=1, le=256, description="Model calls in flight at once")
     max_retries: int = Field(4, ge=0, le=10, description="Per item, on 429, 5xx and timeouts, with backoff")
     request_timeout: float = Field(60, gt=0, le=3600, description="Seconds per model call")
     timeout_seconds: float = Field(24 * 3600, gt=0, le=7 * 24 * 3600, description="Whole-run limit")
     idempotency_key: str | None = Field(None, max_length=200)
+
+    @field_validator("evaluators")
+    @classmethod
+    def _scored_or_saved(cls, evaluators: list[EvaluatorSpec], info: ValidationInfo) -> list[EvaluatorSpec]:
+        if not evaluators and info.data.get("output_dataset") is None:
+            raise ValueError("give at least one evaluator, or an output_dataset to write the outputs to")
+        return evaluators
 
     @model_validator(mode="after")
     def _unique_evaluator_names(self) -> RunSubmit:
@@ -77,7 +93,9 @@ class RunAggregates(BaseModel):
     items_total: int
     items_done: int
     passed: int
-    pass_rate: float | None = Field(description="Items where every evaluator passed / items finished")
+    pass_rate: float | None = Field(
+        description="Items where every evaluator passed / items finished; null for a run without evaluators"
+    )
     mean_score: float | None
     errors: int = Field(description="Items whose model call (or rendering) failed")
     evaluator_errors: int
@@ -109,6 +127,8 @@ class Run(BaseModel):
     finished_at: datetime | None
     error: JobError | None
     aggregates: RunAggregates
+    output_dataset: str | None = Field(None, description="Batch inference: the dataset the outputs are written as")
+    output_version: int | None = Field(None, description="Its version holding this run's outputs, once written")
 
 
 class ItemScore(BaseModel):

@@ -73,18 +73,28 @@ class Report:
             "tokens in / out": f"{a.tokens_in:,} / {a.tokens_out:,}",
             "cost": "unpriced" if a.cost is None and a.unpriced_items else _usd(a.cost),
         }
+        if run.get("output_dataset"):
+            version = run.get("output_version")
+            rows["outputs"] = (
+                f"{run['output_dataset']} v{version}" if version else f"{run['output_dataset']} (not written)"
+            )
         return pd.DataFrame({"": list(rows.values())}, index=list(rows))
 
     def evaluators(self) -> pd.DataFrame:
         import pandas as pd
 
+        if not self.aggregates.evaluators:  # a batch inference scores nothing
+            return pd.DataFrame(columns=["type", "threshold", "pass rate", "mean score", "scored", "errors"])
         return pd.DataFrame([
             {"evaluator": e.name, "type": e.type, "threshold": e.threshold, "pass rate": _pct(e.pass_rate),
              "mean score": _num(e.mean_score), "scored": e.scored, "errors": e.errors}
             for e in self.aggregates.evaluators
         ]).set_index("evaluator")  # fmt: skip
 
-    def score_chart(self) -> Chart:
+    def score_chart(self) -> Chart | None:
+        """None (nothing shown) for a run without evaluators."""
+        if not self.score_histograms:
+            return None
         return side_by_side([
             histogram(counts, 0.0, 1.0, title=f"{name}: score distribution", x_label="score")
             for name, counts in self.score_histograms.items()

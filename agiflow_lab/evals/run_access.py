@@ -146,7 +146,7 @@ class RunAccess:
             template=_template(prompt.template), connection=run["connection_name"], model=run["model"],
             params=run["params"], items_total=int(run["items_total"]), concurrency=int(run["concurrency"]),
             max_retries=int(run["max_retries"]), evaluators=run["evaluators"], judges=judges,
-            price_overrides=overrides,
+            price_overrides=overrides, output_dataset=run["output_dataset"],
         )  # fmt: skip
 
     async def totals(self) -> Totals:

@@ -22,8 +22,9 @@ from agiflow_lab.providers.prices import Price, PriceBook
 
 
 async def run_evaluation(run_id: str | None = None, *, print_progress: bool = True) -> EngineStats:
-    """Evaluate this job's run. ``run_id`` (the notebook's parameter, for readers of the report) must be
-    that run if given."""
+    """Evaluate this job's run and, if it is a batch inference (``output_dataset``), have the worker write
+    its outputs once every item is done. ``run_id`` (the notebook's parameter, for readers of the report)
+    must be that run if given."""
     api = JobApiClient.from_env()
     try:
         spec = await api.spec()
@@ -44,7 +45,13 @@ async def run_evaluation(run_id: str | None = None, *, print_progress: bool = Tr
         prices = PriceBook(overrides={m: Price(i, o, "project") for m, (i, o) in spec.price_overrides.items()})
         engine = Engine(api, plan, api.completer(spec.connection), evaluators, prices,
                         on_progress=_printer(plan.items_total) if print_progress else None)  # fmt: skip
-        return await engine.run()
+        stats = await engine.run()
+        if spec.output_dataset is not None:  # batch inference: every item is done, so the outputs are complete
+            out = await api.write_output()
+            if print_progress:
+                how = "written" if out.written else "already written by an earlier attempt"
+                print(f"outputs {how} as dataset {out.dataset!r} version {out.version} ({out.item_count:,} items)")
+        return stats
     finally:
         await api.close()
 

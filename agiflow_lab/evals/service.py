@@ -87,6 +87,8 @@ class EvalService:
                 "no model: name one in model.model, the prompt version's parameters or the connection",
                 {"field": "model.model"},
             )
+        if body.output_dataset is not None:
+            await self._check_output(project, body.output_dataset)
         evaluators = [await self._pinned_evaluator(project, spec) for spec in body.evaluators]
         ref = f"version:{body.prompt.version}" if body.prompt.version else f"label:{body.prompt.label or 'latest'}"
         row = {
@@ -97,7 +99,7 @@ class EvalService:
             "params": {**config, **body.model.params}, "dataset_id": dataset.dataset_id,
             "dataset_name": dataset.name, "dataset_version": dataset.version, "items_total": dataset.item_count,
             "evaluators": evaluators, "concurrency": body.concurrency, "max_retries": body.max_retries,
-            "request_timeout": body.request_timeout,
+            "request_timeout": body.request_timeout, "output_dataset": body.output_dataset,
         }  # fmt: skip
         return PinnedRun(body=body, project_id=project_id, row=row)
 
@@ -118,7 +120,8 @@ class EvalService:
         await audit.record(
             conn, project_id=project_id, actor=actor, action="eval.run", resource_type="eval_run",
             resource_id=run_id, after={k: row[k] for k in ("name", "prompt_name", "prompt_version", "model",
-                                                           "dataset_name", "dataset_version", "job_id")},
+                                                           "dataset_name", "dataset_version", "job_id",
+                                                           "output_dataset")},
         )  # fmt: skip
         created = await store.get_run(conn, run_id)
         assert created is not None
@@ -151,6 +154,15 @@ class EvalService:
             )
         except NotFound as exc:
             raise NotFound(str(exc), {**exc.details, "field": field}) from exc
+
+    async def _check_output(self, project: str, name: str) -> None:
+        """An archived dataset takes no new versions: say so now, not after the whole run."""
+        try:
+            existing = await self.datasets.get(project, name)
+        except NotFound:
+            return  # the run creates it
+        if existing.archived:
+            raise Conflict(f"dataset {name!r} is archived", {"field": "output_dataset", "dataset": name})
 
     async def _pinned_evaluator(self, project: str, spec: Any) -> dict[str, Any]:
         """A judge's rubric prompt is pinned like the run's own prompt, and its connection must exist."""
@@ -246,7 +258,7 @@ class EvalService:
             evaluators=row["evaluators"], concurrency=row["concurrency"], max_retries=row["max_retries"],
             request_timeout=row["request_timeout"], created_by=row["created_by"], created_at=row["created_at"],
             started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-            aggregates=agg,
+            aggregates=agg, output_dataset=row["output_dataset"], output_version=row["output_version"],
         )  # fmt: skip
 
 

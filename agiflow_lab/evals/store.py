@@ -44,6 +44,19 @@ async def keep_aggregates(conn: Conn, run_id: str, aggregates: dict[str, Any], f
     )
 
 
+async def lock_output(conn: Conn, run_id: str) -> dict[str, Any] | None:
+    """The run's output columns, its row locked until the caller's transaction ends: two attempts of one
+    run writing its outputs at once take turns, and the second finds the first one's version."""
+    cur = await conn.execute(
+        "SELECT output_dataset, output_version FROM control.eval_runs WHERE id = %s FOR UPDATE", (run_id,)
+    )
+    return await cur.fetchone()
+
+
+async def set_output_version(conn: Conn, run_id: str, version: int) -> None:
+    await conn.execute("UPDATE control.eval_runs SET output_version = %s WHERE id = %s", (version, run_id))
+
+
 async def run_of_job(conn: Conn, job_id: str) -> dict[str, Any] | None:
     cur = await conn.execute(RUN + " WHERE r.job_id = %s", (job_id,))
     return await cur.fetchone()

@@ -46,6 +46,7 @@ class RunSpec(BaseModel):
     price_overrides: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="the project's prices per million tokens: model → (input, output)"
     )
+    output_dataset: str | None = Field(None, description="batch inference: write the outputs as this dataset")
 
 
 class Totals(BaseModel):
@@ -68,6 +69,15 @@ class Progress(BaseModel):
 class ResultsBatch(BaseModel):
     results: list[dict[str, Any]]
     progress: Progress | None = None
+
+
+class OutputWritten(BaseModel):
+    """The dataset version holding a run's outputs (``POST /run/output``)."""
+
+    dataset: str
+    version: int
+    item_count: int
+    written: bool = Field(description="false: an earlier attempt had written it, and this is that version")
 
 
 class CompleteCall(BaseModel):

@@ -46,7 +46,8 @@ class Evals:
         prompt: str,
         dataset: str,
         *,
-        evaluators: Sequence[str | dict[str, Any]],
+        evaluators: Sequence[str | dict[str, Any]] = (),
+        output_dataset: str | None = None,
         connection: str = "echo",
         model: str | None = None,
         params: dict[str, Any] | None = None,
@@ -60,12 +61,15 @@ class Evals:
     ) -> EvalRun:
         """Start a run of ``prompt`` (``"name"``, ``"name@label"`` or ``"name:version"``; default label
         ``latest``) over ``dataset`` (``"name"`` or ``"name:version"``) through ``connection`` (default: the
-        built-in ``echo``, which returns the rendered prompt and calls no model)."""
+        built-in ``echo``, which returns the rendered prompt and calls no model). With ``output_dataset`` it is
+        a batch inference: once every item is done, the items with their outputs (``metadata.output``) are
+        written as that dataset, a new version if it exists; ``evaluators`` may then be left out."""
         body = {
             "name": name, "prompt": parse_ref(prompt), "dataset": parse_ref(dataset, label_sep=None),
             "model": {"connection": connection, "model": model, "params": params or {}},
             "evaluators": [evaluator_spec(e) for e in evaluators], "concurrency": concurrency,
             "max_retries": max_retries, "request_timeout": request_timeout, "idempotency_key": idempotency_key,
+            "output_dataset": output_dataset,
         }  # fmt: skip
         handle = EvalRun(self, Run.model_validate(self._t.request("POST", f"{self._base()}/runs", json=body)))
         if wait:

@@ -4,7 +4,8 @@ A kernel runs user code (a user's notebook, a ``python`` evaluator), so it gets 
 nor the secret key. Instead the worker serves this small HTTP API on 127.0.0.1 and gives each job
 attempt a random token (``AGIFLOW_JOB_TOKEN``) valid while that attempt runs on this worker and only for
 that job: an evaluation job reads its own run's pinned items, calls its run's pinned connections (the
-decrypted keys stay in the worker) and writes its run's results. The run is found from the job id, so a
+decrypted keys stay in the worker), writes its run's results and, for a batch inference, has its run's
+outputs written as the run's output dataset (``/run/output``, ``evals.outputs``). The run is found from the job id, so a
 kernel cannot point its token at another run or project.
 
 Any job may also read and write the datasets *of its own project* (``/datasets``: the data-preparation
@@ -42,6 +43,7 @@ from agiflow_lab.datasets.models import DatasetCreate, ItemsWrite
 from agiflow_lab.datasets.service import DatasetService
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import AgiflowError, InvalidInput, NotFound, Unauthenticated, ValidationFailed, error_body
+from agiflow_lab.evals.outputs import write_outputs
 from agiflow_lab.evals.run_access import JobContext, RunAccess
 from agiflow_lab.evals.wire import JOB_API_VERSION, CallFrame, ReplyFrame, ResultsBatch
 from agiflow_lab.prompts.service import PromptService
@@ -88,6 +90,7 @@ class JobApi:
                 (rf"/{JOB_API_VERSION}/run/results", _ResultsHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/calls", _CallsSocket, {"api": self}),
                 (rf"/{JOB_API_VERSION}/run/report", _ReportHandler, {"api": self}),
+                (rf"/{JOB_API_VERSION}/run/output", _OutputHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}{DATASETS_PATH}", _DatasetsHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}{DATASETS_PATH}/([^/]+)", _DatasetHandler, {"api": self}),
                 (rf"/{JOB_API_VERSION}{DATASETS_PATH}/([^/]+)/items", _DatasetItemsHandler, {"api": self}),
@@ -287,6 +290,15 @@ class _CallsSocket(_Errors, WebSocketHandler):
 class _ReportHandler(_Handler):
     async def get(self) -> None:
         self.send(await (await self.run_access()).report())
+
+
+class _OutputHandler(_Handler):
+    """Batch inference: the run's items with their outputs, written as its ``output_dataset`` once."""
+
+    async def post(self) -> None:
+        access = await self.run_access()
+        written = await write_outputs(self.api.db, self.api.datasets, _job_actor(access.job), access.run)
+        self.send(written, 201 if written.written else 200)
 
 
 def _job_actor(job: JobContext) -> Actor:
