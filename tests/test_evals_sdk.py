@@ -142,4 +142,12 @@ async def test_eval_run_gates_ci_on_the_pass_rate(
                    "exact_match")  # fmt: skip
     assert bad.returncode == 4 and "nope" in bad.stderr
     none = eval_cli(jupyter, owner_key, project, "run", "--prompt", "qa", "--dataset", "qa")
-    assert none.returncode == 2 and "evaluator" in none.stderr
+    assert none.returncode == 2 and "evaluator" in none.stderr and "--output-dataset" in none.stderr
+
+    # Batch inference from the command line: no evaluators, the outputs written as a dataset.
+    batch = eval_cli(jupyter, owner_key, project, "run", "--prompt", "qa", "--dataset", "qa:1",
+                     "--output-dataset", "qa-answers", "--quiet")  # fmt: skip
+    assert batch.returncode == 0, batch.stderr
+    assert "outputs   dataset qa-answers v1" in batch.stdout
+    items = (await api.get(f"/projects/{project}/datasets/qa-answers/items")).json()["items"]
+    assert sorted(i["metadata"]["output"] for i in items) == [f"Q: question {i}" for i in range(4)]

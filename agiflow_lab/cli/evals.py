@@ -59,6 +59,9 @@ def summary_lines(run: Run) -> list[str]:
         f"latency   p50 {_num(a.latency_p50_ms, 0)} ms   p95 {_num(a.latency_p95_ms, 0)} ms   tokens "
         f"{a.tokens_in}/{a.tokens_out}   cost {cost}",
     ]
+    if run.output_dataset is not None:
+        written = "not written yet" if run.output_version is None else f"v{run.output_version}"
+        lines.append(f"outputs   dataset {run.output_dataset} {written}")
     for e in a.evaluators:
         lines.append(f"  {e.name:<20} pass rate {_pct(e.pass_rate):>7}   mean {_num(e.mean_score)}   "
                      f"threshold {e.threshold}   errors {e.errors}")  # fmt: skip
@@ -67,10 +70,12 @@ def summary_lines(run: Run) -> list[str]:
 
 def cmd_eval_run(args: argparse.Namespace, client: Client, out: Any, err: Any) -> int:
     evaluators = _evaluators(args)
-    if not evaluators:
-        raise InvalidInput("give at least one --evaluator (or --evaluators-file)", {"field": "evaluator"})
+    if not evaluators and args.output_dataset is None:
+        raise InvalidInput("give at least one --evaluator (or --evaluators-file), or --output-dataset",
+                           {"field": "evaluator"})  # fmt: skip
     handle = client.evals.run(
-        args.prompt, args.dataset, evaluators=evaluators, connection=args.connection, model=args.model,
+        args.prompt, args.dataset, evaluators=evaluators, output_dataset=args.output_dataset,
+        connection=args.connection, model=args.model,
         params=_params(args.params), name=args.name or "",
         concurrency=args.concurrency, idempotency_key=args.idempotency_key,
     )  # fmt: skip
@@ -127,6 +132,8 @@ def register(commands: Any, api: argparse.ArgumentParser, wrap: Any) -> None:
     run.add_argument("--params", help="JSON model parameters, e.g. '{\"temperature\": 0}'")
     run.add_argument("--evaluator", action="append", help="a type (exact_match) or a JSON spec; repeatable")
     run.add_argument("--evaluators-file", help="YAML/JSON list of evaluator specs")
+    run.add_argument("--output-dataset", metavar="NAME",
+                     help="batch inference: write the items with their outputs as this dataset (evaluators optional)")  # fmt: skip
     run.add_argument("--concurrency", type=int, default=8)
     run.add_argument("--name", help="run name")
     run.add_argument("--idempotency-key", help="re-running with the same key returns the same run")

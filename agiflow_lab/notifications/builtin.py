@@ -9,7 +9,8 @@
 
 - ``schedule.pass_rate_below_gate``: a run a schedule started succeeded with a pass rate (items where every
   evaluator passed / items finished, as the run's aggregates count it) below the schedule's ``pass_rate_gate``,
-  announced in the transaction that records the run's end.
+  announced in the transaction that records the run's end (a batch inference without evaluators has no
+  pass rate and is not gated).
 
 - ``bus.dead_letters``: a delivery to one of the project's channels failed its last attempt and is
   dead-lettered (``Notifier``): the project's *other* channels hear that this one is failing, at most once
@@ -50,6 +51,7 @@ async def run_succeeded(conn: Conn, job: dict[str, Any]) -> None:
     cur = await conn.execute(
         """SELECT s.name, s.pass_rate_gate, f.tick, f.manual, t.passed, t.done
              FROM control.schedule_firings f JOIN control.schedules s ON s.id = f.schedule_id
+             JOIN control.eval_runs e ON e.id = f.run_id AND jsonb_array_length(e.evaluators) > 0
              CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE r.passed) AS passed, count(*) AS done
                                    FROM analytics.eval_results r WHERE r.run_id = f.run_id) t
             WHERE f.run_id = %s AND s.pass_rate_gate IS NOT NULL""",
