@@ -45,6 +45,8 @@ async def test_rules_silences_and_channels_through_the_sdk(client: Client) -> No
     inbox = client.notifications.create_in_app("inbox")
     assert inbox.secret is None
     assert [c.name for c in client.notifications.channels()] == ["inbox", "ops"]
+    rotated = client.notifications.update_channel("ops", rotate_secret=True, enabled=False)
+    assert rotated.secret not in (None, hook.secret) and not rotated.enabled
     client.notifications.delete_channel("ops")
     client.notifications.test("inbox")
     await until(lambda: asyncio.to_thread(client.notifications.list), "the notifier to store it", timeout=30)

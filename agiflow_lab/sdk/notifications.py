@@ -5,6 +5,7 @@ hook.secret   # shown this once: verify X-Agiflow-Signature with it
 client.notifications.create_email("oncall", host="smtp.example.org", sender="lab@example.org",
                                   to=["oncall@example.org"], username="lab", password="...")
 client.notifications.test("ops")
+client.notifications.update_channel("ops", enabled=False)  # or webhook={...}, email={...}, rotate_secret=True
 for n in client.notifications.list(unread=True): ...
 client.notifications.mark_read(n.id)
 """
@@ -48,6 +49,12 @@ class Notifications:
 
     def channels(self) -> builtins.list[Channel]:
         return [Channel.model_validate(c) for c in self._t.request("GET", self._base("channels"))["items"]]
+
+    def update_channel(self, name: str, **changes: Any) -> ChannelCreated:
+        """``enabled=``, ``webhook={"url", "format"}``, ``email={...}`` (without ``password`` the stored one is
+        kept) or ``rotate_secret=True`` (the answer's ``secret`` is the new one, shown this once)."""
+        answer = self._t.request("PATCH", self._base(f"channels/{segment(name)}"), json=changes)
+        return ChannelCreated.model_validate(answer)
 
     def delete_channel(self, name: str) -> None:
         self._t.request("DELETE", self._base(f"channels/{segment(name)}"))
