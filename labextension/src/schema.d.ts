@@ -1114,7 +1114,8 @@ export interface paths {
         delete: operations["delete_notifications_ChannelHandler"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Edit a channel: enable or disable it, replace its settings, or rotate a webhook's secret (the new one is in this answer only) */
+        patch: operations["patch_notifications_ChannelHandler"];
         trace?: never;
     };
     "/agiflow/api/v1/projects/{project}/notifications/channels/{name}/test": {
@@ -1577,6 +1578,34 @@ export interface components {
         ChannelList: {
             /** Items */
             items: components["schemas"]["Channel"][];
+        };
+        /**
+         * ChannelUpdate
+         * @description PATCH: only the fields sent change. Settings are replaced whole and must be of the channel's kind; an
+         *     e-mail edit without ``password`` keeps the stored one (send ``"password": null`` to remove it).
+         */
+        ChannelUpdate: {
+            /**
+             * Enabled
+             * @default null
+             */
+            enabled?: boolean | null;
+            /**
+             * @description A webhook channel's new settings
+             * @default null
+             */
+            webhook?: components["schemas"]["WebhookSettings"] | null;
+            /**
+             * @description An e-mail channel's new settings
+             * @default null
+             */
+            email?: components["schemas"]["EmailSettings"] | null;
+            /**
+             * Rotate Secret
+             * @description A webhook: replace its signing secret; the new one is in this answer only
+             * @default false
+             */
+            rotate_secret?: boolean;
         };
         /** ChatMessage */
         ChatMessage: {
@@ -3874,6 +3903,18 @@ export interface components {
             finished_at: string | null;
             error: components["schemas"]["JobError"] | null;
             aggregates: components["schemas"]["RunAggregates"];
+            /**
+             * Output Dataset
+             * @description Batch inference: the dataset the outputs are written as
+             * @default null
+             */
+            output_dataset: string | null;
+            /**
+             * Output Version
+             * @description Its version holding this run's outputs, once written
+             * @default null
+             */
+            output_version: number | null;
         };
         /** RunAggregates */
         RunAggregates: {
@@ -3885,7 +3926,7 @@ export interface components {
             passed: number;
             /**
              * Pass Rate
-             * @description Items where every evaluator passed / items finished
+             * @description Items where every evaluator passed / items finished; null for a run without evaluators
              */
             pass_rate: number | null;
             /** Mean Score */
@@ -3926,8 +3967,17 @@ export interface components {
             prompt: components["schemas"]["PromptRef"];
             dataset: components["schemas"]["DatasetRef"];
             model: components["schemas"]["ModelRef"];
-            /** Evaluators */
-            evaluators: (components["schemas"]["ExactMatchSpec"] | components["schemas"]["ContainsSpec"] | components["schemas"]["RegexSpec"] | components["schemas"]["JsonValidSpec"] | components["schemas"]["JsonSchemaSpec"] | components["schemas"]["NumericSpec"] | components["schemas"]["LevenshteinSpec"] | components["schemas"]["LLMJudgeSpec"] | components["schemas"]["PythonSpec"])[];
+            /**
+             * Output Dataset
+             * @description Batch inference: when the run succeeds, every item with its model output is written as this dataset; a new version if it exists. With it, evaluators may be left out
+             * @default null
+             */
+            output_dataset?: string | null;
+            /**
+             * Evaluators
+             * @description At least one, unless the run writes an output_dataset (then: scored and saved)
+             */
+            evaluators?: (components["schemas"]["ExactMatchSpec"] | components["schemas"]["ContainsSpec"] | components["schemas"]["RegexSpec"] | components["schemas"]["JsonValidSpec"] | components["schemas"]["JsonSchemaSpec"] | components["schemas"]["NumericSpec"] | components["schemas"]["LevenshteinSpec"] | components["schemas"]["LLMJudgeSpec"] | components["schemas"]["PythonSpec"])[];
             /**
              * Concurrency
              * @description Model calls in flight at once
@@ -3997,6 +4047,8 @@ export interface components {
              * @enum {string}
              */
             overlap: "allow" | "skip" | "queue";
+            /** Pass Rate Gate */
+            pass_rate_gate: number | null;
             /** Paused */
             paused: boolean;
             /**
@@ -4100,6 +4152,12 @@ export interface components {
              */
             overlap?: ("allow" | "skip" | "queue") | null;
             /**
+             * Pass Rate Gate
+             * @description With an eval target: a run this schedule started that ends with a pass rate below this is announced to the project's channels (schedule.pass_rate_below_gate); null: no gate
+             * @default null
+             */
+            pass_rate_gate?: number | null;
+            /**
              * Paused
              * @default null
              */
@@ -4180,6 +4238,12 @@ export interface components {
              * @default null
              */
             overlap?: ("allow" | "skip" | "queue") | null;
+            /**
+             * Pass Rate Gate
+             * @description With an eval target: a run this schedule started that ends with a pass rate below this is announced to the project's channels (schedule.pass_rate_below_gate); null: no gate
+             * @default null
+             */
+            pass_rate_gate?: number | null;
             /**
              * Paused
              * @default null
@@ -11872,6 +11936,96 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body or query does not match the schema (details list field paths) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patch_notifications_ChannelHandler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelUpdate"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelCreated"];
+                };
+            };
+            /** @description Invalid input (details name the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed for the caller's role */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the endpoint's limit (details name the limit and its setting) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
