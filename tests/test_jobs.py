@@ -131,6 +131,9 @@ async def test_bad_submissions_are_client_errors(api: Api, project: str) -> None
         assert r.status_code == status, (body, r.text)
         details = r.json()["error"]["details"]
         assert field in json.dumps(details), (body, details)
+    # The name for batch inference answers where it lives (an evaluation run with output_dataset).
+    r = await api.post(url, {"notebook": "builtin:batch_inference"})
+    assert r.status_code == 400 and "output_dataset" in r.json()["error"]["message"], r.text
     assert (await api.get(url)).json()["items"] == []
     assert (await api.get(f"{url}/not-a-uuid")).status_code == 404
     assert (await api.get(url, params={"state": "sleeping"})).status_code == 422

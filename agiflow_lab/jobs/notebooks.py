@@ -16,6 +16,12 @@ NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 # found from the job, never from a parameter). Submitting one by hand would let a caller point it at
 # anything, so the jobs API refuses them.
 INTERNAL = frozenset({"evaluate"})
+# Tasks that are another resource's job: the refusal says where to go instead.
+ELSEWHERE = {
+    "evaluate": "submit an evaluation run instead (POST .../evals/runs)",
+    "batch_inference": "batch inference is an evaluation run that writes its outputs as a dataset: POST "
+    ".../evals/runs with output_dataset (evaluators optional), so it resumes and is scheduled like one",
+}
 
 
 def builtin_dir() -> Path:
@@ -35,11 +41,9 @@ def builtin_path(notebook: str, *, internal: bool = False) -> Path:
     ``internal``: the platform itself submits or runs it, so internal tasks are allowed."""
     name = notebook.removeprefix(BUILTIN_PREFIX)
     path = builtin_dir() / f"{name}.ipynb"
-    if name in INTERNAL and not internal:
-        raise InvalidInput(
-            f"builtin:{name} is run by the platform only; submit an evaluation run instead (POST .../evals/runs)",
-            {"field": "notebook", "available": builtin_names()},
-        )
+    if name in ELSEWHERE and not (internal and name in INTERNAL):
+        raise InvalidInput(f"builtin:{name} is not submitted as a job; {ELSEWHERE[name]}",
+                           {"field": "notebook", "available": builtin_names()})  # fmt: skip
     if not NAME.match(name) or not path.is_file():
         raise InvalidInput(
             f"unknown built-in notebook {name!r}; available: {', '.join(builtin_names())}",
