@@ -49,6 +49,8 @@ export const settingsIcon = icon(
   'settings',
   '<circle cx="12" cy="12" r="3"/><path d="M12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9 7 7M17 17l2.1 2.1M4.9 19.1 7 17M17 7l2.1-2.1"/>'
 );
+/** A clock: what runs on a timetable. */
+export const schedulesIcon = icon('schedules', '<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/>');
 /** A book opened at the first page. */
 export const gettingStartedIcon = icon(
   'getting-started',

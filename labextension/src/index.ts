@@ -16,6 +16,7 @@ import {
   jobsIcon,
   modelsIcon,
   promptsIcon,
+  schedulesIcon,
   settingsIcon,
   tracesIcon
 } from './icon';
@@ -25,6 +26,7 @@ import { commandId, registerView, Shell } from './registerView';
 import { CompletionWatcher, type TellWhenDone } from './completions';
 import { registerRunAsJob } from './runAsJob';
 import { followInAppNotifications } from './inAppNotifications';
+import { SchedulesWidget } from './schedulesWidget';
 import { SettingsWidget } from './settingsWidget';
 import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
@@ -34,7 +36,7 @@ const SIDEBAR_ID = 'agiflow-lab-sidebar';
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'agiflow-lab:plugin',
   description:
-    'AGIFlow: prompts (a left sidebar panel and a main view), jobs, evaluations, traces and a dashboard, a Getting started notebook.',
+    'AGIFlow: prompts (a left sidebar panel and a main view), jobs, evaluations, traces, a dashboard, schedules, a Getting started notebook.',
   autoStart: true,
   optional: [ICommandPalette, ILauncher, ILayoutRestorer, IFileBrowserFactory],
   activate: (
@@ -129,11 +131,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       create: () => new ModelsWidget(api)
     });
     registerView(shell, {
+      name: 'schedules',
+      label: 'AGIFlow Schedules',
+      caption: 'Notebook jobs and evaluation runs on a cron expression or an interval: pause, run now, history',
+      icon: schedulesIcon,
+      rank: 8,
+      create: () => new SchedulesWidget(api, view => void app.commands.execute(commandId(view)))
+    });
+    registerView(shell, {
       name: 'settings',
       label: 'AGIFlow Project settings',
       caption: 'Projects, members and roles, API keys and the audit log',
       icon: settingsIcon,
-      rank: 8,
+      rank: 9,
       create: () => new SettingsWidget(api)
     });
   }
