@@ -65,6 +65,8 @@ export function run(fields: Partial<Run> = {}): Run {
     dataset: { name: 'questions', version: 2 },
     model: { connection: 'echo', kind: 'echo', model: 'echo', params: {}, builtin: true },
     evaluators: [{ name: 'exact', type: 'exact_match', threshold: 1 }],
+    output_dataset: null,
+    output_version: null,
     concurrency: 4,
     max_retries: 2,
     request_timeout: 60,
