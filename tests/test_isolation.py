@@ -154,6 +154,7 @@ def body_for(path: str, verb: str) -> Any:
         (r"/alerts/rules/[^/]+$", {"description": "changed"}),
         (r"/alerts/silences$", {"ends_at": "2099-01-01T00:00:00Z"}),
         (r"/notifications/channels$", {"name": fresh, "kind": "in_app"}),
+        (r"/notifications/channels/[^/]+$", {"enabled": True}),
         (r"/models/[^/]+/test$", {}),
         (r"/prices/[^/]+$", {"input_per_million": 9, "output_per_million": 9}),
         (
