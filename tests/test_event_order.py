@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -27,13 +26,11 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from tests.support.api import Api
-from tests.support.jobs import events
+from tests.support.jobs import LEGAL_STATES, events
 from tests.support.stack import Stacks
 
 BACKENDS = ["postgres", "kafka"]
 JOBS = 200
-# queued, then running; a worker lost mid-job adds retrying and running again; then one final state.
-LEGAL = re.compile(r"queued running( retrying running)* (succeeded|failed|cancelled)")
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +118,7 @@ async def test_every_event_of_200_jobs_at_once_reaches_a_follower_once_and_in_or
     for job_id in job_ids:
         seen = by_job[job_id]
         states = [e["data"]["state"] for e in seen if e["type"] == "state"]
-        assert LEGAL.fullmatch(" ".join(states)), (job_id, states)
+        assert LEGAL_STATES.fullmatch(" ".join(states)), (job_id, states)
         first_running = next(i for i, e in enumerate(seen) if e["type"] == "state" and e["data"]["state"] == "running")
         assert all(e["type"] == "state" for e in seen[:first_running]), seen  # reports come only while running
         outcomes[states[-1]] += 1

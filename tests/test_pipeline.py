@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.evals import make_connection, make_dataset, make_prompt, qa_items, results, start_run, wait_run
-from tests.support.jobs import events, states_of, submit, wait_for
+from tests.support.jobs import LEGAL_STATES, events, states_of, submit, wait_for
 from tests.support.scripted_llm import ScriptedLLM
 from tests.support.stack import Stack, Stacks
 
@@ -63,7 +63,10 @@ async def test_jobs_run_on_both_backends(stacks: Stacks, backend: str) -> None:
         assert done["state"] == "succeeded", (stack.backend, done, stack.worker_logs())
         assert done["result"]["greeting"] == f"Hello, n{i}!"
         evts = await events(api, "default", job["id"])
-        assert states_of(evts) == ["queued", "running", "succeeded"], evts
+        # This module's stacks presume a worker dead after 3 s of silence (fast recovery for the fault tests), so
+        # on a loaded machine a job may be taken over once; it still runs to one final state, its own result.
+        states = states_of(evts)
+        assert LEGAL_STATES.fullmatch(" ".join(states)) and states[-1] == "succeeded", evts
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

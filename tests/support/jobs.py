@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -36,6 +37,11 @@ async def events(api: Api, project: str, job_id: str) -> list[dict[str, Any]]:
     r = await api.get(f"/projects/{project}/jobs/{job_id}/events")
     assert r.status_code == 200, r.text
     return list(r.json()["items"])
+
+
+# A job's state events: queued, then running; an attempt taken over (its worker dead, or looking dead to a
+# short failure threshold on a loaded machine) adds retrying and running again; then exactly one final state.
+LEGAL_STATES = re.compile(r"queued running( retrying running)* (succeeded|failed|cancelled)")
 
 
 def states_of(evts: list[dict[str, Any]]) -> list[str]:
