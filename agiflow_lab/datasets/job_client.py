@@ -4,12 +4,9 @@ write new datasets or versions, over HTTP to the worker that runs this job, with
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from agiflow_lab.core.paging import Page
 from agiflow_lab.datasets.job_wire import DATASETS_PATH, DatasetPin
@@ -23,8 +20,7 @@ from agiflow_lab.datasets.models import (
     ItemIn,
     ItemsWrite,
 )
-from agiflow_lab.evals.job_client import JobApiError
-from agiflow_lab.evals.wire import ENV_TOKEN, ENV_URL, JOB_API_VERSION
+from agiflow_lab.evals.job_client import JobApiError, job_api_from_env, job_api_http
 
 
 class JobApiStatusError(JobApiError):
@@ -35,19 +31,11 @@ class JobApiStatusError(JobApiError):
 
 class DatasetsJobClient:
     def __init__(self, url: str, token: str, *, timeout: float = 600.0) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=f"{url.rstrip('/')}/{JOB_API_VERSION}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-            trust_env=False,  # the worker is on this host; never send the token through a proxy
-        )
+        self._http = job_api_http(url, token, timeout=timeout)
 
     @classmethod
     def from_env(cls) -> DatasetsJobClient:
-        url, token = os.environ.get(ENV_URL), os.environ.get(ENV_TOKEN)
-        if not url or not token:
-            raise JobApiError(f"{ENV_URL} and {ENV_TOKEN} are not set: this notebook runs as an AGIFlow job")
-        return cls(url, token)
+        return cls(*job_api_from_env())
 
     async def __aenter__(self) -> DatasetsJobClient:
         return self

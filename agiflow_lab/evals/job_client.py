@@ -103,23 +103,31 @@ class CallChannel:
                     waiter.set_exception(gone)
 
 
+def job_api_from_env() -> tuple[str, str]:
+    """The worker's job API URL and this job's token, as the runner sets them in the kernel."""
+    url, token = os.environ.get(ENV_URL), os.environ.get(ENV_TOKEN)
+    if not url or not token:
+        raise JobApiError(f"{ENV_URL} and {ENV_TOKEN} are not set: this notebook runs as an AGIFlow job")
+    return url, token
+
+
+def job_api_http(url: str, token: str, *, timeout: float, connections: int | None = None) -> httpx.AsyncClient:
+    """An HTTP client of the job API with the job's token (never through a proxy: the worker is on this host)."""
+    options: dict[str, Any] = {}
+    if connections is not None:
+        options["limits"] = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(base_url=f"{url.rstrip('/')}/{JOB_API_VERSION}", headers={"Authorization": f"Bearer {token}"},
+                             timeout=timeout, trust_env=False, **options)  # fmt: skip
+
+
 class JobApiClient:
     def __init__(self, url: str, token: str, *, connections: int = 64, timeout: float = 600.0) -> None:
         self._calls = CallChannel(f"{url.rstrip('/')}/{JOB_API_VERSION}", token)
-        self._http = httpx.AsyncClient(
-            base_url=f"{url.rstrip('/')}/{JOB_API_VERSION}",
-            headers={"Authorization": f"Bearer {token}"},
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-            timeout=timeout,
-            trust_env=False,  # the worker is on this host; never send the token through a proxy
-        )
+        self._http = job_api_http(url, token, timeout=timeout, connections=connections)
 
     @classmethod
     def from_env(cls) -> JobApiClient:
-        url, token = os.environ.get(ENV_URL), os.environ.get(ENV_TOKEN)
-        if not url or not token:
-            raise JobApiError(f"{ENV_URL} and {ENV_TOKEN} are not set: this notebook runs as an AGIFlow job")
-        return cls(url, token)
+        return cls(*job_api_from_env())
 
     async def spec(self) -> RunSpec:
         return RunSpec.model_validate_json(await self._call("GET", "/run"))
