@@ -88,6 +88,8 @@ class Settings:
     # Kernels (user code) as unprivileged uids of their own: auto (when the worker is root), on, off.
     kernel_sandbox: str = "auto"
     kernel_uids: str | None = None  # e.g. "61000-61511"
+    # How kernels start: fork (from a process that imported the kernel stack once) or exec (a fresh python).
+    kernel_start: str = "fork"
 
     @property
     def kafka_security(self) -> KafkaSecurity | None:
@@ -137,6 +139,8 @@ class Settings:
             changes["kernel_sandbox"] = sandbox
         if uids := env.get(f"{ENV_PREFIX}KERNEL_UIDS"):
             changes["kernel_uids"] = uids
+        if start := env.get(f"{ENV_PREFIX}KERNEL_START"):
+            changes["kernel_start"] = start
         for flag in ("allow_private_model_hosts", "keys_manage_members", "scheduler", "alert_evaluator", "upkeep"):
             if (value := env.get(f"{ENV_PREFIX}{flag.upper()}")) is not None:
                 changes[flag] = env_flag(f"{ENV_PREFIX}{flag.upper()}", value)

@@ -45,9 +45,10 @@ class Recorder:
         return "".join(text for _, stream, text in self.logs if stream == "stdout")
 
 
-@pytest.fixture(scope="module")
-async def pool() -> AsyncIterator[KernelPool]:
-    async with KernelPool(size=2) as pool:
+@pytest.fixture(scope="module", params=["fork", "exec"])
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[KernelPool]:
+    """Every runner test on kernels forked from the fork server (the worker's default) and on ``exec``'d ones."""
+    async with KernelPool(size=2, kernel_start=request.param) as pool:
         yield pool
 
 

@@ -83,6 +83,8 @@ def probe():
             except OSError:
                 pass
     found["proc_environ"] = leaks
+    found["parent"] = open(f"/proc/{os.getppid()}/cmdline").read().replace("\\0", " ")
+    found["uid"] = os.getuid()
     token = os.environ.get("AGIFLOW_JOB_TOKEN", "")
     found["token"] = token.startswith("agj_")
     found["rest_a_job_token"] = _status(f"{API}/projects/{A}/models", token=token)
@@ -173,6 +175,8 @@ async def test_a_users_notebook_cannot_reach_another_projects_data(
     found = done["result"]
     assert_denied(found)
     assert found["job_api_run"] == 404  # not an evaluation job: its token opens nothing
+    assert "agiflow_lab_workers.kernel_zygote" in found["parent"]  # the default: a kernel forked, and as safe
+    assert found["uid"] != 0 or os.geteuid() != 0  # sandboxed whenever the worker is root
     assert found["job_api_foreign_connection"] == 404
 
 

@@ -219,6 +219,12 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         "", config=True, help="The uids kernels are leased from, e.g. '61000-61511' (the default). "
         "Env: AGIFLOW_KERNEL_UIDS."
     )  # fmt: skip
+    kernel_start = Unicode(
+        "fork", config=True,
+        help="How job kernels start: 'fork' (from a process that imported IPython and ipykernel once: about a "
+        "third of the CPU per kernel) or 'exec' (a fresh 'python -m ipykernel_launcher'). "
+        "Env: AGIFLOW_KERNEL_START.",
+    )  # fmt: skip
 
     def settings_from_config(self) -> Settings:
         base = Settings(
@@ -239,6 +245,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         if self.secret_key_file:
             changes["secret_key_file"] = Path(self.secret_key_file)
         changes["kernel_sandbox"] = self.kernel_sandbox
+        changes["kernel_start"] = self.kernel_start
         if self.bus_class is not None:
             changes["bus"] = f"{self.bus_class.__module__}.{self.bus_class.__qualname__}"
         if self.kernel_uids:
@@ -275,7 +282,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                 env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
                      "AGIFLOW_SECRET_KEY_FILE": str(settings.secret_key_path.absolute()),
                      "AGIFLOW_ALLOW_PRIVATE_MODEL_HOSTS": str(settings.allow_private_model_hosts).lower(),
-                     "AGIFLOW_KERNEL_SANDBOX": settings.kernel_sandbox,
+                     "AGIFLOW_KERNEL_SANDBOX": settings.kernel_sandbox, "AGIFLOW_KERNEL_START": settings.kernel_start,
                      **({"AGIFLOW_KERNEL_UIDS": settings.kernel_uids} if settings.kernel_uids else {}),
                      **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
                 args=["--concurrency", str(settings.worker_concurrency)],

@@ -49,7 +49,7 @@ from agiflow_lab.platform import Platform
 from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_workers.events import JobEventSender
 from agiflow_lab_workers.job_api import JobApi
-from agiflow_lab_workers.kernel_pool import KernelPool
+from agiflow_lab_workers.kernel_pool import KernelPool, parse_kernel_start
 from agiflow_lab_workers.runner import NotebookRunner, RunRequest, RunResult
 from agiflow_lab_workers.sandbox import KernelSandbox
 from agiflow_lab_workers.span_writer import SpanWriter
@@ -198,7 +198,7 @@ class Worker:
             log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
                         "README's 'Running user code' section", getpass.getuser())  # fmt: skip
         pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
-                          warm_imports=WARM_IMPORTS)  # fmt: skip
+                          warm_imports=WARM_IMPORTS, kernel_start=parse_kernel_start(settings.kernel_start))  # fmt: skip
         closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
         # Kernels start (seconds) while the worker registers, joins the bus and takes its first jobs (which
         # wait for their kernel in the pool): a job taken over from a dead worker often waits for the
