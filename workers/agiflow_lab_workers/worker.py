@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agiflow_lab.bus.base import Bus, Consumer, Delivery
 from agiflow_lab.bus.factory import make_bus, worker_settings
@@ -122,6 +122,7 @@ class Worker:
         self.running: dict[str, Running] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.claiming: set[str] = set()  # jobs whose claim is in progress here
+        self.checking_sandbox: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, take jobs until ``stop`` is set, drain, close.
@@ -165,9 +166,10 @@ class Worker:
         def closes(what: str, close: Callable[[], Awaitable[object]], seconds: float = CLOSE_SECONDS) -> None:
             closing.push_async_callback(_close, what, close, seconds)
 
+        settings = self.settings
+        pool = self._start_kernels(closes) if JOBS_ROLE in opts.roles else None
         closes("the database pool", self.db.close)
         await self.db.open()
-        settings = self.settings
         platform = Platform.build(settings, self.db, opts.database_url)
         bus = make_bus(settings, self.db)
         closes("the bus", bus.close)
@@ -189,24 +191,7 @@ class Worker:
         self.job_api = JobApi(self.db, platform.prompts, platform.models)
         closes("the job API", self.job_api.stop)
         await self.job_api.start()
-        sandbox = KernelSandbox.from_setting(settings.kernel_sandbox, settings.kernel_uids)
-        if sandbox is not None:
-            closing.callback(sandbox.close)
-            sandbox.work_root = opts.work_dir
-            await asyncio.to_thread(sandbox.check_python)
-        else:
-            log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
-                        "README's 'Running user code' section", getpass.getuser())  # fmt: skip
-        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
-                          warm_imports=WARM_IMPORTS, kernel_start=parse_kernel_start(settings.kernel_start))  # fmt: skip
-        closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
-        # Kernels start (seconds) while the worker registers, joins the bus and takes its first jobs (which
-        # wait for their kernel in the pool): a job taken over from a dead worker often waits for the
-        # restarted one, so start-up time is takeover time. The sandbox was checked above; a kernel that
-        # still cannot start fails the job that asked for it, with the reason, and is logged here.
-        filling = asyncio.ensure_future(pool.start())
-        filling.add_done_callback(_log_pool_failure)
-        closes("filling the kernel pool", functools.partial(_cancelled, filling))
+        assert pool is not None
         self.runner = NotebookRunner(pool, autosave_seconds=2.0)
         async with self.db.connection() as conn:
             await store.register_worker(conn, self.id, socket.gethostname(), os.getpid(), list(opts.topics),
@@ -216,6 +201,8 @@ class Worker:
         # a worker that owns its first job must not look dead to the others while it starts it.
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         closes("the heartbeat", functools.partial(_cancelled, heartbeat))
+        if self.checking_sandbox is not None:
+            await self.checking_sandbox  # a worker whose kernels cannot import agiflow_lab takes no job
         consumer = await self._join(bus)
         closes("the consumer", consumer.close)
         cancels = self._cancel_listener()
@@ -228,6 +215,31 @@ class Worker:
         # shutdown waits for it.
         threading.Thread(target=_load_vendor_sdks, name="load-vendor-sdks", daemon=True).start()
         return consumer
+
+    def _start_kernels(self, closes: _Closes) -> KernelPool:
+        """Start filling the kernel pool first of all: a job taken over from a dead worker often waits for
+        the restarted one, so start-up time is takeover time, and kernels (the fork server's imports, then a
+        fork each) take longest. They start while the worker opens the database, the bus and the job API.
+        The sandbox's check that a kernel uid can import agiflow_lab runs alongside; the worker joins the bus
+        only once it passed. A kernel that still cannot start fails the job that asked for it, with the
+        reason, and is logged here."""
+        settings, opts = self.settings, self.options
+        sandbox = KernelSandbox.from_setting(settings.kernel_sandbox, settings.kernel_uids)
+        if sandbox is not None:
+            closes("the kernel sandbox", functools.partial(asyncio.to_thread, sandbox.close))
+            sandbox.work_root = opts.work_dir
+            self.checking_sandbox = asyncio.ensure_future(asyncio.to_thread(sandbox.check_python))
+            closes("the sandbox check", functools.partial(_cancelled, self.checking_sandbox))
+        else:
+            log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
+                        "README's 'Running user code' section", getpass.getuser())  # fmt: skip
+        pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
+                          warm_imports=WARM_IMPORTS, kernel_start=parse_kernel_start(settings.kernel_start))  # fmt: skip
+        closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
+        filling = asyncio.ensure_future(pool.start())
+        filling.add_done_callback(_log_pool_failure)
+        closes("filling the kernel pool", functools.partial(_cancelled, filling))
+        return pool
 
     async def _join(self, bus: Bus) -> Consumer:
         """A started consumer; while the bus cannot be reached, try again on a capped backoff."""
@@ -393,6 +405,12 @@ class Worker:
         if run is not None and not run.cancel.is_set():
             log.info("cancelling job %s", job_id)
             run.cancel.set()
+
+
+class _Closes(Protocol):
+    """Registers ``close`` (bounded by ``seconds``) to run when the worker stops, newest first."""
+
+    def __call__(self, what: str, close: Callable[[], Awaitable[object]], seconds: float = ...) -> None: ...
 
 
 async def _close(what: str, close: Callable[[], Awaitable[object]], seconds: float) -> None:
