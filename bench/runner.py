@@ -6,12 +6,16 @@ papermill as the baseline.
 "pool=2, paced" waits until the pool has refilled before each job (jobs arriving a second or more
 apart); "pool=2, back-to-back" does not, so from the third job on each one waits for a replacement
 kernel still starting. Times run from the call to ``run`` to its result, output notebook written.
+Each runs with kernels forked from the fork server (``kernel_start=fork``, the worker's default) and
+exec'd (``exec``); "CPU/job" is the whole machine's CPU time over the runs divided by the jobs (run it on
+an otherwise idle machine): at saturation that, not the wall time, bounds how many jobs a worker runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -21,25 +25,39 @@ from pathlib import Path
 import papermill
 from figures import percentile
 
-from agiflow_lab_workers.kernel_pool import KernelPool
+from agiflow_lab_workers.kernel_pool import KernelPool, KernelStart
 from agiflow_lab_workers.runner import NoEvents, NotebookRunner, RunRequest
 
 HELLO = Path(__file__).resolve().parents[1] / "notebooks" / "hello.ipynb"
 
 
-def report(label: str, samples: list[float]) -> None:
+def report(label: str, samples: list[float], cpu: float | None = None) -> None:
+    per_job = f"   CPU/job {cpu / len(samples):6.3f} s" if cpu is not None else ""
     print(
-        f"{label:<28} p50 {percentile(samples, 50):6.3f} s   p95 {percentile(samples, 95):6.3f} s"
-        f"   mean {statistics.mean(samples):6.3f} s   (n={len(samples)})"
+        f"{label:<36} p50 {percentile(samples, 50):6.3f} s   p95 {percentile(samples, 95):6.3f} s"
+        f"   mean {statistics.mean(samples):6.3f} s{per_job}   (n={len(samples)})"
     )
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine has used (user + nice + system), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    return sum(int(v) for v in fields[:3]) / os.sysconf("SC_CLK_TCK")
+
+
 async def time_runs(
-    runs: int, size: int, out: Path, before_each: Callable[[KernelPool], Awaitable[None]] | None = None
-) -> list[float]:
+    runs: int,
+    size: int,
+    out: Path,
+    before_each: Callable[[KernelPool], Awaitable[None]] | None = None,
+    kernel_start: KernelStart = "exec",
+) -> tuple[list[float], float]:
+    """Wall time of each run, and the machine's CPU seconds over all of them, including starting the kernels
+    that replace the ones they used (one each: the pool is as full after the runs as before)."""
     samples = []
-    async with KernelPool(size=size) as pool:
+    async with KernelPool(size=size, kernel_start=kernel_start) as pool:
         runner = NotebookRunner(pool)
+        cpu_before = machine_cpu_seconds()
         for i in range(runs):
             if before_each:
                 await before_each(pool)
@@ -48,7 +66,9 @@ async def time_runs(
             result = await runner.run(job, NoEvents(), asyncio.Event())
             samples.append(time.perf_counter() - started)
             assert result.status == "succeeded", result.error
-    return samples
+        await pool.wait_idle()
+        cpu = machine_cpu_seconds() - cpu_before
+    return samples, cpu
 
 
 async def wait_for_full_pool(pool: KernelPool) -> None:
@@ -70,9 +90,10 @@ async def main(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         time_papermill(1, out)  # warm imports for every contender
-        report("pool=2, paced", await time_runs(runs, 2, out, wait_for_full_pool))
-        report("pool=2, back-to-back", await time_runs(runs, 2, out))
-        report("pool=0 (kernel per job)", await time_runs(runs, 0, out))
+        for start in ("fork", "exec"):
+            report(f"pool=2, paced, {start}", *await time_runs(runs, 2, out, wait_for_full_pool, start))
+            report(f"pool=2, back-to-back, {start}", *await time_runs(runs, 2, out, kernel_start=start))
+            report(f"pool=0 (kernel per job), {start}", *await time_runs(runs, 0, out, kernel_start=start))
         report("papermill.execute_notebook", time_papermill(runs, out))
 
 

@@ -8,6 +8,7 @@ project A's data. Everything must fail, while the evaluator still scores its own
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path

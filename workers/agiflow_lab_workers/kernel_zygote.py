@@ -23,12 +23,14 @@ is this process, which ipykernel's parent poller watches.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from typing import Any, NoReturn
@@ -36,11 +38,24 @@ from typing import Any, NoReturn
 import ipykernel.ipkernel  # noqa: F401  (imported once here, for every kernel: the point of this process)
 import ipykernel.kernelapp
 
+# What a kernel still imported on its way to ready after the two above (a forked kernel's sys.modules minus
+# this process's): the debugger (debugpy, pydevd), tornado's queues, the completer's helpers. ~0.1 s each.
+PREIMPORTS = (
+    "ipykernel.debugger", "IPython.core.completerlib", "tornado.gen", "tornado.locks", "tornado.queues",
+    "tornado.platform.asyncio", "http.server", "xmlrpc.server", "gzip", "faulthandler", "encodings.idna",
+)  # fmt: skip
 _SPEC = importlib.util.find_spec("ipykernel_launcher")
 LAUNCHER = _SPEC.origin if _SPEC is not None and _SPEC.origin else "ipykernel_launcher"  # argv[0], as -m sets it
 
 
 def main() -> None:
+    for name in PREIMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional part of the kernel (the debugger): the kernel copes without it
+            pass
+    if threading.active_count() != 1:  # a fork copies only the calling thread: locks others held stay held
+        raise SystemExit(f"kernel fork server: an import started threads {threading.enumerate()}; cannot fork")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel; the worker has pidfds
     _reply({"ready": os.getpid()})
     for line in sys.stdin:
