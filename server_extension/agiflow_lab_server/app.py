@@ -222,7 +222,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
     kernel_start = Unicode(
         "fork", config=True,
         help="How job kernels start: 'fork' (from a process that imported IPython and ipykernel once: about a "
-        "third of the CPU per kernel) or 'exec' (a fresh 'python -m ipykernel_launcher'). "
+        "tenth of the CPU per kernel) or 'exec' (a fresh 'python -m ipykernel_launcher'). "
         "Env: AGIFLOW_KERNEL_START.",
     )  # fmt: skip
 

@@ -20,7 +20,7 @@ With a :class:`~agiflow_lab_workers.sandbox.KernelSandbox`, every kernel runs as
 that module); ``admit`` hands it its job's folder.
 
 ``kernel_start="fork"`` forks kernels from a process that has imported the kernel stack once
-(``kernel_forks``): a kernel then costs about a third of the CPU of ``exec`` (``python -m
+(``kernel_forks``): a kernel then costs about a tenth of the CPU of ``exec`` (``python -m
 ipykernel_launcher``), the default for a pool used as a library.
 """
 

@@ -1,8 +1,8 @@
 """The process job kernels are forked from: ipykernel and IPython imported once, not once per kernel.
 
-A fresh kernel spends most of its start (about 0.6 of 0.85 CPU-seconds on the CI machine) importing IPython,
-ipykernel, jupyter_client and zmq before it runs a line of the job. At saturation a job costs a kernel start,
-so that import is a third or more of every job's CPU. This process imports the kernel stack once and forks a
+A fresh kernel spends most of its start (about 0.9 of 1 CPU-second on the CI machine) importing IPython,
+ipykernel, jupyter_client, zmq and the debugger before it runs a line of the job. At saturation a job costs a
+kernel start, so that import was over half of every job's CPU; a forked kernel is ready after ~0.1 CPU-s. This process imports the kernel stack once and forks a
 child per kernel, which becomes the kernel exactly as ``python -m ipykernel_launcher`` would: a session of its
 own, the requested uid/gid (no supplementary groups), working folder and environment (nothing inherited
 from here), stdin on ``/dev/null``, stdout and stderr on this process's stderr (the worker's log), and
