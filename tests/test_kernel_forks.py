@@ -21,7 +21,7 @@ PROBE = (
     "import os, random, sys\n"
     "print(repr({'pid': os.getpid(), 'ppid': os.getppid(), 'pgid': os.getpgid(0), 'uid': os.getuid(),"
     " 'groups': os.getgroups(), 'cwd': os.getcwd(), 'env': dict(os.environ), 'random': random.random(),"
-    " 'path0': sys.path[0], 'fds': sorted(int(f) for f in os.listdir('/proc/self/fd'))}))"
+    " 'path0': sys.path[0], 'mailbox': 'mailbox' in sys.modules, 'fds': sorted(int(f) for f in os.listdir('/proc/self/fd'))}))"
 )
 
 
@@ -40,7 +40,10 @@ async def test_a_forked_kernel_has_exactly_its_environment_its_own_group_and_ran
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AGIFLOW_DATABASE_URL", "postgresql://secret@db/agiflow")  # the worker's, never a kernel's
-    async with KernelPool(size=2, kernel_start="fork", cwd=tmp_path, env={"AGIFLOW_TEST_MARK": "1"}) as pool:
+    pool = KernelPool(
+        size=2, kernel_start="fork", cwd=tmp_path, env={"AGIFLOW_TEST_MARK": "1"}, fork_imports=["mailbox"]
+    )
+    async with pool:
         kms = [await pool.acquire(), await pool.acquire()]
         try:
             seen = [await probe(pool.client(km)) for km in kms]
@@ -53,6 +56,7 @@ async def test_a_forked_kernel_has_exactly_its_environment_its_own_group_and_ran
                 assert info["path0"] == str(tmp_path) == info["cwd"]
                 assert info["fds"][:3] == [0, 1, 2] and os.readlink(f"/proc/{info['pid']}/fd/0") == os.devnull
             assert seen[0]["random"] != seen[1]["random"]
+            assert seen[0]["mailbox"] and seen[1]["mailbox"]  # the fork server's import, found loaded
             assert "AGIFLOW_DATABASE_URL" not in psutil.Process(server_pid).environ()
         finally:
             for km in kms:
@@ -91,6 +95,8 @@ async def test_a_fork_server_that_died_is_started_again() -> None:
 
 
 async def test_a_kernel_command_the_server_cannot_serve_starts_as_usual() -> None:
+    with pytest.raises(ValueError, match="not module names"):
+        ForkServer({}, imports=["os; import shutil"])
     assert ForkServer.serves(["/usr/bin/python3.11-other", "-m", "ipykernel_launcher", "-f", "k.json"]) is False
     assert ForkServer.serves(["/bin/sh", "-c", "echo"]) is False
     handle = ForkedKernel(os.getpid())

@@ -97,12 +97,17 @@ class ForkServer:
 
     ``env`` is the whole environment it starts with (the kernels' allow-listed one: it must hold nothing a
     kernel may not see). ``user_site=False`` leaves the worker user's ``~/.local`` site-packages off
-    ``sys.path``, for kernels that run as other uids (the sandbox) and have homes of their own.
+    ``sys.path``, for kernels that run as other uids (the sandbox) and have homes of their own. ``imports``:
+    modules the server imports before its first fork, for every kernel; they must neither start threads nor
+    seed a random generator of their own at import (numpy does: it stays a ``warm_imports`` module).
     """
 
-    def __init__(self, env: Mapping[str, str], *, user_site: bool = True) -> None:
+    def __init__(self, env: Mapping[str, str], *, user_site: bool = True, imports: Sequence[str] = ()) -> None:
+        if bad := [m for m in imports if not all(part.isidentifier() for part in m.split("."))]:
+            raise ValueError(f"not module names: {bad}")
         self._env = dict(env)
         self._user_site = user_site
+        self._imports = list(imports)
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()  # one request at a time on the pipe
 
@@ -147,7 +152,7 @@ class ForkServer:
             log.warning("the kernel fork server exited (%s); starting it again", self._proc.returncode)
         flags = [] if self._user_site else ["-s"]
         proc = self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, *flags, "-m", "agiflow_lab_workers.kernel_zygote",
+            sys.executable, *flags, "-m", "agiflow_lab_workers.kernel_zygote", *self._imports,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, start_new_session=True,
             cwd=str(Path.cwd()),
         )  # fmt: skip

@@ -21,7 +21,8 @@ that module); ``admit`` hands it its job's folder.
 
 ``kernel_start="fork"`` forks kernels from a process that has imported the kernel stack once
 (``kernel_forks``): a kernel then costs about a tenth of the CPU of ``exec`` (``python -m
-ipykernel_launcher``), the default for a pool used as a library.
+ipykernel_launcher``), the default for a pool used as a library. ``fork_imports`` are imported by the
+fork server, once for all kernels (see ``ForkServer``).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class KernelPool:
         sandbox: KernelSandbox | None = None,
         warm_imports: Sequence[str] = (),
         kernel_start: KernelStart = "exec",
+        fork_imports: Sequence[str] = (),
     ) -> None:
         if size < 0:
             raise ValueError("size must be >= 0")
@@ -124,7 +126,7 @@ class KernelPool:
         self.sandbox = sandbox
         self._warm_code = _warm_code(warm_imports)
         self._forks = (
-            ForkServer({**kernel_environment(os.environ), **self._env}, user_site=sandbox is None)
+            ForkServer({**kernel_environment(os.environ), **self._env}, user_site=sandbox is None, imports=fork_imports)
             if kernel_start == "fork"
             else None
         )

@@ -15,6 +15,9 @@ code and creates no threads, sockets or event loops before forking. ``random`` r
 warm imports of user libraries stay in the kernels (``KernelPool.warm_imports``). The children do share the
 interpreter's string-hash secret, which only matters for hash flooding between kernels.
 
+Modules named on the command line are imported too (the worker's ``fork_imports``: the evaluation runner,
+with openai, httpx and pydantic): a kernel then finds them loaded, as a warmed pooled kernel would.
+
 Protocol, one JSON object per line: the worker writes ``{"argv", "env", "cwd", "uid", "gid"}`` on stdin and
 reads ``{"pid"}`` or ``{"error"}`` on stdout; the first line out is ``{"ready": <pid>}``. End of stdin (the
 worker exited or died) ends this process, and each kernel then ends within a second: its ``JPY_PARENT_PID``
@@ -49,11 +52,11 @@ LAUNCHER = _SPEC.origin if _SPEC is not None and _SPEC.origin else "ipykernel_la
 
 
 def main() -> None:
-    for name in PREIMPORTS:
+    for name in (*PREIMPORTS, *sys.argv[1:]):  # then the worker's own (``KernelPool(fork_imports=...)``)
         try:
             importlib.import_module(name)
-        except ImportError:  # an optional part of the kernel (the debugger): the kernel copes without it
-            pass
+        except ImportError as e:  # an optional part of the kernel (the debugger): the kernel copes without it
+            print(f"kernel fork server: {name} not imported ({e})", file=sys.stderr)
     if threading.active_count() != 1:  # a fork copies only the calling thread: locks others held stay held
         raise SystemExit(f"kernel fork server: an import started threads {threading.enumerate()}; cannot fork")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel; the worker has pidfds

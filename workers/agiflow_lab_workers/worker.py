@@ -66,6 +66,9 @@ ROLES = (JOBS_ROLE, SPANS_ROLE)
 SPAN_BATCHES_IN_FLIGHT = 2  # each holds a database connection while it loads
 # Every evaluation run imports these (0.5 s in a fresh kernel); pool kernels import them while they wait.
 WARM_IMPORTS = ("agiflow_lab.evals.runner", "pandas")
+# Imported once by the kernel fork server for every kernel (pandas is not: numpy seeds its global generator
+# at import, which every fork would then share, and OpenBLAS may start threads).
+FORK_IMPORTS = ("agiflow_lab.evals.runner",)
 VENDOR_ADAPTERS = ("agiflow_lab.providers.openai_compat", "agiflow_lab.providers.anthropic_client")
 
 
@@ -234,7 +237,8 @@ class Worker:
             log.warning("kernels run as this worker's user (%s): user code can read what it can read; see the "
                         "README's 'Running user code' section", getpass.getuser())  # fmt: skip
         pool = KernelPool(size=opts.concurrency if opts.pool_size is None else opts.pool_size, sandbox=sandbox,
-                          warm_imports=WARM_IMPORTS, kernel_start=parse_kernel_start(settings.kernel_start))  # fmt: skip
+                          warm_imports=WARM_IMPORTS, kernel_start=parse_kernel_start(settings.kernel_start),
+                          fork_imports=FORK_IMPORTS)  # fmt: skip
         closes("the kernel pool", pool.close, POOL_CLOSE_SECONDS)
         filling = asyncio.ensure_future(pool.start())
         filling.add_done_callback(_log_pool_failure)
