@@ -1,6 +1,6 @@
 import * as React from 'react';
 
-import { AgiflowApi, errorMessage } from './api';
+import type { AgiflowApi } from './api';
 import { EvalCompare } from './EvalCompare';
 import { EchoBadge, RunProgress, costTitle, formatCost, formatLatency, formatPercent, formatScore } from './EvalBadges';
 import { ErrorNotice } from './ErrorNotice';
@@ -8,11 +8,10 @@ import { LiveToolbar } from './LiveToolbar';
 import { EvalRunDetail } from './EvalRunDetail';
 import { EvalLaunchForm } from './EvalLaunchForm';
 import type { TellWhenDone } from './completions';
-import { EMPTY_RUNS, isNews, itemProgress, runMicros, runsReducer } from './evalState';
-import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge } from './JobBadges';
 import { micros } from './jobState';
-import type { JobEvent, Run } from './types';
+import type { Run } from './types';
+import { runsSource, useLiveList } from './useLiveList';
 import { useProjectChoice } from './useProjectChoice';
 import { ProjectSelect } from './ProjectSelect';
 
@@ -24,10 +23,6 @@ export interface EvalsViewProps {
   tellWhenDone?: TellWhenDone;
 }
 
-const PAGE_SIZE = 50;
-/** State events of jobs not (yet) listed, remembered to catch a run that is being fetched. */
-const MAX_UNMATCHED = 1000;
-
 /**
  * The project's evaluation runs, newest first, kept live by the job-event
  * WebSocket: one list fetch, then a fetch of one run only when an event says
@@ -37,146 +32,14 @@ const MAX_UNMATCHED = 1000;
 export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.Element {
   const { projects, project, setProject } = useProjectChoice(api);
   const items = projects.data?.items;
-  const [generation, setGeneration] = React.useState(0);
-  const [data, dispatch] = React.useReducer(runsReducer, EMPTY_RUNS);
-  const [listError, setListError] = React.useState<string | undefined>();
-  const [moreError, setMoreError] = React.useState<string | undefined>();
-  const [loadingMore, setLoadingMore] = React.useState(false);
-  const [status, setStatus] = React.useState<SocketStatus>('closed');
+  const list = useLiveList(api, project, runsSource);
   const [selected, setSelected] = React.useState<string | null>(null);
   const [checked, setChecked] = React.useState<string[]>([]);
   const [pane, setPane] = React.useState<'detail' | 'compare' | 'launch'>('detail');
   const [launchFrom, setLaunchFrom] = React.useState<Run | null>(null);
 
-  // job id → the newest record of its run fetched for this list: what tells events that are
-  // news from ones already in it (see evalState.ts). Replaced when the list is read again.
-  const knownRef = React.useRef(new Map<string, Run>());
-
-  React.useEffect(() => {
-    if (project === null) {
-      return;
-    }
-    let live = true;
-    let socket: JobEventSocket | null = null;
-    const fetching = new Map<string, boolean>(); // run id → fetch again when done
-    const unmatched = new Map<string, number>(); // job id → its newest state event (µs)
-    let horizon = 0; // µs: an unlisted run's events before this are history, not new runs
-    const known = new Map<string, Run>();
-    knownRef.current = known;
-    dispatch({ type: 'reset' });
-    setListError(undefined);
-    setMoreError(undefined);
-
-    const refetch = (id: string): void => {
-      if (fetching.has(id)) {
-        fetching.set(id, true);
-        return;
-      }
-      fetching.set(id, false);
-      api
-        .getRun(project, id)
-        .then(run => {
-          if (!live) {
-            return;
-          }
-          known.set(run.job_id, run);
-          dispatch({ type: 'upsert', run });
-          // Its job moved on while we asked (a run found by its progress): ask once more.
-          const seen = unmatched.get(run.job_id);
-          unmatched.delete(run.job_id);
-          if (seen !== undefined && seen > runMicros(run)) {
-            fetching.set(id, true);
-          }
-        })
-        .catch(() => undefined) // a run of another project or gone: nothing to show
-        .finally(() => {
-          const again = fetching.get(id);
-          fetching.delete(id);
-          if (again && live) {
-            refetch(id);
-          }
-        });
-    };
-
-    const onEvents = (events: JobEvent[]): void => {
-      if (!live) {
-        return;
-      }
-      const stale = new Set<string>();
-      const found = new Set<string>();
-      for (const event of events) {
-        const run = known.get(event.job_id);
-        if (run !== undefined) {
-          if (event.type === 'state' && isNews(event, run)) {
-            stale.add(run.id);
-          }
-          continue;
-        }
-        if (micros(event.at) <= horizon) {
-          continue; // replayed history of a job that is not a listed run
-        }
-        const progress = itemProgress(event);
-        if (progress !== null) {
-          found.add(progress.run_id); // a run started after the list was read
-        } else if (event.type === 'state') {
-          unmatched.delete(event.job_id);
-          unmatched.set(event.job_id, micros(event.at));
-          if (unmatched.size > MAX_UNMATCHED) {
-            unmatched.delete(unmatched.keys().next().value as string);
-          }
-        }
-      }
-      dispatch({ type: 'events', events });
-      stale.forEach(refetch);
-      found.forEach(id => fetching.has(id) || refetch(id));
-    };
-
-    api.listRuns(project, { limit: PAGE_SIZE }).then(
-      page => {
-        if (!live) {
-          return;
-        }
-        horizon = page.items.length > 0 ? micros(page.items[0].created_at) : 0;
-        page.items.forEach(run => known.set(run.job_id, run));
-        dispatch({ type: 'loaded', page });
-        // Replays the project's events since the start (the listed runs' news), then live.
-        socket = new JobEventSocket(api, project, {
-          onEvents,
-          onStatus: s => live && setStatus(s)
-        });
-      },
-      (reason: unknown) => live && setListError(errorMessage(reason))
-    );
-    return () => {
-      live = false;
-      socket?.dispose();
-    };
-  }, [api, project, generation]);
-
-  const upsert = React.useCallback((run: Run) => dispatch({ type: 'upsert', run }), []);
   const role = items?.find(p => p.slug === project)?.role ?? null;
   const canEdit = role === 'owner' || role === 'editor';
-  const loadMore = (): void => {
-    if (project === null || data.nextCursor === null) {
-      return;
-    }
-    const known = knownRef.current;
-    const current = (): boolean => knownRef.current === known; // still the same list
-    setLoadingMore(true);
-    setMoreError(undefined);
-    api
-      .listRuns(project, { limit: PAGE_SIZE, cursor: data.nextCursor })
-      .then(
-        page => {
-          if (current()) {
-            page.items.forEach(run => known.has(run.job_id) || known.set(run.job_id, run));
-            dispatch({ type: 'more', page });
-          }
-        },
-        (reason: unknown) => current() && setMoreError(errorMessage(reason))
-      )
-      .finally(() => setLoadingMore(false));
-  };
   const toggle = (id: string, on: boolean): void => {
     // Two runs at most: checking a third lets go of the one checked first.
     const next = on
@@ -191,7 +54,7 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
     }
   };
 
-  const runs = data.runs;
+  const runs = list.data.runs;
   const current = runs?.find(run => run.id === selected) ?? null;
   const pair = checked
     .map(id => runs?.find(run => run.id === id))
@@ -203,10 +66,10 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
     <div className="agiflow-browser agiflow-evals" data-testid="agiflow-evals">
       <LiveToolbar
         title="AGIFlow Evaluations"
-        status={status}
+        status={list.status}
         onReload={() => {
           projects.reload();
-          setGeneration(g => g + 1);
+          list.reload();
         }}
       />
       {projects.error !== undefined ? (
@@ -262,8 +125,8 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
           </div>
           <div className="agiflow-body">
             <div className="agiflow-list-pane">
-              {listError !== undefined ? (
-                <ErrorNotice message={listError} onRetry={() => setGeneration(g => g + 1)} />
+              {list.listError !== undefined ? (
+                <ErrorNotice message={list.listError} onRetry={list.reload} />
               ) : runs === undefined ? (
                 <div className="agiflow-status">Loading runs…</div>
               ) : runs.length === 0 ? (
@@ -283,15 +146,15 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
                     }}
                     onCheck={toggle}
                   />
-                  {moreError !== undefined && <ErrorNotice message={moreError} onRetry={loadMore} />}
-                  {data.nextCursor !== null && (
+                  {list.moreError !== undefined && <ErrorNotice message={list.moreError} onRetry={list.loadMore} />}
+                  {list.hasMore && (
                     <button
                       type="button"
                       className="agiflow-link-button agiflow-more"
-                      disabled={loadingMore}
-                      onClick={loadMore}
+                      disabled={list.loadingMore}
+                      onClick={list.loadMore}
                     >
-                      {loadingMore ? 'Loading…' : 'Load older runs'}
+                      {list.loadingMore ? 'Loading…' : 'Load older runs'}
                     </button>
                   )}
                 </>
@@ -306,7 +169,7 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
                   from={launchFrom}
                   onStarted={run => {
                     tellWhenDone?.(run.project, run.job_id, `Evaluation ${run.name}`, 'evals');
-                    upsert(run);
+                    list.upsert(run);
                     setSelected(run.id);
                     setPane('detail');
                   }}
@@ -324,7 +187,7 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
                 <EvalRunDetail
                   api={api}
                   run={current}
-                  onChanged={upsert}
+                  onChanged={list.upsert}
                   openPath={openPath}
                   onRerun={
                     canEdit

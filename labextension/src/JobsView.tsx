@@ -3,14 +3,13 @@ import * as React from 'react';
 import { AgiflowApi, errorMessage } from './api';
 import { ErrorNotice } from './ErrorNotice';
 import { LiveToolbar } from './LiveToolbar';
-import { JobEventSocket, SocketStatus } from './events';
 import { JobStateBadge, Progress } from './JobBadges';
 import { JobDetail } from './JobDetail';
-import { EMPTY, isNewer, jobsReducer } from './jobState';
 import type { TellWhenDone } from './completions';
-import type { Job, JobEvent, JobState } from './types';
+import type { Job, JobState } from './types';
 import { useNow } from './useNow';
 import { duration, jobTitle, parameterSummary } from './jobFormat';
+import { jobsSource, useLiveList } from './useLiveList';
 import { useProjectChoice } from './useProjectChoice';
 import { ProjectSelect } from './ProjectSelect';
 
@@ -22,7 +21,6 @@ export interface JobsViewProps {
   tellWhenDone?: TellWhenDone;
 }
 
-const PAGE_SIZE = 50;
 export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
 
 /**
@@ -32,97 +30,14 @@ export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
 export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.Element {
   const { projects, project, setProject } = useProjectChoice(api);
   const items = projects.data?.items;
-  const [generation, setGeneration] = React.useState(0);
-  const [data, dispatch] = React.useReducer(jobsReducer, EMPTY);
-  const [listError, setListError] = React.useState<string | undefined>();
-  const [status, setStatus] = React.useState<SocketStatus>('closed');
+  const list = useLiveList(api, project, jobsSource);
+  const data = list.data;
   const [selected, setSelected] = React.useState<string | null>(null);
-  const [nextCursor, setNextCursor] = React.useState<string | null>(null);
   const [stateFilter, setStateFilter] = React.useState<JobState | ''>('');
   const [search, setSearch] = React.useState('');
+  // A failed older page shows like a failed list (a retry reads the list again), as it always has here.
+  const listError = list.listError ?? list.moreError;
 
-  // The jobs as last rendered, to tell which events are news (see jobState.ts).
-  const jobsRef = React.useRef<Job[] | undefined>(undefined);
-  jobsRef.current = data.jobs;
-
-  React.useEffect(() => {
-    if (project === null) {
-      return;
-    }
-    let live = true;
-    let socket: JobEventSocket | null = null;
-    const fetching = new Map<string, boolean>(); // job id → refetch again when done
-    dispatch({ type: 'reset' });
-    setListError(undefined);
-
-    const refetch = (id: string): void => {
-      if (fetching.has(id)) {
-        fetching.set(id, true);
-        return;
-      }
-      fetching.set(id, false);
-      api
-        .getJob(project, id)
-        .then(job => live && dispatch({ type: 'upsert', job }))
-        .catch(() => undefined) // a job deleted meanwhile: nothing to show
-        .finally(() => {
-          const again = fetching.get(id);
-          fetching.delete(id);
-          if (again && live) {
-            refetch(id);
-          }
-        });
-    };
-
-    const onEvents = (events: JobEvent[]): void => {
-      if (!live) {
-        return;
-      }
-      const jobs = new Map((jobsRef.current ?? []).map(job => [job.id, job]));
-      const stale = new Set<string>();
-      for (const event of events) {
-        if (event.type === 'state' && isNewer(event, jobs.get(event.job_id))) {
-          stale.add(event.job_id);
-        }
-      }
-      dispatch({ type: 'events', events });
-      stale.forEach(refetch);
-    };
-
-    api.listJobs(project, PAGE_SIZE).then(
-      page => {
-        if (!live) {
-          return;
-        }
-        dispatch({ type: 'loaded', jobs: page.items });
-        setNextCursor(page.next_cursor ?? null);
-        // Replays the project's events (the logs of the listed jobs), then live.
-        socket = new JobEventSocket(api, project, {
-          onEvents,
-          onStatus: s => live && setStatus(s)
-        });
-      },
-      (reason: unknown) => live && setListError(errorMessage(reason))
-    );
-    return () => {
-      live = false;
-      socket?.dispose();
-    };
-  }, [api, project, generation]);
-
-  const upsert = React.useCallback((job: Job) => dispatch({ type: 'upsert', job }), []);
-  const loadMore = (): void => {
-    if (project === null || nextCursor === null) {
-      return;
-    }
-    api.listJobs(project, PAGE_SIZE, nextCursor).then(
-      page => {
-        dispatch({ type: 'loaded', jobs: page.items });
-        setNextCursor(page.next_cursor ?? null);
-      },
-      (reason: unknown) => setListError(errorMessage(reason))
-    );
-  };
   const jobs = data.jobs?.filter(job => matches(job, stateFilter, search.trim().toLowerCase()));
   const current = jobs?.find(job => job.id === selected) ?? null;
 
@@ -130,10 +45,10 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
     <div className="agiflow-browser agiflow-jobs" data-testid="agiflow-jobs">
       <LiveToolbar
         title="AGIFlow Jobs"
-        status={status}
+        status={list.status}
         onReload={() => {
           projects.reload();
-          setGeneration(g => g + 1);
+          list.reload();
         }}
       />
       {projects.error !== undefined ? (
@@ -186,14 +101,14 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
             project={project}
             onSubmitted={job => {
               tellWhenDone?.(job.project, job.id, `Job ${job.notebook}`, 'jobs');
-              upsert(job);
+              list.upsert(job);
               setSelected(job.id);
             }}
           />
           <div className="agiflow-body">
             <div className="agiflow-list-pane">
               {listError !== undefined ? (
-                <ErrorNotice message={listError} onRetry={() => setGeneration(g => g + 1)} />
+                <ErrorNotice message={listError} onRetry={list.reload} />
               ) : jobs === undefined ? (
                 <div className="agiflow-status">Loading jobs…</div>
               ) : jobs.length === 0 ? (
@@ -205,12 +120,12 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
               ) : (
                 <JobList jobs={jobs} selected={selected} onSelect={setSelected} />
               )}
-              {nextCursor !== null && jobs !== undefined && (
+              {list.hasMore && jobs !== undefined && (
                 <button
                   type="button"
                   className="jp-mod-styled agiflow-more"
                   data-testid="agiflow-jobs-more"
-                  onClick={loadMore}
+                  onClick={list.loadMore}
                 >
                   Load older jobs
                 </button>
@@ -222,7 +137,7 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
                   api={api}
                   job={current}
                   log={data.logs[current.id] ?? []}
-                  onChanged={upsert}
+                  onChanged={list.upsert}
                   openPath={openPath}
                 />
               ) : (
