@@ -1,4 +1,3 @@
-import { refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
@@ -14,7 +13,7 @@ import { useProjectChoice } from './useProjectChoice';
 import { useRequest } from './useRequest';
 import { useSpanActivity } from './useSpanActivity';
 import { LiveStatus } from './LiveToolbar';
-import { ProjectSelect } from './ProjectSelect';
+import { ManageFrame } from './ManageFrame';
 
 export interface DashboardViewProps {
   api: AgiflowApi;
@@ -42,8 +41,8 @@ const GROUP_BY: Array<{ value: MetricsGroupBy | ''; label: string }> = [
  * rollups, the workers and the job queue, and the latest failed traces.
  */
 export function DashboardView({ api, openTrace, isShown = () => true }: DashboardViewProps): JSX.Element {
-  const { projects, project, setProject } = useProjectChoice(api);
-  const items = projects.data?.items;
+  const choice = useProjectChoice(api);
+  const project = choice.project;
   const [range, setRange] = React.useState<RangeKey>('24h');
   const [groupBy, setGroupBy] = React.useState<MetricsGroupBy | ''>('');
   const [auto, setAuto] = React.useState(true);
@@ -89,19 +88,20 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
       : () => api.listTraces(project, { status: 'error', start: bounds.start, limit: RECENT_ERRORS }),
     [api, project, bounds]
   );
-  const refresh = (): void => {
-    projects.reload();
-    setNow(Date.now());
-  };
   const busy = metrics.loading || status.loading || errors.loading;
   const [updated, setUpdated] = React.useState<Date | null>(null);
   React.useEffect(() => setUpdated(metrics.data ? new Date() : null), [metrics.data]);
 
   return (
-    <div className="agiflow-browser agiflow-dashboard" data-testid="agiflow-dashboard">
-      <div className="agiflow-toolbar">
-        <span className="agiflow-title">AGIFlow Dashboard</span>
-        <span className="agiflow-toolbar-end">
+    <ManageFrame
+      api={api}
+      title="AGIFlow Dashboard"
+      className="agiflow-dashboard"
+      testId="agiflow-dashboard"
+      ownLayout
+      choice={choice}
+      toolbar={
+        <>
           <span className="agiflow-live" data-testid="agiflow-dashboard-updated">
             {busy ? 'updating…' : updated ? `updated ${updated.toLocaleTimeString()}` : ''}
           </span>
@@ -118,122 +118,107 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
             />
             <span>Auto-refresh</span>
           </label>
-          <button
-            type="button"
-            className="agiflow-icon-button"
-            title="Refresh"
-            aria-label="Refresh"
-            data-testid="agiflow-reload"
-            onClick={refresh}
-          >
-            <refreshIcon.react tag="span" />
-          </button>
-        </span>
-      </div>
-      {projects.error !== undefined ? (
-        <ErrorNotice message={projects.error} onRetry={projects.reload} />
-      ) : items === undefined ? (
-        <div className="agiflow-status">Loading projects…</div>
-      ) : items.length === 0 || project === null ? (
-        <div className="agiflow-status">No projects yet.</div>
-      ) : (
-        <>
-          <div className="agiflow-filters">
-            <ProjectSelect projects={items} project={project} onChange={setProject} fixed />
-            <label className="agiflow-field agiflow-field-fixed">
-              <span>Range</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-dashboard-range"
-                value={range}
-                onChange={event => setRange(event.target.value as RangeKey)}
-              >
-                {TIME_RANGES.map(r => (
-                  <option key={r.key} value={r.key}>
-                    {r.label} (per {r.bucket})
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label className="agiflow-field agiflow-field-fixed">
-              <span>Group by</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-dashboard-group-by"
-                value={groupBy}
-                onChange={event => setGroupBy(event.target.value as MetricsGroupBy | '')}
-              >
-                {GROUP_BY.map(g => (
-                  <option key={g.value} value={g.value}>
-                    {g.label}
-                  </option>
-                ))}
-              </select>
-            </label>
-          </div>
-          <div className="agiflow-dashboard-body">
-            {metrics.error !== undefined ? (
-              <ErrorNotice message={metrics.error} onRetry={metrics.reload} />
-            ) : metrics.data === undefined ? (
-              <div className="agiflow-status">Loading metrics…</div>
-            ) : (
-              <MetricsPanel metrics={metrics.data} />
-            )}
-            <div className="agiflow-dashboard-side">
-              <section className="agiflow-dashboard-section">
-                <h3>Workers and queue</h3>
-                {status.error !== undefined ? (
-                  <ErrorNotice message={status.error} onRetry={status.reload} />
-                ) : status.data === undefined ? (
-                  <div className="agiflow-muted">Loading…</div>
-                ) : (
-                  <StatusPanel status={status.data} />
-                )}
-              </section>
-              <section className="agiflow-dashboard-section">
-                <h3>Recent errors</h3>
-                {errors.error !== undefined ? (
-                  <ErrorNotice message={errors.error} onRetry={errors.reload} />
-                ) : errors.data === undefined ? (
-                  <div className="agiflow-muted">Loading…</div>
-                ) : errors.data.items.length === 0 ? (
-                  <div className="agiflow-muted" data-testid="agiflow-recent-errors-empty">
-                    No failed traces in this range.
-                  </div>
-                ) : (
-                  <ul className="agiflow-recent-errors" data-testid="agiflow-recent-errors">
-                    {errors.data.items.map(trace => (
-                      <li key={trace.trace_id}>
-                        <button
-                          type="button"
-                          className="agiflow-prompt-item"
-                          data-testid="agiflow-recent-error"
-                          data-trace-id={trace.trace_id}
-                          title="Open this trace in AGIFlow Traces"
-                          onClick={() => openTrace(project, trace.trace_id)}
-                        >
-                          <span className="agiflow-prompt-item-head">
-                            <span className="agiflow-prompt-name">{trace.name}</span>
-                            <StatusChip status={trace.status} />
-                          </span>
-                          <span className="agiflow-prompt-item-meta agiflow-muted">
-                            <span title={trace.start_time}>{formatDateTime(trace.start_time)}</span>
-                            <span>{formatDuration(trace.duration_ms)}</span>
-                            <span>
-                              {trace.error_count}/{trace.span_count} spans failed
-                            </span>
-                          </span>
-                        </button>
-                      </li>
-                    ))}
-                  </ul>
-                )}
-              </section>
-            </div>
-          </div>
         </>
+      }
+      onReload={() => setNow(Date.now())}
+      filters={
+        <>
+          <label className="agiflow-field agiflow-field-fixed">
+            <span>Range</span>
+            <select
+              className="agiflow-project-select"
+              data-testid="agiflow-dashboard-range"
+              value={range}
+              onChange={event => setRange(event.target.value as RangeKey)}
+            >
+              {TIME_RANGES.map(r => (
+                <option key={r.key} value={r.key}>
+                  {r.label} (per {r.bucket})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label className="agiflow-field agiflow-field-fixed">
+            <span>Group by</span>
+            <select
+              className="agiflow-project-select"
+              data-testid="agiflow-dashboard-group-by"
+              value={groupBy}
+              onChange={event => setGroupBy(event.target.value as MetricsGroupBy | '')}
+            >
+              {GROUP_BY.map(g => (
+                <option key={g.value} value={g.value}>
+                  {g.label}
+                </option>
+              ))}
+            </select>
+          </label>
+        </>
+      }
+    >
+      {({ project }) => (
+        <div className="agiflow-dashboard-body">
+          {metrics.error !== undefined ? (
+            <ErrorNotice message={metrics.error} onRetry={metrics.reload} />
+          ) : metrics.data === undefined ? (
+            <div className="agiflow-status">Loading metrics…</div>
+          ) : (
+            <MetricsPanel metrics={metrics.data} />
+          )}
+          <div className="agiflow-dashboard-side">
+            <section className="agiflow-dashboard-section">
+              <h3>Workers and queue</h3>
+              {status.error !== undefined ? (
+                <ErrorNotice message={status.error} onRetry={status.reload} />
+              ) : status.data === undefined ? (
+                <div className="agiflow-muted">Loading…</div>
+              ) : (
+                <StatusPanel status={status.data} />
+              )}
+            </section>
+            <section className="agiflow-dashboard-section">
+              <h3>Recent errors</h3>
+              {errors.error !== undefined ? (
+                <ErrorNotice message={errors.error} onRetry={errors.reload} />
+              ) : errors.data === undefined ? (
+                <div className="agiflow-muted">Loading…</div>
+              ) : errors.data.items.length === 0 ? (
+                <div className="agiflow-muted" data-testid="agiflow-recent-errors-empty">
+                  No failed traces in this range.
+                </div>
+              ) : (
+                <ul className="agiflow-recent-errors" data-testid="agiflow-recent-errors">
+                  {errors.data.items.map(trace => (
+                    <li key={trace.trace_id}>
+                      <button
+                        type="button"
+                        className="agiflow-prompt-item"
+                        data-testid="agiflow-recent-error"
+                        data-trace-id={trace.trace_id}
+                        title="Open this trace in AGIFlow Traces"
+                        onClick={() => openTrace(project, trace.trace_id)}
+                      >
+                        <span className="agiflow-prompt-item-head">
+                          <span className="agiflow-prompt-name">{trace.name}</span>
+                          <StatusChip status={trace.status} />
+                        </span>
+                        <span className="agiflow-prompt-item-meta agiflow-muted">
+                          <span title={trace.start_time}>{formatDateTime(trace.start_time)}</span>
+                          <span>{formatDuration(trace.duration_ms)}</span>
+                          <span>
+                            {trace.error_count}/{trace.span_count} spans failed
+                          </span>
+                        </span>
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              )}
+            </section>
+          </div>
+        </div>
       )}
-    </div>
+    </ManageFrame>
   );
 }
 

@@ -4,7 +4,9 @@ import type { AgiflowApi } from './api';
 import { EvalCompare } from './EvalCompare';
 import { EchoBadge, RunProgress, costTitle, formatCost, formatLatency, formatPercent, formatScore } from './EvalBadges';
 import { ErrorNotice } from './ErrorNotice';
-import { LiveToolbar } from './LiveToolbar';
+import { LiveStatus } from './LiveToolbar';
+import { ManageFrame } from './ManageFrame';
+import { canEdit as mayEdit, roleIn } from './manageRoles';
 import { EvalRunDetail } from './EvalRunDetail';
 import { EvalLaunchForm } from './EvalLaunchForm';
 import type { TellWhenDone } from './completions';
@@ -13,7 +15,6 @@ import { micros } from './jobState';
 import type { Run } from './types';
 import { runsSource, useLiveList } from './useLiveList';
 import { useProjectChoice } from './useProjectChoice';
-import { ProjectSelect } from './ProjectSelect';
 
 export interface EvalsViewProps {
   api: AgiflowApi;
@@ -30,16 +31,15 @@ export interface EvalsViewProps {
  * updates the rows in place.
  */
 export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.Element {
-  const { projects, project, setProject } = useProjectChoice(api);
-  const items = projects.data?.items;
-  const list = useLiveList(api, project, runsSource);
+  const choice = useProjectChoice(api);
+  const list = useLiveList(api, choice.project, runsSource);
   const [selected, setSelected] = React.useState<string | null>(null);
   const [checked, setChecked] = React.useState<string[]>([]);
   const [pane, setPane] = React.useState<'detail' | 'compare' | 'launch'>('detail');
   const [launchFrom, setLaunchFrom] = React.useState<Run | null>(null);
 
-  const role = items?.find(p => p.slug === project)?.role ?? null;
-  const canEdit = role === 'owner' || role === 'editor';
+  const canEdit = mayEdit(roleIn(choice.projects.data?.items, choice.project));
+  const setProject = choice.setProject;
   const toggle = (id: string, on: boolean): void => {
     // Two runs at most: checking a third lets go of the one checked first.
     const next = on
@@ -63,149 +63,142 @@ export function EvalsView({ api, openPath, tellWhenDone }: EvalsViewProps): JSX.
     .sort((a, b) => micros(a.created_at) - micros(b.created_at));
 
   return (
-    <div className="agiflow-browser agiflow-evals" data-testid="agiflow-evals">
-      <LiveToolbar
-        title="AGIFlow Evaluations"
-        status={list.status}
-        onReload={() => {
-          projects.reload();
-          list.reload();
-        }}
-      />
-      {projects.error !== undefined ? (
-        <ErrorNotice message={projects.error} onRetry={projects.reload} />
-      ) : items === undefined ? (
-        <div className="agiflow-status">Loading projects…</div>
-      ) : items.length === 0 || project === null ? (
-        <div className="agiflow-status">No projects yet.</div>
-      ) : (
+    <ManageFrame
+      api={api}
+      title="AGIFlow Evaluations"
+      className="agiflow-evals"
+      testId="agiflow-evals"
+      ownLayout
+      choice={{
+        ...choice,
+        setProject: slug => {
+          setSelected(null);
+          setChecked([]);
+          setProject(slug);
+        }
+      }}
+      toolbar={<LiveStatus status={list.status} what="Job events" />}
+      onReload={list.reload}
+      filters={
         <>
-          <div className="agiflow-filters">
-            <ProjectSelect
-              projects={items}
-              project={project}
-              onChange={slug => {
-                setSelected(null);
-                setChecked([]);
-                setProject(slug);
+          {canEdit && (
+            <button
+              type="button"
+              className="jp-mod-styled jp-mod-accept agiflow-new-button"
+              data-testid="agiflow-new-run"
+              onClick={() => {
+                setLaunchFrom(null);
+                setPane('launch');
               }}
-            />
-            {canEdit && (
-              <button
-                type="button"
-                className="jp-mod-styled jp-mod-accept agiflow-new-button"
-                data-testid="agiflow-new-run"
-                onClick={() => {
-                  setLaunchFrom(null);
-                  setPane('launch');
-                }}
-              >
-                New run
-              </button>
+            >
+              New run
+            </button>
+          )}
+          <span className="agiflow-compare-hint agiflow-muted" data-testid="agiflow-compare-hint">
+            {pair.length === 2 ? (
+              <>
+                <button
+                  type="button"
+                  className="agiflow-link-button"
+                  data-testid="agiflow-compare-open"
+                  onClick={() => setPane('compare')}
+                >
+                  Compare 2 runs
+                </button>
+                <button type="button" className="agiflow-link-button" onClick={() => setChecked([])}>
+                  Clear
+                </button>
+              </>
+            ) : (
+              'Tick two runs to compare them'
             )}
-            <span className="agiflow-compare-hint agiflow-muted" data-testid="agiflow-compare-hint">
-              {pair.length === 2 ? (
-                <>
-                  <button
-                    type="button"
-                    className="agiflow-link-button"
-                    data-testid="agiflow-compare-open"
-                    onClick={() => setPane('compare')}
-                  >
-                    Compare 2 runs
-                  </button>
-                  <button type="button" className="agiflow-link-button" onClick={() => setChecked([])}>
-                    Clear
-                  </button>
-                </>
-              ) : (
-                'Tick two runs to compare them'
-              )}
-            </span>
-          </div>
-          <div className="agiflow-body">
-            <div className="agiflow-list-pane">
-              {list.listError !== undefined ? (
-                <ErrorNotice message={list.listError} onRetry={list.reload} />
-              ) : runs === undefined ? (
-                <div className="agiflow-status">Loading runs…</div>
-              ) : runs.length === 0 ? (
-                <div className="agiflow-status">
-                  No evaluation runs in this project yet: start one with <code>client.evals.run(…)</code>, the{' '}
-                  <code>agiflow-lab eval run</code> command or <code>POST …/evals/runs</code>.
-                </div>
-              ) : (
-                <>
-                  <RunList
-                    runs={runs}
-                    selected={pane === 'detail' ? selected : null}
-                    checked={checked}
-                    onSelect={id => {
-                      setSelected(id);
-                      setPane('detail');
-                    }}
-                    onCheck={toggle}
-                  />
-                  {list.moreError !== undefined && <ErrorNotice message={list.moreError} onRetry={list.loadMore} />}
-                  {list.hasMore && (
-                    <button
-                      type="button"
-                      className="agiflow-link-button agiflow-more"
-                      disabled={list.loadingMore}
-                      onClick={list.loadMore}
-                    >
-                      {list.loadingMore ? 'Loading…' : 'Load older runs'}
-                    </button>
-                  )}
-                </>
-              )}
-            </div>
-            <div className="agiflow-detail-pane">
-              {pane === 'launch' ? (
-                <EvalLaunchForm
-                  key={launchFrom?.id ?? 'new'}
-                  api={api}
-                  project={project}
-                  from={launchFrom}
-                  onStarted={run => {
-                    tellWhenDone?.(run.project, run.job_id, `Evaluation ${run.name}`, 'evals');
-                    list.upsert(run);
-                    setSelected(run.id);
+          </span>
+        </>
+      }
+    >
+      {({ project }) => (
+        <div className="agiflow-body">
+          <div className="agiflow-list-pane">
+            {list.listError !== undefined ? (
+              <ErrorNotice message={list.listError} onRetry={list.reload} />
+            ) : runs === undefined ? (
+              <div className="agiflow-status">Loading runs…</div>
+            ) : runs.length === 0 ? (
+              <div className="agiflow-status">
+                No evaluation runs in this project yet: start one with <code>client.evals.run(…)</code>, the{' '}
+                <code>agiflow-lab eval run</code> command or <code>POST …/evals/runs</code>.
+              </div>
+            ) : (
+              <>
+                <RunList
+                  runs={runs}
+                  selected={pane === 'detail' ? selected : null}
+                  checked={checked}
+                  onSelect={id => {
+                    setSelected(id);
                     setPane('detail');
                   }}
-                  onCancel={() => setPane('detail')}
+                  onCheck={toggle}
                 />
-              ) : pane === 'compare' && pair.length === 2 ? (
-                <EvalCompare
-                  api={api}
-                  project={project}
-                  baseline={pair[0]}
-                  other={pair[1]}
-                  onClose={() => setPane('detail')}
-                />
-              ) : current ? (
-                <EvalRunDetail
-                  api={api}
-                  run={current}
-                  onChanged={list.upsert}
-                  openPath={openPath}
-                  onRerun={
-                    canEdit
-                      ? run => {
-                          setLaunchFrom(run);
-                          setPane('launch');
-                        }
-                      : undefined
-                  }
-                />
-              ) : (
-                <div className="agiflow-status">Select a run to see its evaluators and items.</div>
-              )}
-            </div>
+                {list.moreError !== undefined && <ErrorNotice message={list.moreError} onRetry={list.loadMore} />}
+                {list.hasMore && (
+                  <button
+                    type="button"
+                    className="agiflow-link-button agiflow-more"
+                    disabled={list.loadingMore}
+                    onClick={list.loadMore}
+                  >
+                    {list.loadingMore ? 'Loading…' : 'Load older runs'}
+                  </button>
+                )}
+              </>
+            )}
           </div>
-        </>
+          <div className="agiflow-detail-pane">
+            {pane === 'launch' ? (
+              <EvalLaunchForm
+                key={launchFrom?.id ?? 'new'}
+                api={api}
+                project={project}
+                from={launchFrom}
+                onStarted={run => {
+                  tellWhenDone?.(run.project, run.job_id, `Evaluation ${run.name}`, 'evals');
+                  list.upsert(run);
+                  setSelected(run.id);
+                  setPane('detail');
+                }}
+                onCancel={() => setPane('detail')}
+              />
+            ) : pane === 'compare' && pair.length === 2 ? (
+              <EvalCompare
+                api={api}
+                project={project}
+                baseline={pair[0]}
+                other={pair[1]}
+                onClose={() => setPane('detail')}
+              />
+            ) : current ? (
+              <EvalRunDetail
+                api={api}
+                run={current}
+                onChanged={list.upsert}
+                openPath={openPath}
+                onRerun={
+                  canEdit
+                    ? run => {
+                        setLaunchFrom(run);
+                        setPane('launch');
+                      }
+                    : undefined
+                }
+              />
+            ) : (
+              <div className="agiflow-status">Select a run to see its evaluators and items.</div>
+            )}
+          </div>
+        </div>
       )}
-    </div>
+    </ManageFrame>
   );
 }
 

@@ -2,7 +2,7 @@ import * as React from 'react';
 
 import { AgiflowApi, errorMessage } from './api';
 import { ErrorNotice } from './ErrorNotice';
-import { LiveToolbar } from './LiveToolbar';
+import { LiveStatus } from './LiveToolbar';
 import { JobStateBadge, Progress } from './JobBadges';
 import { JobDetail } from './JobDetail';
 import type { TellWhenDone } from './completions';
@@ -11,7 +11,7 @@ import { useNow } from './useNow';
 import { duration, jobTitle, parameterSummary } from './jobFormat';
 import { jobsSource, useLiveList } from './useLiveList';
 import { useProjectChoice } from './useProjectChoice';
-import { ProjectSelect } from './ProjectSelect';
+import { ManageFrame } from './ManageFrame';
 
 export interface JobsViewProps {
   api: AgiflowApi;
@@ -28,9 +28,8 @@ export const NOTEBOOKS = ['builtin:hello', 'builtin:sleep'];
  * list fetch, then a refetch of a job only when an event says its state moved.
  */
 export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.Element {
-  const { projects, project, setProject } = useProjectChoice(api);
-  const items = projects.data?.items;
-  const list = useLiveList(api, project, jobsSource);
+  const choice = useProjectChoice(api);
+  const list = useLiveList(api, choice.project, jobsSource);
   const data = list.data;
   const [selected, setSelected] = React.useState<string | null>(null);
   const [stateFilter, setStateFilter] = React.useState<JobState | ''>('');
@@ -40,62 +39,58 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
 
   const jobs = data.jobs?.filter(job => matches(job, stateFilter, search.trim().toLowerCase()));
   const current = jobs?.find(job => job.id === selected) ?? null;
+  const setProject = choice.setProject;
 
   return (
-    <div className="agiflow-browser agiflow-jobs" data-testid="agiflow-jobs">
-      <LiveToolbar
-        title="AGIFlow Jobs"
-        status={list.status}
-        onReload={() => {
-          projects.reload();
-          list.reload();
-        }}
-      />
-      {projects.error !== undefined ? (
-        <ErrorNotice message={projects.error} onRetry={projects.reload} />
-      ) : items === undefined ? (
-        <div className="agiflow-status">Loading projects…</div>
-      ) : items.length === 0 || project === null ? (
-        <div className="agiflow-status">No projects yet.</div>
-      ) : (
+    <ManageFrame
+      api={api}
+      title="AGIFlow Jobs"
+      className="agiflow-jobs"
+      testId="agiflow-jobs"
+      ownLayout
+      choice={{
+        ...choice,
+        setProject: slug => {
+          setSelected(null);
+          setProject(slug);
+        }
+      }}
+      toolbar={<LiveStatus status={list.status} what="Job events" />}
+      onReload={list.reload}
+      filters={
         <>
-          <div className="agiflow-filters">
-            <ProjectSelect
-              projects={items}
-              project={project}
-              onChange={slug => {
-                setSelected(null);
-                setProject(slug);
-              }}
+          <label className="agiflow-field agiflow-field-fixed">
+            <span>State</span>
+            <select
+              className="agiflow-project-select"
+              data-testid="agiflow-job-state-filter"
+              value={stateFilter}
+              onChange={event => setStateFilter(event.target.value as JobState | '')}
+            >
+              <option value="">any</option>
+              {JOB_STATES.map(state => (
+                <option key={state} value={state}>
+                  {state}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label className="agiflow-field agiflow-field-text">
+            <span>Search</span>
+            <input
+              type="search"
+              className="agiflow-search-input"
+              data-testid="agiflow-job-search"
+              placeholder="notebook, parameter, run, who"
+              value={search}
+              onChange={event => setSearch(event.target.value)}
             />
-            <label className="agiflow-field agiflow-field-fixed">
-              <span>State</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-job-state-filter"
-                value={stateFilter}
-                onChange={event => setStateFilter(event.target.value as JobState | '')}
-              >
-                <option value="">any</option>
-                {JOB_STATES.map(state => (
-                  <option key={state} value={state}>
-                    {state}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label className="agiflow-field agiflow-field-text">
-              <span>Search</span>
-              <input
-                type="search"
-                className="agiflow-search-input"
-                data-testid="agiflow-job-search"
-                placeholder="notebook, parameter, run, who"
-                value={search}
-                onChange={event => setSearch(event.target.value)}
-              />
-            </label>
-          </div>
+          </label>
+        </>
+      }
+    >
+      {({ project }) => (
+        <>
           <JobSubmitForm
             api={api}
             project={project}
@@ -147,7 +142,7 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
           </div>
         </>
       )}
-    </div>
+    </ManageFrame>
   );
 }
 

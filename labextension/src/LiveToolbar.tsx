@@ -1,23 +1,7 @@
-import { refreshIcon } from '@jupyterlab/ui-components';
+/** The live socket's state, shown in a view's title row (ManageFrame's `toolbar`). */
 import * as React from 'react';
 
 import type { SocketStatus } from './events';
-
-/** The title bar of a live view: its name, the events socket's state and a reload button. */
-export function LiveToolbar(props: { title: string; status: SocketStatus; onReload: () => void }): JSX.Element {
-  const { title, status, onReload } = props;
-  return (
-    <div className="agiflow-toolbar">
-      <span className="agiflow-title">{title}</span>
-      <span className="agiflow-toolbar-end">
-        <LiveStatus status={status} what="Job events" />
-        <button type="button" className="agiflow-icon-button" title="Reload" aria-label="Reload" onClick={onReload}>
-          <refreshIcon.react tag="span" />
-        </button>
-      </span>
-    </div>
-  );
-}
 
 const STATUS_TEXT: Record<SocketStatus, string> = {
   live: '● live',

@@ -1,4 +1,4 @@
-import { refreshIcon } from '@jupyterlab/ui-components';
+import { refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
@@ -6,7 +6,7 @@ import { ErrorNotice } from './ErrorNotice';
 import { Role, roleIn } from './manageRoles';
 import { ProjectSelect } from './ProjectSelect';
 import type { Project } from './types';
-import { useProjectChoice } from './useProjectChoice';
+import { ProjectChoice, useProjectChoice } from './useProjectChoice';
 
 export interface ManageContext {
   project: string;
@@ -24,15 +24,44 @@ export interface ManageFrameProps {
   title: string;
   className: string;
   testId: string;
+  /**
+   * The project choice, for a view that keeps state outside `children` (a live list whose socket
+   * status is in the title row): the view calls `useProjectChoice` and hands its answer here.
+   * Without it the frame calls `useProjectChoice` itself.
+   */
+  choice?: ProjectChoice;
+  /** Shown in the title row before the reload button (a live socket's status, toggles). */
+  toolbar?: React.ReactNode;
+  /** Shown in the filter row after the project picker and role (the view's own filters). */
+  filters?: React.ReactNode;
+  /** Extra class and test id of the filter row. */
+  filtersClassName?: string;
+  filtersTestId?: string;
+  /** Called by the reload button, with the project list and `generation`: state kept outside `children`. */
+  onReload?: () => void;
+  /** The view lays out its own body: without the managing views' list/detail pane styles (`agiflow-manage`). */
+  ownLayout?: boolean;
   children: (context: ManageContext) => React.ReactNode;
 }
 
 /**
- * What the managing views (Datasets, Models, Settings) share: a title row with
- * a reload button, the project picker, and the caller's role in the project.
+ * The frame every AGIFlow view shares: a title row with the view's toolbar items and a reload button,
+ * the project picker (one choice for all views, see `useProjectChoice`), the caller's role in the
+ * project and the view's filters in one row, and the states before a project is chosen.
  */
-export function ManageFrame({ api, title, className, testId, children }: ManageFrameProps): JSX.Element {
-  const { projects, project, setProject } = useProjectChoice(api);
+export function ManageFrame(props: ManageFrameProps): JSX.Element {
+  return props.choice ? <Frame {...props} choice={props.choice} /> : <OwnChoiceFrame {...props} />;
+}
+
+function OwnChoiceFrame(props: ManageFrameProps): JSX.Element {
+  const choice = useProjectChoice(props.api);
+  return <Frame {...props} choice={choice} />;
+}
+
+function Frame(props: ManageFrameProps & { choice: ProjectChoice }): JSX.Element {
+  const { title, className, testId, choice, toolbar, filters, filtersClassName, filtersTestId, onReload, children } =
+    props;
+  const { projects, project, setProject } = choice;
   const [generation, setGeneration] = React.useState(0);
   const [pending, setPending] = React.useState<string | null>(null);
   const items = projects.data?.items;
@@ -53,23 +82,23 @@ export function ManageFrame({ api, title, className, testId, children }: ManageF
     [reloadList]
   );
 
+  const rootClass = props.ownLayout ? 'agiflow-browser' : 'agiflow-browser agiflow-manage';
   return (
-    <div className={`agiflow-browser agiflow-manage ${className}`} data-testid={testId}>
+    <div className={`${rootClass} ${className}`} data-testid={testId}>
       <div className="agiflow-toolbar">
         <span className="agiflow-title">{title}</span>
         <span className="agiflow-toolbar-end">
-          <button
-            type="button"
-            className="agiflow-icon-button"
-            title="Reload"
-            aria-label="Reload"
+          {toolbar}
+          <ToolbarButtonComponent
+            icon={refreshIcon}
+            tooltip="Reload"
+            dataset={{ testid: 'agiflow-reload' }}
             onClick={() => {
               projects.reload();
               setGeneration(g => g + 1);
+              onReload?.();
             }}
-          >
-            <refreshIcon.react tag="span" />
-          </button>
+          />
         </span>
       </div>
       {projects.error !== undefined ? (
@@ -80,11 +109,15 @@ export function ManageFrame({ api, title, className, testId, children }: ManageF
         <div className="agiflow-status">No projects yet.</div>
       ) : (
         <>
-          <div className="agiflow-filters">
+          <div
+            className={filtersClassName ? `agiflow-filters ${filtersClassName}` : 'agiflow-filters'}
+            data-testid={filtersTestId}
+          >
             <ProjectSelect projects={items} project={project} onChange={setProject} fixed />
             <span className="agiflow-muted agiflow-manage-role" data-testid="agiflow-manage-role">
               {roleLabel(roleIn(items, project))}
             </span>
+            {filters}
           </div>
           {children({ project, role: roleIn(items, project), projects: items, reloadProjects, generation })}
         </>

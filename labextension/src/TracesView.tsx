@@ -1,4 +1,3 @@
-import { refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
@@ -11,7 +10,7 @@ import { usePages } from './usePages';
 import { useSpanActivity } from './useSpanActivity';
 import { LiveToggle } from './LiveToolbar';
 import { useProjectChoice } from './useProjectChoice';
-import { ProjectSelect } from './ProjectSelect';
+import { ManageFrame } from './ManageFrame';
 
 /** A trace to show, asked for from outside the view (the dashboard's recent errors). */
 export interface TraceRequest {
@@ -55,8 +54,8 @@ const TYPING_MS = 350;
  * sessions and users seen, and one trace's spans when a row is opened.
  */
 export function TracesView({ api, request }: TracesViewProps): JSX.Element {
-  const { projects, project, setProject } = useProjectChoice(api);
-  const items = projects.data?.items;
+  const choice = useProjectChoice(api);
+  const { project, setProject } = choice;
   const [tab, setTab] = React.useState<Tab>('traces');
   const [draft, setDraft] = React.useState<Filters>(NO_FILTERS);
   // Typing settles before it asks the server; a select applies at once.
@@ -117,76 +116,63 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
   };
 
   return (
-    <div className="agiflow-browser agiflow-traces" data-testid="agiflow-traces">
-      <div className="agiflow-toolbar">
-        <span className="agiflow-title">AGIFlow Traces</span>
-        <span className="agiflow-toolbar-end">
-          <LiveToggle status={live} on={follow} onChange={setFollow} what="New traces appear as they are stored" />
-          <button
-            type="button"
-            className="agiflow-icon-button"
-            title="Reload"
-            aria-label="Reload"
-            data-testid="agiflow-reload"
-            onClick={() => {
-              projects.reload();
-              setRefresh(r => r + 1);
-            }}
-          >
-            <refreshIcon.react tag="span" />
-          </button>
-        </span>
-      </div>
-      {projects.error !== undefined ? (
-        <ErrorNotice message={projects.error} onRetry={projects.reload} />
-      ) : items === undefined ? (
-        <div className="agiflow-status">Loading projects…</div>
-      ) : items.length === 0 || project === null ? (
-        <div className="agiflow-status">No projects yet.</div>
-      ) : (
+    <ManageFrame
+      api={api}
+      title="AGIFlow Traces"
+      className="agiflow-traces"
+      testId="agiflow-traces"
+      ownLayout
+      choice={{
+        ...choice,
+        setProject: slug => {
+          setOpened(null);
+          setProject(slug);
+        }
+      }}
+      toolbar={
+        <LiveToggle status={live} on={follow} onChange={setFollow} what="New traces appear as they are stored" />
+      }
+      onReload={() => setRefresh(r => r + 1)}
+      filtersClassName="agiflow-trace-filters"
+      filtersTestId="agiflow-trace-filters"
+      filters={
         <>
-          <div className="agiflow-filters agiflow-trace-filters" data-testid="agiflow-trace-filters">
-            <ProjectSelect
-              projects={items}
-              project={project}
-              onChange={slug => {
-                setOpened(null);
-                setProject(slug);
-              }}
-              fixed
-            />
-            <label className="agiflow-field agiflow-field-fixed">
-              <span>Time</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-trace-range"
-                value={draft.range}
-                onChange={event => set({ range: event.target.value as Filters['range'] })}
-              >
-                {TIME_RANGES.map(r => (
-                  <option key={r.key} value={r.key}>
-                    {r.label}
-                  </option>
-                ))}
-                <option value="all">Any time</option>
-              </select>
-            </label>
-            <div className="agiflow-tabs" role="tablist">
-              {(['traces', 'sessions', 'users'] as const).map(t => (
-                <button
-                  key={t}
-                  type="button"
-                  role="tab"
-                  aria-selected={tab === t}
-                  className={'agiflow-tab' + (tab === t ? ' agiflow-mod-selected' : '')}
-                  data-testid={`agiflow-tab-${t}`}
-                  onClick={() => setTab(t)}
-                >
-                  {t[0].toUpperCase() + t.slice(1)}
-                </button>
+          <label className="agiflow-field agiflow-field-fixed">
+            <span>Time</span>
+            <select
+              className="agiflow-project-select"
+              data-testid="agiflow-trace-range"
+              value={draft.range}
+              onChange={event => set({ range: event.target.value as Filters['range'] })}
+            >
+              {TIME_RANGES.map(r => (
+                <option key={r.key} value={r.key}>
+                  {r.label}
+                </option>
               ))}
-            </div>
+              <option value="all">Any time</option>
+            </select>
+          </label>
+          <div className="agiflow-tabs" role="tablist">
+            {(['traces', 'sessions', 'users'] as const).map(t => (
+              <button
+                key={t}
+                type="button"
+                role="tab"
+                aria-selected={tab === t}
+                className={'agiflow-tab' + (tab === t ? ' agiflow-mod-selected' : '')}
+                data-testid={`agiflow-tab-${t}`}
+                onClick={() => setTab(t)}
+              >
+                {t[0].toUpperCase() + t.slice(1)}
+              </button>
+            ))}
           </div>
+        </>
+      }
+    >
+      {({ project }) => (
+        <>
           {tab === 'traces' && (
             <div className="agiflow-filters agiflow-trace-filters">
               <label className="agiflow-field agiflow-field-fixed">
@@ -275,7 +261,7 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
           </div>
         </>
       )}
-    </div>
+    </ManageFrame>
   );
 }
 
