@@ -21,7 +21,8 @@ PROBE = (
     "import os, random, sys\n"
     "print(repr({'pid': os.getpid(), 'ppid': os.getppid(), 'pgid': os.getpgid(0), 'uid': os.getuid(),"
     " 'groups': os.getgroups(), 'cwd': os.getcwd(), 'env': dict(os.environ), 'random': random.random(),"
-    " 'path0': sys.path[0], 'mailbox': 'mailbox' in sys.modules, 'fds': sorted(int(f) for f in os.listdir('/proc/self/fd'))}))"
+    " 'path0': sys.path[0], 'atomic': __import__('ipykernel.kernelapp').kernelapp.write_connection_file.__name__,"
+    " 'mailbox': 'mailbox' in sys.modules, 'fds': sorted(int(f) for f in os.listdir('/proc/self/fd'))}))"
 )
 
 
@@ -57,6 +58,8 @@ async def test_a_forked_kernel_has_exactly_its_environment_its_own_group_and_ran
                 assert info["fds"][:3] == [0, 1, 2] and os.readlink(f"/proc/{info['pid']}/fd/0") == os.devnull
             assert seen[0]["random"] != seen[1]["random"]
             assert seen[0]["mailbox"] and seen[1]["mailbox"]  # the fork server's import, found loaded
+            # its connection file is rewritten whole (the manager reads it while a fork is already that far)
+            assert seen[0]["atomic"] == "write_atomically"
             assert "AGIFLOW_DATABASE_URL" not in psutil.Process(server_pid).environ()
         finally:
             for km in kms:

@@ -57,6 +57,7 @@ def main() -> None:
             importlib.import_module(name)
         except ImportError as e:  # an optional part of the kernel (the debugger): the kernel copes without it
             print(f"kernel fork server: {name} not imported ({e})", file=sys.stderr)
+    _write_connection_files_atomically()
     if threading.active_count() != 1:  # a fork copies only the calling thread: locks others held stay held
         raise SystemExit(f"kernel fork server: an import started threads {threading.enumerate()}; cannot fork")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel; the worker has pidfds
@@ -71,6 +72,23 @@ def main() -> None:
         if pid == 0:
             _become_kernel(request)
         _reply({"pid": pid})
+
+
+def _write_connection_files_atomically() -> None:
+    """A kernel rewrites its connection file once its sockets are bound (when what it merged differs), while
+    jupyter_client reads the same file right after the launch returns, and removes and rewrites it when it
+    differs. A forked kernel reaches its rewrite within milliseconds, so the manager once read it truncated
+    (an empty file: JSONDecodeError, the kernel lost). Written to a temporary name and renamed, the file is
+    always whole: either version is a complete, equivalent connection file."""
+    write = vars(ipykernel.kernelapp)["write_connection_file"]  # the name kernelapp calls (from ipykernel.connect)
+
+    def write_atomically(fname: str, **info: Any) -> tuple[str, Any]:
+        partial = f"{fname}.{os.getpid()}.partial"
+        _, cfg = write(partial, **info)
+        os.replace(partial, fname)
+        return fname, cfg
+
+    setattr(ipykernel.kernelapp, "write_connection_file", write_atomically)  # noqa: B010
 
 
 def _reply(message: dict[str, Any]) -> None:
