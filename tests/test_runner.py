@@ -348,7 +348,8 @@ async def test_warm_imports_are_loaded_but_leave_the_namespace_as_a_cold_kernel_
         "emit_result({'loaded': 'json.tool' in sys.modules, 'names': sorted(n for n in globals() if 'json' in n or"
         " 'agiflow_m' in n), 'count': get_ipython().execution_count})",
     )
-    async with KernelPool(size=1, warm_imports=("json.tool", "no_such_module_here")) as pool:
+    async with KernelPool(size=1, warm_imports=("json.tool", "no_such_module_here"), warm_after=0.2) as pool:
+        await pool.wait_idle()  # the kernel sat idle for warm_after, then imported
         result = await run(NotebookRunner(pool), notebook, tmp_path / "out.ipynb")
 
     assert result.status == "succeeded", result.error  # a module that does not import is logged, not fatal
@@ -364,6 +365,20 @@ async def test_a_kernel_a_job_is_already_waiting_for_is_not_warmed(tmp_path: Pat
         "import sys\nfrom agiflow_lab.notebook import emit_result\nemit_result({'loaded': 'mailbox' in sys.modules})",
     )
     async with KernelPool(size=0, warm_imports=("mailbox",)) as pool:
+        result = await run(NotebookRunner(pool), notebook, tmp_path / "out.ipynb")
+
+    assert result.status == "succeeded", result.error
+    assert result.result == {"loaded": False}
+
+
+async def test_a_kernel_taken_before_it_sat_idle_for_warm_after_is_not_warmed(tmp_path: Path) -> None:
+    """A busy worker takes pooled kernels as soon as they are ready: importing into each would be CPU its
+    jobs wait for. Only a kernel left idle for ``warm_after`` imports."""
+    notebook = write_notebook(
+        tmp_path / "busy.ipynb",
+        "import sys\nfrom agiflow_lab.notebook import emit_result\nemit_result({'loaded': 'mailbox' in sys.modules})",
+    )
+    async with KernelPool(size=1, warm_imports=("mailbox",), warm_after=30) as pool:
         result = await run(NotebookRunner(pool), notebook, tmp_path / "out.ipynb")
 
     assert result.status == "succeeded", result.error

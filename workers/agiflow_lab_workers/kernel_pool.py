@@ -52,6 +52,8 @@ from agiflow_lab_workers.sandbox import KernelIdentity, KernelSandbox
 
 log = logging.getLogger(__name__)
 
+WARM_AFTER_SECONDS = 1.0  # how long a pooled kernel waits for a job before it imports ``warm_imports``
+
 # jupyter_client >= 8.10 can give kernels CurveZMQ keys (and ipykernel warns about plain TCP without them).
 _HAS_TRANSPORT_ENCRYPTION = AsyncKernelManager.class_traits().get("transport_encryption") is not None
 
@@ -62,6 +64,8 @@ class _Kernel:
     kc: AsyncKernelClient | None = None
     identity: KernelIdentity | None = None
     sockets: Path | None = None
+    warming: asyncio.Task[None] | None = None  # waits for the kernel to sit idle, then imports
+    warm_started: bool = False  # the imports are executing: a job waits for them rather than interrupt
 
 
 def _sockets_dir(identity: KernelIdentity | None) -> Path:
@@ -108,6 +112,7 @@ class KernelPool:
         transport_encryption: Literal["disabled", "auto", "required"] | None = None,
         sandbox: KernelSandbox | None = None,
         warm_imports: Sequence[str] = (),
+        warm_after: float = WARM_AFTER_SECONDS,
         kernel_start: KernelStart = "exec",
         fork_imports: Sequence[str] = (),
     ) -> None:
@@ -125,12 +130,12 @@ class KernelPool:
         self._extra_arguments = list(extra_arguments)
         self.sandbox = sandbox
         self._warm_code = _warm_code(warm_imports)
+        self.warm_after = warm_after
         self._forks = (
             ForkServer({**kernel_environment(os.environ), **self._env}, user_site=sandbox is None, imports=fork_imports)
             if kernel_start == "fork"
             else None
         )
-        self._awaited: weakref.WeakSet[asyncio.Task[_Kernel]] = weakref.WeakSet()  # slots a job waits for
         self._slots: deque[asyncio.Task[_Kernel]] = deque()
         self._leased: dict[AsyncKernelManager, _Kernel] = {}
         # Remembered (weakly) so that a second discard of the same kernel is a no-op.
@@ -164,8 +169,12 @@ class KernelPool:
                 raise r
 
     async def wait_idle(self) -> None:
-        """Wait until every slot has a ready kernel (benchmarks and tests use this)."""
+        """Wait until every slot has a ready kernel, warmed if the pool warms (benchmarks and tests use this)."""
         await asyncio.gather(*(asyncio.shield(t) for t in list(self._slots)), return_exceptions=True)
+        warming = [
+            t.result().warming for t in list(self._slots) if t.done() and not t.cancelled() and not t.exception()
+        ]
+        await asyncio.gather(*(asyncio.shield(w) for w in warming if w is not None), return_exceptions=True)
 
     async def acquire(self) -> AsyncKernelManager:
         """A started kernel that has answered ``kernel_info``, for exactly one job.
@@ -184,7 +193,6 @@ class KernelPool:
                     self._slots.append(self._spawn_kernel())
                 slot = self._slots.popleft()
                 self._slots.append(self._spawn_kernel())
-            self._awaited.add(slot)  # still starting: a job waits for it, so it skips warming
             try:
                 kernel = await asyncio.shield(slot)
             except asyncio.CancelledError:
@@ -192,6 +200,7 @@ class KernelPool:
                 slot.add_done_callback(self._discard_when_started)
                 raise
             try:
+                await self._stop_warming(kernel)
                 alive = await kernel.km.is_alive()
             except BaseException:
                 self._shutdown_soon(kernel)
@@ -281,12 +290,36 @@ class KernelPool:
             kc.start_channels()
             await kc.wait_for_ready(timeout=self.startup_timeout)
             kc.allow_stdin = False
-            if self._warm_code and asyncio.current_task() not in self._awaited:
-                await self._warm(kc)
-            return _Kernel(km, kc, identity, sockets)
+            kernel = _Kernel(km, kc, identity, sockets)
+            if self._warm_code:
+                kernel.warming = asyncio.ensure_future(self._warm_when_idle(kernel))
+            return kernel
         except BaseException:
             await asyncio.shield(self._shutdown(_Kernel(km, kc, identity, sockets)))
             raise
+
+    async def _warm_when_idle(self, kernel: _Kernel) -> None:
+        """Warm a kernel only once it has waited ``warm_after`` seconds for a job. A busy worker takes each
+        kernel sooner than that, and every import would be CPU its jobs wait for (a forked kernel is ready in
+        a tenth of a second; importing pandas costs several times that); an idle one warms them all."""
+        await asyncio.sleep(self.warm_after)
+        kernel.warm_started = True
+        assert kernel.kc is not None
+        try:
+            await self._warm(kernel.kc)
+        except Exception as exc:  # the kernel died or stopped answering: the job that takes it finds out
+            log.warning("warming a kernel failed: %r", exc)
+
+    @staticmethod
+    async def _stop_warming(kernel: _Kernel) -> None:
+        """For a job taking ``kernel``: imports not started are dropped; imports under way are waited for."""
+        warming, kernel.warming = kernel.warming, None
+        if warming is None or warming.done():
+            return
+        if kernel.warm_started:
+            await asyncio.shield(warming)
+        else:
+            warming.cancel()
 
     async def _warm(self, kc: AsyncKernelClient) -> None:
         """Import what most jobs import while the kernel waits in the pool, not while a job waits for it.
@@ -312,6 +345,8 @@ class KernelPool:
         task.add_done_callback(self._background.discard)
 
     async def _shutdown(self, kernel: _Kernel) -> None:
+        if kernel.warming is not None:
+            kernel.warming.cancel()
         try:
             await self._stop_kernel(kernel)
         finally:
