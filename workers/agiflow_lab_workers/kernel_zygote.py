@@ -60,7 +60,7 @@ def main() -> None:
     _write_connection_files_atomically()
     if threading.active_count() != 1:  # a fork copies only the calling thread: locks others held stay held
         raise SystemExit(f"kernel fork server: an import started threads {threading.enumerate()}; cannot fork")
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel; the worker has pidfds
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped at exit (no zombies); the worker holds pidfds
     _reply({"ready": os.getpid()})
     for line in sys.stdin:
         try:
