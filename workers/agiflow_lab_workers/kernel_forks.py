@@ -151,11 +151,14 @@ class ForkServer:
         if self._proc is not None:
             log.warning("the kernel fork server exited (%s); starting it again", self._proc.returncode)
         flags = [] if self._user_site else ["-s"]
-        proc = self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, *flags, "-m", "agiflow_lab_workers.kernel_zygote", *self._imports,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, start_new_session=True,
-            cwd=str(Path.cwd()),
-        )  # fmt: skip
+        try:
+            proc = self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, *flags, "-m", "agiflow_lab_workers.kernel_zygote", *self._imports,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=self._env, start_new_session=True,
+                cwd=str(Path.cwd()),
+            )  # fmt: skip
+        except OSError as e:  # out of processes or memory: kernels start with Popen meanwhile
+            raise ForkServerError(f"the kernel fork server could not be started: {e!r}") from e
         assert proc.stdout is not None
         try:
             ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), START_SECONDS) or b"{}")
