@@ -1,5 +1,9 @@
 """``agiflow-lab worker``: registered into the CLI through the ``agiflow_lab.cli`` entry point group,
-so the core package never imports the worker package."""
+so the core package never imports the worker package.
+
+Every ``agiflow-lab`` command (``prompts push`` as much as ``worker``) builds this sub-parser, so this
+module imports nothing heavy: the worker itself (papermill, jupyter_client, the bus; ~0.9 s) is imported
+only when ``worker`` runs."""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ import logging
 import signal
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agiflow_lab.bus.topics import JOBS
-from agiflow_lab.config import Settings
-from agiflow_lab.db.embedded import start_embedded_postgres
-from agiflow_lab_workers.worker import ROLES, Worker, WorkerOptions
+from agiflow_lab_workers.roles import ROLES
+
+if TYPE_CHECKING:
+    from agiflow_lab_workers.worker import WorkerOptions
 
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "tornado.access")
 
@@ -25,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--kafka-bootstrap", help="Kafka bootstrap servers (default: AGIFLOW_KAFKA_BOOTSTRAP)")
     p.add_argument("--concurrency", type=int, default=2, help="jobs run at once (default 2)")
     p.add_argument("--pool-size", type=int, help="pre-started kernels (default: = concurrency; 0 disables)")
-    p.add_argument("--topics", default=JOBS, help="comma-separated topics to consume (default: jobs)")
+    p.add_argument("--topics", help="comma-separated topics to consume (default: jobs)")
     p.add_argument("--roles", default=",".join(ROLES),
                    help="comma-separated roles: jobs (run notebooks), spans (store traces) (default: jobs,spans)")  # fmt: skip
     p.add_argument("--drain-seconds", type=float, default=10.0, help="grace period on SIGTERM (default 10)")
@@ -41,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace) -> int:
+    from agiflow_lab.bus.topics import JOBS
+    from agiflow_lab.config import Settings
+    from agiflow_lab.db.embedded import start_embedded_postgres
+    from agiflow_lab_workers.worker import WorkerOptions
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for per_request in QUIET_LOGGERS:  # a line per model call and job-API request: thousands per evaluation run
         logging.getLogger(per_request).setLevel(logging.WARNING)  # (failures still log at WARNING and above)
@@ -58,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         kafka_bootstrap=args.kafka_bootstrap,
         concurrency=args.concurrency,
         pool_size=args.pool_size,
-        topics=tuple(t.strip() for t in args.topics.split(",") if t.strip()),
+        topics=tuple(t.strip() for t in (args.topics or JOBS).split(",") if t.strip()),
         drain_seconds=args.drain_seconds,
         heartbeat_seconds=args.heartbeat_seconds,
         roles=roles,
@@ -71,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(options: WorkerOptions) -> None:
+    from agiflow_lab_workers.worker import Worker
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

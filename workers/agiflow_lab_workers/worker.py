@@ -50,6 +50,7 @@ from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_workers.events import JobEventSender
 from agiflow_lab_workers.job_api import JobApi
 from agiflow_lab_workers.kernel_pool import KernelPool, parse_kernel_start
+from agiflow_lab_workers.roles import JOBS_ROLE, ROLES, SPANS_ROLE
 from agiflow_lab_workers.runner import NotebookRunner, RunRequest, RunResult
 from agiflow_lab_workers.sandbox import KernelSandbox
 from agiflow_lab_workers.span_writer import SpanWriter
@@ -60,9 +61,6 @@ GROUP = "agiflow-workers"
 CLOSE_SECONDS = 2.0  # each close on the way out; a database or broker that is gone costs this, not a hang
 POOL_CLOSE_SECONDS = 5.0  # kernels get a moment to shut down cleanly
 JOIN_RETRY_MAX = 10.0
-JOBS_ROLE = "jobs"
-SPANS_ROLE = "spans"
-ROLES = (JOBS_ROLE, SPANS_ROLE)
 SPAN_BATCHES_IN_FLIGHT = 2  # each holds a database connection while it loads
 # Every evaluation run imports these (0.5 s in a fresh kernel); pool kernels import them while they wait.
 WARM_IMPORTS = ("agiflow_lab.evals.runner", "pandas")
