@@ -74,6 +74,8 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
             ["node", "--test", "tests/browser/"], cwd=REPO, env=env, capture_output=True, text=True, timeout=840
         )
         report = run.stdout + run.stderr
+        (REPO / "tests/browser/artifacts").mkdir(exist_ok=True)
+        (REPO / "tests/browser/artifacts/report.txt").write_text(report)  # each scenario's duration_ms, pass or fail
         assert run.returncode == 0, report + "\n--- server log ---\n" + server.log_tail()
         assert "# fail 0" in report and "# skipped 0" in report and f"# pass {scenario_count()}" in report, report
     finally:

@@ -25,13 +25,20 @@ export const env = {
   chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 };
 
-/** JupyterLab's own toasts (e.g. the news question) hide part of the screenshot. */
+/** Toasts of the whole page (JupyterLab's news question, AGIFlow's own notifications). */
+const TOASTS = '.Toastify';
+
+/**
+ * Close JupyterLab's toasts (e.g. the news question), which cover the bottom right of the page. A toast
+ * under a modal dialog cannot be clicked: that is given up on after a second, not after Playwright's
+ * 30 s default (two of those per theme screenshot once cost a scenario a minute of idling).
+ */
 export async function hideToasts(page) {
   const close = page.locator('.jp-Notification-Toast-Close');
   for (const button of await close.all()) {
-    await button.click().catch(() => {});
+    await button.click({ timeout: 1_000 }).catch(() => {});
   }
-  await close.first().waitFor({ state: 'detached', timeout: 5_000 }).catch(() => {});
+  await close.first().waitFor({ state: 'detached', timeout: 1_000 }).catch(() => {});
 }
 
 /**
@@ -97,8 +104,8 @@ export async function screenshotThemes(page, name) {
       suffix === 'light' ? 'true' : 'false',
       { timeout: 30_000 }
     );
-    await hideToasts(page);
-    await page.screenshot({ path: join(ARTIFACTS, `${name}-${suffix}.png`) });
+    // Toasts hidden only while the picture is taken: nothing is clicked, so a dialog may be open.
+    await page.screenshot({ path: join(ARTIFACTS, `${name}-${suffix}.png`), style: `${TOASTS} { visibility: hidden; }` });
   }
 }
 
