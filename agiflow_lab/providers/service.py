@@ -13,7 +13,9 @@ the owner can act on) and again by the client's transport on every connection it
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +72,21 @@ class ClientSpec:
 
 
 ClientFactory = Callable[[ClientSpec], ProviderClient]
+
+# The adapter module of each connection kind: each imports its vendor SDK (about a second each).
+ADAPTERS: Mapping[str, str] = {
+    "openai": "agiflow_lab.providers.openai_compat",
+    "azure_openai": "agiflow_lab.providers.openai_compat",
+    "anthropic": "agiflow_lab.providers.anthropic_client",
+}
+
+
+async def load_adapter(kind: str) -> None:
+    """Import the adapter (and vendor SDK) of ``kind`` on a thread the first time: an import on the event loop
+    would stall every request and model call in flight for that second."""
+    module = ADAPTERS.get(kind)
+    if module is not None and module not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, module)
 
 
 def make_client(spec: ClientSpec) -> ProviderClient:
@@ -340,6 +357,7 @@ class ModelService:
             raise NotFound(f"model connection {name!r} does not exist", {"connection": name})
         api_key = None if row["secret"] is None else (await self.cipher()).decrypt(row["secret"])
         options = {k: v for k, v in (row["options"] or {}).items() if k != "headers"}
+        await load_adapter(row["kind"])
         return self.client_factory(
             ClientSpec(kind=row["kind"], base_url=row["base_url"], options=options, timeout=timeout,
                        api_key=api_key, headers=await self._decrypt_headers(row), host_policy=self.host_policy)

@@ -46,6 +46,7 @@ from agiflow_lab.jobs.events import Finished, RunErrorData
 from agiflow_lab.jobs.models import BUILTIN_PREFIX
 from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab.platform import Platform
+from agiflow_lab.providers.service import ADAPTERS
 from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_workers.events import JobEventSender
 from agiflow_lab_workers.job_api import JobApi
@@ -67,7 +68,8 @@ WARM_IMPORTS = ("agiflow_lab.evals.runner", "pandas")
 # Imported once by the kernel fork server for every kernel (pandas is not: numpy seeds its global generator
 # at import, which every fork would then share, and OpenBLAS may start threads).
 FORK_IMPORTS = ("agiflow_lab.evals.runner",)
-VENDOR_ADAPTERS = ("agiflow_lab.providers.openai_compat", "agiflow_lab.providers.anthropic_client")
+# Heartbeats in a row without a job before the vendor SDKs load (see _heartbeat).
+SDK_PRELOAD_IDLE_BEATS = 2
 
 
 def default_worker_id() -> str:
@@ -75,7 +77,7 @@ def default_worker_id() -> str:
 
 
 def _load_vendor_sdks() -> None:
-    for module in VENDOR_ADAPTERS:
+    for module in sorted(set(ADAPTERS.values())):
         try:
             importlib.import_module(module)
         except ImportError:
@@ -121,6 +123,7 @@ class Worker:
         spans = SPAN_BATCHES_IN_FLIGHT if SPANS_ROLE in options.roles else 0
         self.db = Database(options.database_url, min_size=1, max_size=options.concurrency * 2 + 4 + spans)
         self.running: dict[str, Running] = {}
+        self.preload_sdks = False  # set once the worker is ready
         self.tasks: set[asyncio.Task[None]] = set()
         self.claiming: set[str] = set()  # jobs whose claim is in progress here
         self.checking_sandbox: asyncio.Task[None] | None = None
@@ -211,10 +214,7 @@ class Worker:
         cancels.start()
         log.info("worker %s ready: bus=%s topics=%s concurrency=%s roles=%s", self.id, type(bus).__name__,
                  opts.topics, opts.concurrency, opts.roles)  # fmt: skip
-        # The vendor SDKs load on first use (a second each); an evaluation's first model calls would wait for
-        # that. Loaded on a daemon thread once the worker is ready: neither start-up, a takeover nor a
-        # shutdown waits for it.
-        threading.Thread(target=_load_vendor_sdks, name="load-vendor-sdks", daemon=True).start()
+        self.preload_sdks = True  # see _heartbeat
         return consumer
 
     def _start_kernels(self, closes: _Closes) -> KernelPool:
@@ -367,7 +367,17 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         failures = 0
+        idle_beats = 0
         while True:
+            # The vendor SDKs load on first use (a second each, on a thread: providers.load_adapter), which an
+            # evaluation's first model calls would wait for. A ready worker that sat without a job for a few
+            # beats loads them on a daemon thread instead: not while it starts, takes a job over or runs one
+            # (the import holds the GIL for two CPU-seconds), and not at all if it is stopped first.
+            idle = self.preload_sdks and not self.running and not self.claiming
+            idle_beats = idle_beats + 1 if idle else 0
+            if idle_beats >= SDK_PRELOAD_IDLE_BEATS:
+                self.preload_sdks = False
+                threading.Thread(target=_load_vendor_sdks, name="load-vendor-sdks", daemon=True).start()
             try:
                 async with self.db.connection() as conn:
                     await store.heartbeat(conn, self.id, len(self.running))
