@@ -73,7 +73,10 @@ class Reply(BaseModel):
 
 
 def read_reply(shape: type[R], response: Any, where: str) -> R:
+    """``response``: the SDK's reply object, or the reply's JSON body as bytes."""
     try:
+        if isinstance(response, bytes):
+            return shape.model_validate_json(response)
         return shape.model_validate(response, from_attributes=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
