@@ -5,6 +5,8 @@ identity rules under the sandbox."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +134,17 @@ async def test_a_forked_kernel_under_the_sandbox_runs_as_its_leased_uid_without_
 
 async def gone(process: psutil.Process) -> bool:
     return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_fork_server_whose_worker_died_while_it_started_exits_quietly() -> None:
+    """A worker killed while its fork server imports leaves it a closed pipe: it exits 0 without a traceback
+    (one landed in the server log of every supervised worker killed early)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agiflow_lab_workers.kernel_zygote"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert server.stdout is not None and server.stderr is not None
+    server.stdout.close()  # the worker's end of the answers, gone before "ready"
+    stderr = server.stderr.read().decode(errors="replace")
+    assert server.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr

@@ -92,8 +92,11 @@ def _write_connection_files_atomically() -> None:
 
 
 def _reply(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the worker is gone (killed while this started): nobody to serve, nothing to say
+        os._exit(0)
 
 
 def _become_kernel(request: dict[str, Any]) -> NoReturn:
