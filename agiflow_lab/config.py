@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the bus package imports this module
     from agiflow_lab.jobs.retention import Retention
 
 ENV_PREFIX = "AGIFLOW_"
+# Settings with a fixed set of values (compared trimmed and lower-cased, as their readers do).
+CHOICES: dict[str, tuple[str, ...]] = {"kernel_start": ("fork", "exec"), "kernel_sandbox": ("auto", "on", "off")}
 
 
 def default_data_dir() -> Path:
@@ -159,4 +161,16 @@ class Settings:
                      "trace_retention_default_days"):  # fmt: skip
             if (value := env.get(f"{ENV_PREFIX}{name.upper()}")) is not None:
                 changes[name] = int(value)
-        return replace(self, **changes)  # type: ignore[arg-type]
+        settings = replace(self, **changes)  # type: ignore[arg-type]
+        settings.check_choices()
+        return settings
+
+    def check_choices(self) -> None:
+        """Settings with a fixed set of values are refused where the server or a worker starts, naming the
+        setting: a typo must not surface later, in the log of every supervised worker that then fails."""
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value.strip().lower() not in choices:
+                raise ValueError(
+                    f"{name} (env {ENV_PREFIX}{name.upper()}) must be one of {', '.join(choices)}, not {value!r}"
+                )

@@ -265,8 +265,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
             self.handlers.append((f"/{API_PREFIX}{path_regex(route.template)}", route.handler))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        settings = self.settings_from_config()
         try:
+            settings = self.settings_from_config()  # a setting refused here is the startup error the API reports
             platform = await Platform.open(settings)
             self.state.platform = platform
             bus = make_bus(settings, platform.db)

@@ -1,0 +1,32 @@
+"""Settings with a fixed set of values are refused when read, naming the setting and its variable, from the
+environment and from Jupyter configuration alike (a typo used to surface only in every supervised worker's
+log, as each failed to start)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agiflow_lab.config import Settings
+from agiflow_lab_server.app import AgiflowLab
+
+
+@pytest.mark.parametrize(("variable", "value"), [("AGIFLOW_KERNEL_START", "spawn"), ("AGIFLOW_KERNEL_SANDBOX", "yes")])
+def test_an_unknown_choice_in_the_environment_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=f"env {variable}.*not '{value}'"):
+        Settings().with_env()
+
+
+def test_choices_are_read_as_their_readers_read_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGIFLOW_KERNEL_START", " Exec ")
+    monkeypatch.setenv("AGIFLOW_KERNEL_SANDBOX", "OFF")
+    settings = Settings().with_env()
+    assert (settings.kernel_start, settings.kernel_sandbox) == (" Exec ", "OFF")
+
+
+def test_an_unknown_choice_in_jupyter_configuration_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGIFLOW_KERNEL_START", raising=False)
+    with pytest.raises(ValueError, match="kernel_start .*must be one of fork, exec, not 'vfork'"):
+        AgiflowLab(kernel_start="vfork").settings_from_config()
