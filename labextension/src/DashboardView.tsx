@@ -13,6 +13,7 @@ import { useProjectChoice } from './useProjectChoice';
 import { useRequest } from './useRequest';
 import { useSpanActivity } from './useSpanActivity';
 import { LiveStatus } from './LiveToolbar';
+import { Choice, FilterSelect } from './FilterSelect';
 import { ManageFrame } from './ManageFrame';
 
 export interface DashboardViewProps {
@@ -28,7 +29,7 @@ export const POLL_MS = 30_000;
 /** However busy the project, the charts are asked again at most this often. */
 const LIVE_MIN_MS = 5_000;
 const RECENT_ERRORS = 10;
-const GROUP_BY: Array<{ value: MetricsGroupBy | ''; label: string }> = [
+const GROUP_BY: readonly Choice<MetricsGroupBy | ''>[] = [
   { value: '', label: 'none' },
   { value: 'model', label: 'model' },
   { value: 'prompt_version', label: 'prompt version' },
@@ -123,36 +124,20 @@ export function DashboardView({ api, openTrace, isShown = () => true }: Dashboar
       onReload={() => setNow(Date.now())}
       filters={
         <>
-          <label className="agiflow-field agiflow-field-fixed">
-            <span>Range</span>
-            <select
-              className="agiflow-project-select"
-              data-testid="agiflow-dashboard-range"
-              value={range}
-              onChange={event => setRange(event.target.value as RangeKey)}
-            >
-              {TIME_RANGES.map(r => (
-                <option key={r.key} value={r.key}>
-                  {r.label} (per {r.bucket})
-                </option>
-              ))}
-            </select>
-          </label>
-          <label className="agiflow-field agiflow-field-fixed">
-            <span>Group by</span>
-            <select
-              className="agiflow-project-select"
-              data-testid="agiflow-dashboard-group-by"
-              value={groupBy}
-              onChange={event => setGroupBy(event.target.value as MetricsGroupBy | '')}
-            >
-              {GROUP_BY.map(g => (
-                <option key={g.value} value={g.value}>
-                  {g.label}
-                </option>
-              ))}
-            </select>
-          </label>
+          <FilterSelect
+            label="Range"
+            testId="agiflow-dashboard-range"
+            value={range}
+            choices={TIME_RANGES.map(r => ({ value: r.key, label: `${r.label} (per ${r.bucket})` }))}
+            onChange={setRange}
+          />
+          <FilterSelect
+            label="Group by"
+            testId="agiflow-dashboard-group-by"
+            value={groupBy}
+            choices={GROUP_BY}
+            onChange={setGroupBy}
+          />
         </>
       }
     >

@@ -11,6 +11,7 @@ import { useNow } from './useNow';
 import { duration, jobTitle, parameterSummary } from './jobFormat';
 import { jobsSource, useLiveList } from './useLiveList';
 import { useProjectChoice } from './useProjectChoice';
+import { FilterSelect } from './FilterSelect';
 import { ManageFrame } from './ManageFrame';
 
 export interface JobsViewProps {
@@ -59,22 +60,13 @@ export function JobsView({ api, openPath, tellWhenDone }: JobsViewProps): JSX.El
       onReload={list.reload}
       filters={
         <>
-          <label className="agiflow-field agiflow-field-fixed">
-            <span>State</span>
-            <select
-              className="agiflow-project-select"
-              data-testid="agiflow-job-state-filter"
-              value={stateFilter}
-              onChange={event => setStateFilter(event.target.value as JobState | '')}
-            >
-              <option value="">any</option>
-              {JOB_STATES.map(state => (
-                <option key={state} value={state}>
-                  {state}
-                </option>
-              ))}
-            </select>
-          </label>
+          <FilterSelect
+            label="State"
+            testId="agiflow-job-state-filter"
+            value={stateFilter}
+            choices={[{ value: '', label: 'any' }, ...JOB_STATES.map(state => ({ value: state, label: state }))]}
+            onChange={setStateFilter}
+          />
           <label className="agiflow-field agiflow-field-text">
             <span>Search</span>
             <input

@@ -113,7 +113,7 @@ function Frame(props: ManageFrameProps & { choice: ProjectChoice }): JSX.Element
             className={filtersClassName ? `agiflow-filters ${filtersClassName}` : 'agiflow-filters'}
             data-testid={filtersTestId}
           >
-            <ProjectSelect projects={items} project={project} onChange={setProject} fixed />
+            <ProjectSelect projects={items} project={project} onChange={setProject} />
             <span className="agiflow-muted agiflow-manage-role" data-testid="agiflow-manage-role">
               {roleLabel(roleIn(items, project))}
             </span>

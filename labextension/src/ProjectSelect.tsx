@@ -1,5 +1,6 @@
 import * as React from 'react';
 
+import { FilterSelect } from './FilterSelect';
 import type { Project } from './types';
 
 /**
@@ -10,24 +11,15 @@ export function ProjectSelect(props: {
   projects: Project[];
   project: string;
   onChange: (slug: string) => void;
-  fixed?: boolean;
 }): JSX.Element {
-  const { projects, project, onChange, fixed } = props;
+  const { projects, project, onChange } = props;
   return (
-    <label className={fixed ? 'agiflow-field agiflow-field-fixed' : 'agiflow-field'}>
-      <span>Project</span>
-      <select
-        className="agiflow-project-select"
-        data-testid="agiflow-project-select"
-        value={project}
-        onChange={event => onChange(event.target.value)}
-      >
-        {projects.map(p => (
-          <option key={p.slug} value={p.slug}>
-            {p.name || p.slug}
-          </option>
-        ))}
-      </select>
-    </label>
+    <FilterSelect
+      label="Project"
+      testId="agiflow-project-select"
+      value={project}
+      choices={projects.map(p => ({ value: p.slug, label: p.name || p.slug }))}
+      onChange={onChange}
+    />
   );
 }

@@ -3,6 +3,7 @@ import * as React from 'react';
 
 import type { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
+import { ProjectSelect } from './ProjectSelect';
 import { PromptDetail } from './PromptDetail';
 import { PromptList } from './PromptList';
 import { PromptsApi } from './promptsApi';
@@ -117,21 +118,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
       ) : (
         <>
           <div className="agiflow-filters">
-            <label className="agiflow-field">
-              <span>Project</span>
-              <select
-                className="agiflow-project-select"
-                data-testid="agiflow-project-select"
-                value={project ?? ''}
-                onChange={event => changeProject(event.target.value)}
-              >
-                {items.map(p => (
-                  <option key={p.slug} value={p.slug}>
-                    {p.name || p.slug}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <ProjectSelect projects={items} project={project ?? ''} onChange={changeProject} />
             <label className="agiflow-field agiflow-search">
               <searchIcon.react tag="span" className="agiflow-search-icon" />
               <input

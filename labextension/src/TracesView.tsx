@@ -10,6 +10,7 @@ import { usePages } from './usePages';
 import { useSpanActivity } from './useSpanActivity';
 import { LiveToggle } from './LiveToolbar';
 import { useProjectChoice } from './useProjectChoice';
+import { Choice, FilterSelect } from './FilterSelect';
 import { ManageFrame } from './ManageFrame';
 
 /** A trace to show, asked for from outside the view (the dashboard's recent errors). */
@@ -46,6 +47,11 @@ const TEXT_LABELS: Record<(typeof TEXT_FILTERS)[number], string> = {
   session: 'Session',
   text: 'Search'
 };
+const STATUS_CHOICES: readonly Choice<TraceStatus | ''>[] = [
+  { value: '', label: 'any' },
+  { value: 'ok', label: 'ok' },
+  { value: 'error', label: 'error' }
+];
 const PAGE_SIZE = 50;
 const TYPING_MS = 350;
 
@@ -137,22 +143,16 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
       filtersTestId="agiflow-trace-filters"
       filters={
         <>
-          <label className="agiflow-field agiflow-field-fixed">
-            <span>Time</span>
-            <select
-              className="agiflow-project-select"
-              data-testid="agiflow-trace-range"
-              value={draft.range}
-              onChange={event => set({ range: event.target.value as Filters['range'] })}
-            >
-              {TIME_RANGES.map(r => (
-                <option key={r.key} value={r.key}>
-                  {r.label}
-                </option>
-              ))}
-              <option value="all">Any time</option>
-            </select>
-          </label>
+          <FilterSelect
+            label="Time"
+            testId="agiflow-trace-range"
+            value={draft.range}
+            choices={[
+              ...TIME_RANGES.map(r => ({ value: r.key, label: r.label })),
+              { value: 'all' as const, label: 'Any time' }
+            ]}
+            onChange={range => set({ range })}
+          />
           <div className="agiflow-tabs" role="tablist">
             {(['traces', 'sessions', 'users'] as const).map(t => (
               <button
@@ -175,19 +175,13 @@ export function TracesView({ api, request }: TracesViewProps): JSX.Element {
         <>
           {tab === 'traces' && (
             <div className="agiflow-filters agiflow-trace-filters">
-              <label className="agiflow-field agiflow-field-fixed">
-                <span>Status</span>
-                <select
-                  className="agiflow-project-select"
-                  data-testid="agiflow-trace-status"
-                  value={draft.status}
-                  onChange={event => set({ status: event.target.value as Filters['status'] })}
-                >
-                  <option value="">any</option>
-                  <option value="ok">ok</option>
-                  <option value="error">error</option>
-                </select>
-              </label>
+              <FilterSelect
+                label="Status"
+                testId="agiflow-trace-status"
+                value={draft.status}
+                choices={STATUS_CHOICES}
+                onChange={status => set({ status })}
+              />
               {TEXT_FILTERS.map(key => (
                 <label key={key} className="agiflow-field agiflow-field-text">
                   <span>{TEXT_LABELS[key]}</span>
