@@ -25,8 +25,11 @@ export const env = {
   chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 };
 
-/** Toasts of the whole page (JupyterLab's news question, AGIFlow's own notifications). */
-const TOASTS = '.Toastify';
+/**
+ * Toasts of the whole page (JupyterLab's news question, AGIFlow's own notifications). Hidden with
+ * `display: none`: a toast's slide-in animation sets `visibility: visible` on the toast itself.
+ */
+const TOASTS = '.Toastify__toast-container';
 
 /**
  * Close JupyterLab's toasts (e.g. the news question), which cover the bottom right of the page. A toast
@@ -104,8 +107,13 @@ export async function screenshotThemes(page, name) {
       suffix === 'light' ? 'true' : 'false',
       { timeout: 30_000 }
     );
+    // A theme switch shows JupyterLab's splash (its logo over a dimmed page) until the theme's CSS loaded.
+    await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 30_000 });
     // Toasts hidden only while the picture is taken: nothing is clicked, so a dialog may be open.
-    await page.screenshot({ path: join(ARTIFACTS, `${name}-${suffix}.png`), style: `${TOASTS} { visibility: hidden; }` });
+    await page.screenshot({
+      path: join(ARTIFACTS, `${name}-${suffix}.png`),
+      style: `${TOASTS} { display: none !important; }`
+    });
   }
 }
 
