@@ -21,6 +21,7 @@ import pytest
 from tests.support.api import Api
 from tests.support.evals import make_connection, make_dataset, make_prompt, qa_items, results, start_run, wait_run
 from tests.support.jobs import LEGAL_STATES, events, states_of, submit, wait_for
+from tests.support.polling import until
 from tests.support.scripted_llm import ScriptedLLM
 from tests.support.stack import Stack, Stacks
 
@@ -114,6 +115,13 @@ async def test_a_worker_stopped_with_sigterm_hands_its_job_back(stacks: Stacks, 
     api = stack.api
     assert api is not None
     job, victim, proc = await sleep_job_and_its_worker(stack, seconds=2)
+
+    async def sleeping() -> bool:  # its notebook's sleep began: what is left (2 s, then saving) fits the drain
+        return any("sleeping" in e["data"].get("text", "") for e in await events(api, "default", job["id"]))
+
+    # "running" is the claim; on a loaded machine the kernel and the first cells could eat the 3 s drain before
+    # the sleep began (a CI run saw the job handed back and finished by the other worker).
+    await until(sleeping, "the job's sleep to begin")
     proc.send_signal(signal.SIGTERM)  # workers here drain for 3 s: enough to finish this job
     done = await wait_for(api, "default", job["id"], timeout=120)
     assert done["state"] == "succeeded", (done, stack.worker_logs())

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_core.paths import jupyter_runtime_dir
 
 import agiflow_lab
@@ -19,6 +18,7 @@ from agiflow_lab.sdk import ApiError, Client, DiscoveryError, ServerUnreachable,
 from agiflow_lab.sdk.cache import PromptCache
 from agiflow_lab.sdk.discovery import discover
 from tests.support.api import Api
+from tests.support.kernels import ready_client
 from tests.support.servers import JupyterServer, start_jupyter
 
 CHAT = [
@@ -317,9 +317,7 @@ def test_client_with_no_arguments_inside_a_kernel_the_server_started(
 
 def _execute(kernel_id: str, code: str) -> str:
     """Run one cell in a server-owned kernel through its connection file; return its stdout."""
-    kc = BlockingKernelClient(connection_file=str(Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json"))
-    kc.load_connection_file()
-    kc.start_channels()
+    kc = ready_client(Path(jupyter_runtime_dir()) / f"kernel-{kernel_id}.json")
     chunks: list[str] = []
     errors: list[str] = []
 
@@ -330,7 +328,6 @@ def _execute(kernel_id: str, code: str) -> str:
             errors.append("\n".join(msg["content"]["traceback"]))
 
     try:
-        kc.wait_for_ready(timeout=60)
         reply = kc.execute_interactive(code, timeout=60, output_hook=hook)
     finally:
         kc.stop_channels()

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_core.paths import jupyter_runtime_dir
 from pydantic import ValidationError
 
@@ -24,6 +23,7 @@ from agiflow_lab.widgets import DatasetView, EvalRunView, MetricsView, PromptEdi
 from agiflow_lab.widgets._display import WIDGET_MIME
 from tests.support.api import Api
 from tests.support.evals import qa_items
+from tests.support.kernels import ready_client
 from tests.support.polling import until
 from tests.support.servers import JupyterServer
 from tests.support.traces import export
@@ -338,21 +338,3 @@ def run_in_a_notebook(jupyter: JupyterServer, code: str) -> list[dict[str, Any]]
     errors = ["\n".join(o["content"]["traceback"]) for o in seen if o["msg_type"] == "error"]
     assert reply["content"]["status"] == "ok", "\n".join(errors)
     return seen
-
-
-def ready_client(connection: Path, timeout: float = 90) -> BlockingKernelClient:
-    """A client of the server's kernel once it answers. A kernel still starting can miss heartbeats on a busy
-    machine, which the blocking client takes for a dead kernel: then try again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        kc = BlockingKernelClient(connection_file=str(connection))
-        kc.load_connection_file()
-        kc.start_channels()
-        try:
-            kc.wait_for_ready(timeout=60)
-            return kc
-        except RuntimeError as exc:
-            kc.stop_channels()
-            if "died before replying" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
