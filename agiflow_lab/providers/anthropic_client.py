@@ -18,7 +18,7 @@ from typing import Any
 import anthropic
 from anthropic.resources.messages import AsyncMessages
 
-from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
+from agiflow_lab.providers.base import ClientSpec, Completion, CompletionRequest, ProviderError, Reply, read_reply
 from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
@@ -41,6 +41,13 @@ def _sdk_params() -> frozenset[str]:
     # Read from the installed SDK: SDK versions differ (some take ``temperature`` as an argument, some do not);
     # whatever this one does not take travels in ``extra_body`` unchanged.
     return frozenset(names - {"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+def from_spec(spec: ClientSpec) -> AnthropicClient:
+    """The client of an ``anthropic`` connection (``providers.service.make_client``)."""
+    return AnthropicClient(
+        spec.base_url, spec.api_key, spec.timeout, default_headers=dict(spec.headers), host_policy=spec.host_policy
+    )
 
 
 class AnthropicClient:

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agiflow_lab.providers.hosts import HostPolicy
+
 R = TypeVar("R", bound="Reply")
 
 
@@ -83,3 +85,17 @@ def read_reply(shape: type[R], response: Any, where: str) -> R:
         path = ".".join(str(part) for part in first["loc"]) or "body"
         message = f"{where}: the server did not answer like the {shape.api} API ({path}: {first['msg']})"
         raise ProviderError(message) from None
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """Everything needed to build a client (each adapter module's ``from_spec``); ``repr`` leaves the key
+    and the header values out."""
+
+    kind: str
+    base_url: str | None
+    options: dict[str, Any]
+    timeout: float
+    api_key: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    host_policy: HostPolicy = field(default_factory=HostPolicy)

@@ -14,12 +14,20 @@ from typing import Any
 
 import openai
 
-from agiflow_lab.providers.base import Completion, CompletionRequest, ProviderError, Reply, read_reply
+from agiflow_lab.providers.base import ClientSpec, Completion, CompletionRequest, ProviderError, Reply, read_reply
 from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status
 from agiflow_lab.providers.secrets import redact
 from agiflow_lab.providers.transport import guarded_client
 from agiflow_lab.providers.vendor import NO_KEY, connection_error, vendor_message
+
+
+def from_spec(spec: ClientSpec) -> OpenAICompatibleClient:
+    """The client of an ``openai`` or ``azure_openai`` connection (``providers.service.make_client``)."""
+    return OpenAICompatibleClient(
+        spec.base_url, spec.api_key, timeout=spec.timeout, default_headers=dict(spec.headers), kind=spec.kind,
+        api_version=spec.options.get("api_version"), host_policy=spec.host_policy,
+    )  # fmt: skip
 
 
 class OpenAICompatibleClient:

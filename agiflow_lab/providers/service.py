@@ -18,7 +18,6 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -30,7 +29,7 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.errors import Conflict, InvalidInput, NotFound
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.providers import store
-from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
+from agiflow_lab.providers.base import ClientSpec, CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.echo import ECHO, ECHO_DESCRIPTION, EchoClient
 from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.models import (
@@ -58,19 +57,6 @@ _MODEL_NAME_MAX = 200
 # A name that does not resolve when it is saved is checked again on every connection; do not wait long.
 
 
-@dataclass(frozen=True)
-class ClientSpec:
-    """Everything needed to build a client; ``repr`` leaves the key and the header values out."""
-
-    kind: str
-    base_url: str | None
-    options: dict[str, Any]
-    timeout: float
-    api_key: str | None = field(default=None, repr=False)
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-    host_policy: HostPolicy = field(default_factory=HostPolicy)
-
-
 ClientFactory = Callable[[ClientSpec], ProviderClient]
 
 # The adapter module of each connection kind: each imports its vendor SDK (about a second each).
@@ -92,21 +78,11 @@ async def load_adapter(kind: str) -> None:
 def make_client(spec: ClientSpec) -> ProviderClient:
     """The vendor SDK is imported here, on first use: importing openai and anthropic costs about two seconds,
     which every Jupyter server start and every worker would otherwise pay before serving anything."""
-    headers = dict(spec.headers)
-    if spec.kind == "anthropic":
-        from agiflow_lab.providers.anthropic_client import AnthropicClient
-
-        return AnthropicClient(
-            spec.base_url, spec.api_key, spec.timeout, default_headers=headers, host_policy=spec.host_policy
-        )
-    if spec.kind in ("openai", "azure_openai"):
-        from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
-
-        return OpenAICompatibleClient(
-            spec.base_url, spec.api_key, timeout=spec.timeout, default_headers=headers, kind=spec.kind,
-            api_version=spec.options.get("api_version"), host_policy=spec.host_policy,
-        )  # fmt: skip
-    raise ProviderError(f"unknown connection kind {spec.kind!r}")
+    module = ADAPTERS.get(spec.kind)
+    if module is None:
+        raise ProviderError(f"unknown connection kind {spec.kind!r}")
+    build: Callable[[ClientSpec], ProviderClient] = importlib.import_module(module).from_spec
+    return build(spec)
 
 
 def _is_builtin(name: str) -> bool:
