@@ -3,6 +3,7 @@ import * as React from 'react';
 
 import type { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
+import { canEdit as mayEdit, roleIn } from './manageRoles';
 import { ProjectSelect } from './ProjectSelect';
 import { PromptDetail } from './PromptDetail';
 import { PromptList } from './PromptList';
@@ -59,8 +60,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
     setProject(slug);
   };
 
-  const role = items?.find(p => p.slug === project)?.role ?? null;
-  const canEdit = role === 'owner' || role === 'editor';
+  const canEdit = mayEdit(roleIn(items, project));
   const [creating, setCreating] = React.useState(false);
   const detail =
     creating && project !== null ? (

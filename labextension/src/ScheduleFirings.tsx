@@ -81,31 +81,9 @@ export function ScheduleFirings({ api, project, name, refresh, openView }: Sched
                 <td title={f.started_at ?? f.fired_at}>{fireTime(f.started_at ?? f.fired_at)}</td>
                 <td>
                   <span className="agiflow-manage-actions">
-                    {f.job_id && (
-                      <Button
-                        small
-                        minimal
-                        data-testid="agiflow-schedule-firing-job"
-                        title={`Job ${f.job_id}: open the Jobs view`}
-                        aria-label={`Open the Jobs view (job ${f.job_id})`}
-                        onClick={() => openView('jobs')}
-                      >
-                        <code>job {f.job_id.slice(0, 8)}</code>
-                      </Button>
-                    )}
+                    {f.job_id && <OpenInView what="job" id={f.job_id} onOpen={() => openView('jobs')} />}
                     {f.job_state && <JobStateBadge state={f.job_state} />}
-                    {f.run_id && (
-                      <Button
-                        small
-                        minimal
-                        data-testid="agiflow-schedule-firing-run"
-                        title={`Run ${f.run_id}: open the Evaluations view`}
-                        aria-label={`Open the Evaluations view (run ${f.run_id})`}
-                        onClick={() => openView('evals')}
-                      >
-                        <code>run {f.run_id.slice(0, 8)}</code>
-                      </Button>
-                    )}
+                    {f.run_id && <OpenInView what="run" id={f.run_id} onOpen={() => openView('evals')} />}
                     {!f.job_id && !f.run_id && <span className="agiflow-muted">—</span>}
                   </span>
                 </td>
@@ -120,5 +98,27 @@ export function ScheduleFirings({ api, project, name, refresh, openView }: Sched
         </Button>
       )}
     </div>
+  );
+}
+
+const VIEW_OF = { job: 'Jobs', run: 'Evaluations' } as const;
+
+/** A firing's job or run: its short id, a button that opens the view listing it. */
+function OpenInView(props: { what: keyof typeof VIEW_OF; id: string; onOpen: () => void }): JSX.Element {
+  const { what, id, onOpen } = props;
+  const view = VIEW_OF[what];
+  return (
+    <Button
+      small
+      minimal
+      data-testid={`agiflow-schedule-firing-${what}`}
+      title={`${what === 'job' ? 'Job' : 'Run'} ${id}: open the ${view} view`}
+      aria-label={`Open the ${view} view (${what} ${id})`}
+      onClick={onOpen}
+    >
+      <code>
+        {what} {id.slice(0, 8)}
+      </code>
+    </Button>
   );
 }

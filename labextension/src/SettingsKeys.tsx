@@ -13,6 +13,8 @@ export interface SettingsKeysProps {
   api: SettingsApi;
   project: string;
   owner: boolean;
+  /** The caller may list keys (see `mayRead`); if not, the section says who may instead of asking. */
+  readable: boolean;
   generation: number;
   /** Something was written: the audit log has news. */
   onChanged: () => void;
@@ -21,10 +23,11 @@ export interface SettingsKeysProps {
 /**
  * The project's API keys: create one with a role (its secret shown once, with
  * a Copy button), the list without secrets, revoke after a confirmation. Keys
- * are owners' business: for anyone else the list shows the API's refusal.
+ * are owners' business: anyone else is told so, and the list is not asked for.
  */
-export function SettingsKeys({ api, project, owner, generation, onChanged }: SettingsKeysProps): JSX.Element {
-  const keys = useRequest(() => api.keys(project), [api, project, generation]);
+export function SettingsKeys(props: SettingsKeysProps): JSX.Element {
+  const { api, project, owner, readable, generation, onChanged } = props;
+  const keys = useRequest(readable ? () => api.keys(project) : null, [api, project, readable, generation]);
   const [created, setCreated] = React.useState<CreatedKey | null>(null);
   const { busy, error, act } = useAction(project);
   React.useEffect(() => setCreated(null), [project]);
@@ -64,7 +67,11 @@ export function SettingsKeys({ api, project, owner, generation, onChanged }: Set
       )}
       {created !== null && <CreatedSecret created={created} onClose={() => setCreated(null)} />}
       {error !== undefined && <ErrorNotice message={error} />}
-      {keys.error !== undefined ? (
+      {!readable ? (
+        <p className="agiflow-muted" data-testid="agiflow-keys-owners-only">
+          Only the project's owners see and manage its API keys.
+        </p>
+      ) : keys.error !== undefined ? (
         <ErrorNotice message={keys.error} onRetry={keys.reload} />
       ) : keys.data === undefined ? (
         <div className="agiflow-status">Loading keys…</div>

@@ -6,7 +6,7 @@ import type { AgiflowApi } from './api';
 import { ErrorNotice } from './ErrorNotice';
 import { ManageFrame } from './ManageFrame';
 import { confirmAction, shortTime } from './manageDialogs';
-import { isOwner, Role, ROLES } from './manageRoles';
+import { isOwner, mayRead, Role, ROLES } from './manageRoles';
 import { SettingsKeys } from './SettingsKeys';
 import { AuditEntry, SettingsApi } from './settingsApi';
 import type { Project } from './types';
@@ -42,10 +42,16 @@ export function SettingsView({ api }: { api: AgiflowApi }): JSX.Element {
             api={settings}
             project={project}
             owner={isOwner(role)}
+            readable={mayRead(role, 'keys')}
             generation={generation}
             onChanged={changed}
           />
-          <AuditSection api={settings} project={project} refresh={`${generation}:${changes}`} />
+          <AuditSection
+            api={settings}
+            project={project}
+            readable={mayRead(role, 'audit')}
+            refresh={`${generation}:${changes}`}
+          />
         </div>
       )}
     </ManageFrame>
@@ -244,18 +250,22 @@ function MembersSection(props: {
   );
 }
 
-function AuditSection(props: { api: SettingsApi; project: string; refresh: string }): JSX.Element {
-  const { api, project, refresh } = props;
+function AuditSection(props: { api: SettingsApi; project: string; readable: boolean; refresh: string }): JSX.Element {
+  const { api, project, readable, refresh } = props;
   const pages = usePages<Awaited<ReturnType<SettingsApi['audit']>>, AuditEntry>(
-    cursor => api.audit(project, cursor),
-    [api, project],
+    readable ? cursor => api.audit(project, cursor) : null,
+    [api, project, readable],
     refresh
   );
   return (
     <section className="agiflow-manage-section" aria-labelledby="agiflow-settings-audit-title">
       <h3 id="agiflow-settings-audit-title">Audit log</h3>
       {pages.error !== undefined && <ErrorNotice message={pages.error} />}
-      {pages.items.length === 0 ? (
+      {!readable ? (
+        <p className="agiflow-muted" data-testid="agiflow-audit-editors-only">
+          Only the project's editors and owners see its audit log.
+        </p>
+      ) : pages.items.length === 0 ? (
         <div className="agiflow-status">{pages.loading ? 'Loading the audit log…' : 'Nothing recorded yet.'}</div>
       ) : (
         <table className="agiflow-table agiflow-manage-table" data-testid="agiflow-audit-list">

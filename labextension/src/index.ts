@@ -2,11 +2,13 @@ import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyte
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
+import * as React from 'react';
 
 import { AgiflowApi } from './api';
 import { DashboardWidget } from './dashboardWidget';
-import { DatasetsWidget } from './datasetsWidget';
-import { EvalsWidget } from './evalsWidget';
+import { DatasetsApi } from './datasetsApi';
+import { DatasetsView } from './DatasetsView';
+import { EvalsView } from './EvalsView';
 import { registerGettingStarted } from './gettingStarted';
 import {
   agiflowIcon,
@@ -20,14 +22,14 @@ import {
   settingsIcon,
   tracesIcon
 } from './icon';
-import { JobsWidget } from './jobsWidget';
-import { ModelsWidget } from './modelsWidget';
-import { commandId, registerView, Shell } from './registerView';
+import { JobsView } from './JobsView';
+import { ModelsView } from './ModelsView';
+import { commandId, registerView, Shell, viewWidget } from './registerView';
 import { CompletionWatcher, type TellWhenDone } from './completions';
 import { registerRunAsJob } from './runAsJob';
 import { followInAppNotifications } from './inAppNotifications';
-import { SchedulesWidget } from './schedulesWidget';
-import { SettingsWidget } from './settingsWidget';
+import { SchedulesView } from './SchedulesView';
+import { SettingsView } from './SettingsView';
 import { TracesWidget } from './tracesWidget';
 import { PromptBrowserWidget } from './widget';
 
@@ -49,6 +51,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const api = new AgiflowApi(app.serviceManager.serverSettings);
     const shell: Shell = { app, palette, launcher, restorer };
     const openPath = (path: string): Promise<unknown> => app.commands.execute('docmanager:open', { path });
+    const openView = (view: string): void => void app.commands.execute(commandId(view));
+    const datasets = new DatasetsApi(api, app.serviceManager.serverSettings);
 
     const sidebar = new PromptBrowserWidget(api, 'sidebar');
     sidebar.id = SIDEBAR_ID;
@@ -78,7 +82,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Run notebook jobs and follow them live',
       icon: jobsIcon,
       rank: 2,
-      create: () => new JobsWidget(api, openPath, tellWhenDone)
+      create: () => viewWidget('jobs', React.createElement(JobsView, { api, openPath, tellWhenDone }))
     });
     registerView(shell, {
       name: 'evals',
@@ -86,7 +90,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Follow evaluation runs live, see their items and compare two runs',
       icon: evalsIcon,
       rank: 3,
-      create: () => new EvalsWidget(api, openPath, tellWhenDone)
+      create: () => viewWidget('evals', React.createElement(EvalsView, { api, openPath, tellWhenDone }))
     });
     const openTraces = registerView(shell, {
       name: 'traces',
@@ -120,7 +124,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Datasets: versions, items, CSV/JSONL upload with the column mapping, export',
       icon: datasetsIcon,
       rank: 6,
-      create: () => new DatasetsWidget(api, app.serviceManager.serverSettings)
+      create: () => viewWidget('datasets', React.createElement(DatasetsView, { api, datasets }))
     });
     registerView(shell, {
       name: 'models',
@@ -128,7 +132,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Model connections (write-only keys, a test call) and price overrides',
       icon: modelsIcon,
       rank: 7,
-      create: () => new ModelsWidget(api)
+      create: () => viewWidget('models', React.createElement(ModelsView, { api }))
     });
     registerView(shell, {
       name: 'schedules',
@@ -136,7 +140,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Notebook jobs and evaluation runs on a cron expression or an interval: pause, run now, history',
       icon: schedulesIcon,
       rank: 8,
-      create: () => new SchedulesWidget(api, view => void app.commands.execute(commandId(view)))
+      create: () => viewWidget('schedules', React.createElement(SchedulesView, { api, openView }))
     });
     registerView(shell, {
       name: 'settings',
@@ -144,7 +148,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Projects, members and roles, API keys and the audit log',
       icon: settingsIcon,
       rank: 9,
-      create: () => new SettingsWidget(api)
+      create: () => viewWidget('settings', React.createElement(SettingsView, { api }))
     });
   }
 };

@@ -18,3 +18,12 @@ export function canEdit(role: Role | null): boolean {
 export function isOwner(role: Role | null): boolean {
   return role === 'owner';
 }
+
+/**
+ * Whether the API lets `role` read a project's API keys (owners) or its audit log (editors and owners).
+ * A server admin who is not a member (null) reads both. A view asks only when it may, and says who may
+ * otherwise, instead of showing the API's refusal as an error.
+ */
+export function mayRead(role: Role | null, what: 'keys' | 'audit'): boolean {
+  return role === null || role === 'owner' || (what === 'audit' && role === 'editor');
+}

@@ -2,7 +2,7 @@ import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
-import type { LabIcon } from '@jupyterlab/ui-components';
+import { LabIcon, ReactWidget } from '@jupyterlab/ui-components';
 import type { Widget } from '@lumino/widgets';
 
 export const CATEGORY = 'AGIFlow';
@@ -26,6 +26,17 @@ export interface ViewSpec<W extends Widget> {
   create: () => W;
   /** Command arguments (e.g. which trace to show) applied to the open view. */
   applyArgs?: (content: W, args: ReadonlyPartialJSONObject) => void;
+}
+
+/**
+ * A view that is only its React element (no methods for commands to call) in a Lumino widget, with the
+ * classes the views' CSS hangs on.
+ */
+export function viewWidget(name: string, element: React.ReactElement): ReactWidget {
+  const widget = ReactWidget.create(element);
+  widget.addClass('agiflow-browser-widget');
+  widget.addClass(`agiflow-${name}-widget`);
+  return widget;
 }
 
 export function commandId(name: string): string {
