@@ -1,7 +1,8 @@
 """The JupyterLab extension in a real browser: Debian's Chromium driven by playwright-core.
 
 The browser scenarios live in ``tests/browser/*.test.mjs``; this test starts a real JupyterLab with
-AGIFlow (default identity provider: the server's token is the owner; the app exposed as
+AGIFlow (the test identity provider: the server's token is the owner, ``?token=user-<name>`` signs a
+browser in as ``<name>``, so a scenario can be a project's viewer; the app exposed as
 ``window.jupyterapp`` so scenarios open views with ``app.commands.execute``), seeds a prompt, a finished
 evaluation run and a project of traces exported by the OpenTelemetry SDK, and runs them. A missing Chromium or missing node modules fail the test: CI must never
 pass without a browser.
@@ -53,9 +54,7 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         pytest.fail("Chromium is not installed (apt-get install chromium); scripts/test installs it")
     if not (REPO / "tests/browser/node_modules/playwright-core").is_dir():
         pytest.fail("tests/browser/node_modules is missing; run `npm ci` in tests/browser (scripts/test does)")
-    server = start_jupyter(
-        db_url, tmp_path, app="lab", named_users=False, extra_args=["--LabApp.expose_app_in_browser=True"]
-    )
+    server = start_jupyter(db_url, tmp_path, app="lab", extra_args=["--LabApp.expose_app_in_browser=True"])
     llm = ScriptedLLM(log_path=tmp_path / "scripted-llm.log")  # the Models scenario tests a connection against it
     try:
         llm.start()

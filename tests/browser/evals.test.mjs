@@ -11,22 +11,23 @@
 // view is seen to pick up a new run and its progress live whatever the machine's speed.
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import {
   ARTIFACTS,
-  CHROMIUM_ARGS,
+  closeBrowser,
   env,
   firstOf,
   hideToasts,
+  inLab,
   openByCommand,
   openFromLauncher,
-  screenshotThemes
+  screenshotThemes,
+  watchTraffic
 } from './support/lab.mjs';
+
+const WIDE = { width: 1440, height: 900 }; // the run detail and the comparison side by side
 
 const evals = {
   prompt: process.env.AGIFLOW_EVALS_PROMPT ?? '',
@@ -41,35 +42,15 @@ const skip =
     : false;
 
 describe('AGIFlow evaluations in JupyterLab', () => {
-  let browser;
-
-  after(async () => {
-    await browser?.close();
-  });
+  after(closeBrowser);
 
   test('runs finish live with their pass rate; detail and compare show the items', { skip, timeout: 240_000 }, async t => {
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
-    await mkdir(ARTIFACTS, { recursive: true });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
     // Every evals REST call the page makes: updates must come over the WebSocket, not polling.
-    const evalRequests = [];
-    page.on('request', request => {
-      const url = new URL(request.url());
-      if (url.pathname.includes('/agiflow/api/v1/projects/') && url.pathname.includes('/evals/')) {
-        evalRequests.push(`${request.method()} ${url.pathname}${url.search}`);
-      }
-    });
-    let socketUrl;
-    page.on('websocket', socket => {
-      if (socket.url().includes('/agiflow/api/v1/events')) {
-        socketUrl = socket.url();
-      }
-    });
-    try {
-      await page.goto(`${env.url}lab/workspaces/agiflow-evals-test?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    let traffic;
+    const beforeLoad = page => {
+      traffic = watchTraffic(page, '/evals/');
+    };
+    await inLab(t, { name: 'evals', workspace: 'agiflow-evals-test', viewport: WIDE, beforeLoad }, async page => {
 
       const view = await openFromLauncher(page, 'agiflow-lab-evals', 'AGIFlow Evaluations');
       const project = view.getByTestId('agiflow-project-select');
@@ -109,16 +90,16 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       await row.locator('.agiflow-run-pass-rate .agiflow-metric-value').filter({ hasText: /^25%$/ }).waitFor();
       await row.getByTestId('agiflow-echo-badge').waitFor();
 
-      assert.ok(socketUrl, 'the view follows the events WebSocket');
-      assert.match(socketUrl, new RegExp(`[?&]project=${env.project}(&|$)`));
-      const lists = evalRequests.filter(r => /^GET \S+\/evals\/runs\?/.test(r));
-      assert.equal(lists.length, 1, `one list fetch, no polling: ${evalRequests.join(', ')}`);
-      const runGets = evalRequests.filter(r => r.startsWith(`GET `) && r.includes(`/evals/runs/${second.id}`));
+      assert.ok(traffic.socketUrl, 'the view follows the events WebSocket');
+      assert.match(traffic.socketUrl, new RegExp(`[?&]project=${env.project}(&|$)`));
+      const lists = traffic.requests.filter(r => /^GET \S+\/evals\/runs\?/.test(r));
+      assert.equal(lists.length, 1, `one list fetch, no polling: ${traffic.requests.join(', ')}`);
+      const runGets = traffic.requests.filter(r => r.startsWith(`GET `) && r.includes(`/evals/runs/${second.id}`));
       assert.ok(runGets.length <= 3, `the new run fetched on its events only, not polled: ${runGets.join(', ')}`);
       assert.equal(
-        evalRequests.filter(r => r.includes(evals.baseline)).length,
+        traffic.requests.filter(r => r.includes(evals.baseline)).length,
         0,
-        `a finished run's replayed events fetch nothing: ${evalRequests.join(', ')}`
+        `a finished run's replayed events fetch nothing: ${traffic.requests.join(', ')}`
       );
 
       // The detail: what the run pinned, the per-evaluator table and the items.
@@ -176,22 +157,11 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       assert.equal(await compare.getByTestId('agiflow-echo-badge').count(), 2, 'echo labelled in both columns');
 
       await screenshotThemes(page, 'evals-compare');
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, 'evals-failure.png') }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a run launched from the form finishes live, and re-run starts the form from it', { skip, timeout: 240_000 }, async t => {
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    try {
-      await page.goto(`${env.url}lab/workspaces/agiflow-evals-launch?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    await inLab(t, { name: 'evals-launch', viewport: WIDE }, async page => {
       const view = await openByCommand(page, 'agiflow-lab-evals', 'agiflow-lab:open-evals');
       const project = view.getByTestId('agiflow-project-select');
       await firstOf(project, view);
@@ -233,12 +203,7 @@ describe('AGIFlow evaluations in JupyterLab', () => {
       await datasetChoice.locator(`option[value="${evals.dataset}"]`).waitFor({ state: 'attached' });
       assert.equal(await datasetChoice.inputValue(), evals.dataset);
       await screenshotThemes(page, 'evals-launch-form');
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, 'evals-launch-failure.png') }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
 

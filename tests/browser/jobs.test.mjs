@@ -8,59 +8,39 @@
 //   CHROMIUM_PATH          browser binary (default: /usr/bin/chromium)
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-
-import { chromium } from 'playwright-core';
 
 import {
   api,
   ARTIFACTS,
-  CHROMIUM_ARGS,
+  closeBrowser,
   env,
   firstOf,
   hideToasts,
+  inLab,
   openByCommand,
   openFromLauncher,
+  putNotebook,
   screenshotThemes,
-  until
+  until,
+  watchTraffic
 } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of this file)' : false;
 
 describe('AGIFlow jobs in JupyterLab', () => {
-  let browser;
-
-  after(async () => {
-    await browser?.close();
-  });
+  after(closeBrowser);
 
   test('a job submitted from the form turns succeeded live and shows its log', { skip, timeout: 180_000 }, async t => {
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
-    await mkdir(ARTIFACTS, { recursive: true });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
     // Every jobs REST call the page makes: updates must come over the WebSocket, not polling.
-    const jobRequests = [];
-    page.on('request', request => {
-      const url = new URL(request.url());
-      if (url.pathname.includes('/agiflow/api/v1/projects/') && url.pathname.includes('/jobs')) {
-        jobRequests.push(`${request.method()} ${url.pathname}${url.search}`);
-      }
-    });
-    let socketUrl;
-    page.on('websocket', socket => {
-      if (socket.url().includes('/agiflow/api/v1/events')) {
-        socketUrl = socket.url();
-      }
-    });
-    try {
-      // A workspace of its own: the prompts tests run at the same time in the default one.
-      await page.goto(`${env.url}lab/workspaces/agiflow-jobs-test?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
-
+    let traffic;
+    const beforeLoad = page => {
+      traffic = watchTraffic(page, '/jobs');
+    };
+    // A workspace of its own: the prompts tests run at the same time in the default one.
+    const lab = { name: 'jobs', workspace: 'agiflow-jobs-test', viewport: { width: 1280, height: 800 }, beforeLoad };
+    await inLab(t, lab, async page => {
       const view = await openFromLauncher(page, 'agiflow-lab-jobs', 'AGIFlow Jobs');
       const form = view.locator('.agiflow-job-submit');
       await firstOf(form, view);
@@ -91,11 +71,11 @@ describe('AGIFlow jobs in JupyterLab', () => {
       await log.filter({ hasText: 'Hello, Browser!' }).waitFor({ timeout: 30_000 });
       assert.equal(await detail.locator('.agiflow-job-state').innerText(), 'succeeded');
 
-      assert.ok(socketUrl, 'the view follows the events WebSocket');
-      assert.match(socketUrl, new RegExp(`[?&]project=${env.project}(&|$)`));
-      const lists = jobRequests.filter(r => /^GET \S+\/jobs\?/.test(r));
-      assert.equal(lists.length, 1, `one list fetch, no polling: ${jobRequests.join(', ')}`);
-      assert.equal(jobRequests.filter(r => r.startsWith('POST ')).length, 1, jobRequests.join(', '));
+      assert.ok(traffic.socketUrl, 'the view follows the events WebSocket');
+      assert.match(traffic.socketUrl, new RegExp(`[?&]project=${env.project}(&|$)`));
+      const lists = traffic.requests.filter(r => /^GET \S+\/jobs\?/.test(r));
+      assert.equal(lists.length, 1, `one list fetch, no polling: ${traffic.requests.join(', ')}`);
+      assert.equal(traffic.requests.filter(r => r.startsWith('POST ')).length, 1, traffic.requests.join(', '));
 
       await hideToasts(page);
       await screenshotThemes(page, 'jobs');
@@ -108,24 +88,17 @@ describe('AGIFlow jobs in JupyterLab', () => {
         .filter({ hasText: `hello-${jobId.slice(0, 8)}.ipynb` });
       await reportTab.waitFor({ timeout: 30_000 });
       await reportTab.locator('xpath=self::*[not(contains(@class, "jp-mod-dirty"))]').waitFor({ timeout: 10_000 });
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, 'jobs-failure.png') }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a notebook in the file browser runs as a job with the parameters of its parameters cell', { skip, timeout: 180_000 }, async t => {
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
     const name = `run-me-${Date.now().toString(36)}.ipynb`;
-    await putNotebook(name, ['who = "world"  # who to greet\n', 'times = 1'], 'print(f"Hello, {who}! x{times}")');
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    try {
-      await page.goto(`${env.url}lab/workspaces/agiflow-run-as-job?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    await putNotebook(name, [
+      { source: ['who = "world"  # who to greet\n', 'times = 1'], tags: ['parameters'] },
+      { source: 'print(f"Hello, {who}! x{times}")' }
+    ]);
+    const lab = { name: 'jobs-run-as-job', workspace: 'agiflow-run-as-job', viewport: { width: 1280, height: 800 } };
+    await inLab(t, lab, async page => {
       await page.waitForFunction(() => window.jupyterapp?.commands.hasCommand('filebrowser:activate'), null, {
         timeout: 60_000
       });
@@ -170,28 +143,22 @@ describe('AGIFlow jobs in JupyterLab', () => {
       await row.click();
       await view.getByTestId('agiflow-job-log').filter({ hasText: 'Hello, file browser! x2' }).waitFor();
       await screenshotThemes(page, 'jobs-rows');
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, 'jobs-run-as-job-failure.png') }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   });
 
   test('a failed job reaches JupyterLab as a notification through the in-app channel', { skip, timeout: 180_000 }, async t => {
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
     const project = `notify-${Date.now().toString(36)}`;
     await api('POST', 'projects', { slug: project, name: 'Notifications' });
     await api('POST', `projects/${project}/notifications/channels`, { name: 'in-app', kind: 'in_app' });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    try {
-      // The page reads the project's notifications once its socket is live: from then on, news is shown.
-      const following = page.waitForResponse(r => r.url().includes(`/projects/${project}/notifications?`), {
+    // The page reads the project's notifications once its socket is live: from then on, news is shown.
+    let following;
+    const beforeLoad = page => {
+      following = page.waitForResponse(r => r.url().includes(`/projects/${project}/notifications?`), {
         timeout: 90_000
       });
-      await page.goto(`${env.url}lab/workspaces/agiflow-notify?token=${encodeURIComponent(env.token)}`);
+    };
+    const lab = { name: 'notifications', workspace: 'agiflow-notify', viewport: { width: 1280, height: 800 }, beforeLoad };
+    await inLab(t, lab, async page => {
       await following;
       await api('POST', `projects/${project}/jobs`, { notebook: 'builtin:fail', max_attempts: 1 });
       const toast = page.locator('.Toastify__toast').filter({ hasText: 'Job builtin:fail failed' });
@@ -202,28 +169,6 @@ describe('AGIFlow jobs in JupyterLab', () => {
         async () => (await api('GET', `projects/${project}/notifications/unread`)).unread === 0,
         'the notification marked read'
       );
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, 'notifications-failure.png') }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   });
 });
-
-/** A notebook in the server's files: a `parameters` cell, then one code cell. */
-async function putNotebook(path, parameters, code) {
-  const cell = (source, tags) => ({ cell_type: 'code', metadata: { tags }, source, outputs: [], execution_count: null });
-  const notebook = {
-    cells: [cell(parameters, ['parameters']), cell(code, [])],
-    metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
-    nbformat: 4,
-    nbformat_minor: 5
-  };
-  const response = await fetch(`${env.url}api/contents/${encodeURIComponent(path)}`, {
-    method: 'PUT',
-    headers: { Authorization: `token ${env.token}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ type: 'notebook', format: 'json', content: notebook })
-  });
-  assert.ok(response.ok, `PUT ${path} → ${response.status}: ${await response.text()}`);
-}

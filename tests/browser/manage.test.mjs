@@ -8,13 +8,9 @@
 //   CHROMIUM_PATH            browser binary (default: /usr/bin/chromium)
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand, screenshotThemes } from './support/lab.mjs';
+import { closeBrowser, env, firstOf, hideToasts, inLab, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of this file)' : false;
 const llmUrl = process.env.AGIFLOW_SCRIPTED_LLM_URL ?? '';
@@ -24,38 +20,17 @@ const withLlm = { skip: skip || (llmUrl ? false : 'set AGIFLOW_SCRIPTED_LLM_URL'
 const unique = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 describe('AGIFlow managing views in JupyterLab', () => {
-  let browser;
-
-  after(async () => {
-    await browser?.close();
-  });
+  after(closeBrowser);
 
   /** A page of its own (own workspace: other scenarios run at the same time) with `view` opened. */
-  async function withView(t, name, body) {
-    browser ??= await chromium.launch({
-      executablePath: env.chromium,
-      args: CHROMIUM_ARGS
-    });
-    await mkdir(ARTIFACTS, { recursive: true });
-    const context = await browser.newContext({
-      viewport: { width: 1280, height: 900 }
-    });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    try {
-      await page.goto(`${env.url}lab/workspaces/agiflow-manage-${name}?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+  function withView(t, name, body) {
+    return inLab(t, { name, workspace: `agiflow-manage-${name}` }, async page => {
       const view = await openByCommand(page, `agiflow-lab-${name}`, `agiflow-lab:open-${name}`);
       const select = view.getByTestId('agiflow-project-select');
       await firstOf(select, view);
       await select.selectOption(env.project);
       await body(page, view);
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   }
 
   /** Click, first closing the toasts (JupyterLab's news question, ours after each write) that may cover it. */

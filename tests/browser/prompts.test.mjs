@@ -9,13 +9,10 @@
 //   CHROMIUM_PATH          browser binary (default: /usr/bin/chromium)
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
-import { api, ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand, screenshotThemes } from './support/lab.mjs';
+import { api, ARTIFACTS, closeBrowser, env, firstOf, hideToasts, inLab, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const skip =
   env.url === '/' || !env.prompt
@@ -24,18 +21,9 @@ const skip =
 
 describe('AGIFlow prompts in JupyterLab', () => {
   // Set up lazily inside the tests, so a failure there is a failed test, not a cancelled suite.
-  let browser;
   let expected;
 
-  async function setUp() {
-    expected ??= await latestVersion(env.project, env.prompt);
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
-    await mkdir(ARTIFACTS, { recursive: true });
-  }
-
-  after(async () => {
-    await browser?.close();
-  });
+  after(closeBrowser);
 
   test('the sidebar lists the prompt and shows the template of its latest version', { skip, timeout: 120_000 }, async t => {
     await withPage(t, 'prompts', async page => {
@@ -122,24 +110,14 @@ describe('AGIFlow prompts in JupyterLab', () => {
     });
   });
 
-  /** Load JupyterLab in a fresh page, run `body`, save a screenshot either way. */
+  /** Load JupyterLab (the default workspace) in a fresh page, run `body`, save a screenshot either way. */
   async function withPage(t, name, body) {
-    await setUp();
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    try {
-      await page.goto(`${env.url}lab?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    expected ??= await latestVersion(env.project, env.prompt);
+    await inLab(t, { name, workspace: null, viewport: { width: 1280, height: 800 } }, async page => {
       await body(page);
       await hideToasts(page);
       await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   }
 });
 

@@ -6,40 +6,25 @@
 //   CHROMIUM_PATH          browser binary (default: /usr/bin/chromium)
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
-import { api, ARTIFACTS, CHROMIUM_ARGS, env, firstOf, hideToasts, openByCommand, screenshotThemes } from './support/lab.mjs';
+import { api, closeBrowser, env, firstOf, hideToasts, inLab, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of this file)' : false;
 const unique = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 describe('AGIFlow schedules in JupyterLab', () => {
-  let browser;
-
-  after(async () => {
-    await browser?.close();
-  });
+  after(closeBrowser);
 
   test('an interval schedule made in the form: listed with its next ticks, run now, paused; a bad cron named', { skip, timeout: 180_000 }, async t => {
     // A project of its own: the job "run now" starts must not land among the Jobs scenario's.
     const project = `sched-${unique()}`;
     await api('POST', 'projects', { slug: project, name: 'Schedules' });
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
-    await mkdir(ARTIFACTS, { recursive: true });
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    const press = async locator => {
-      await hideToasts(page);
-      await locator.click();
-    };
-    try {
-      await page.goto(`${env.url}lab/workspaces/agiflow-schedules?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    await inLab(t, { name: 'schedules', viewport: { width: 1400, height: 900 } }, async page => {
+      const press = async locator => {
+        await hideToasts(page);
+        await locator.click();
+      };
       const view = await openByCommand(page, 'agiflow-lab-schedules', 'agiflow-lab:open-schedules');
       const select = view.getByTestId('agiflow-project-select');
       await firstOf(select, view);
@@ -139,11 +124,6 @@ describe('AGIFlow schedules in JupyterLab', () => {
       );
 
       await screenshotThemes(page, 'schedules-form');
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, 'schedules-failure.png') }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
+    });
   });
 });

@@ -10,13 +10,9 @@
 // plus AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN, CHROMIUM_PATH (see jobs.test.mjs).
 // Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
-import { ARTIFACTS, CHROMIUM_ARGS, env, firstOf, openByCommand, screenshotThemes } from './support/lab.mjs';
+import { closeBrowser, env, firstOf, inLab, openByCommand, screenshotThemes } from './support/lab.mjs';
 
 const seeded = {
   project: process.env.AGIFLOW_TRACES_PROJECT ?? '',
@@ -39,30 +35,11 @@ const skip =
     : false;
 
 describe('AGIFlow traces and dashboard in JupyterLab', () => {
-  let browser;
-
-  after(async () => {
-    await browser?.close();
-  });
+  after(closeBrowser);
 
   /** A page on a workspace of its own, with failure screenshots named after `name`. */
-  async function withPage(t, name, scenario) {
-    browser ??= await chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
-    await mkdir(ARTIFACTS, { recursive: true });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
-    try {
-      await page.goto(`${env.url}lab/workspaces/agiflow-${name}-test?token=${encodeURIComponent(env.token)}`);
-      await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
-      await scenario(page);
-    } catch (error) {
-      await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
-      throw error;
-    } finally {
-      await context.close();
-    }
-  }
+  const withPage = (t, name, scenario) =>
+    inLab(t, { name, workspace: `agiflow-${name}-test`, viewport: { width: 1440, height: 900 } }, scenario);
 
   test('the trace list filters by status and text; a trace opens as a span tree', { skip, timeout: 180_000 }, async t => {
     await withPage(t, 'traces', async page => {

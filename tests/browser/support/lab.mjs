@@ -1,8 +1,11 @@
 // What every browser scenario shares: where JupyterLab runs, how Chromium starts, and small waits.
 // (Not a test file: `node --test` only runs *.test.mjs.)
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
 
 export const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 
@@ -24,6 +27,67 @@ export const env = {
   project: process.env.AGIFLOW_PROJECT || 'default',
   chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 };
+
+let launched;
+
+/**
+ * Run `scenario(page)` on a JupyterLab page of its own: a fresh browser context (its own cookies), on the
+ * workspace `workspace` (`agiflow-<name>` unless given; null: the default one), so other scenarios' layouts
+ * do not leak in, then `path` (e.g. `/tree/<notebook>`), signed in with `token` (the server's owner unless
+ * given; `user-<name>` for someone else, see tests/support/identity.py). `beforeLoad(page)` attaches
+ * listeners before the page loads. Page errors are reported on `t`; a failure saves `<name>-failure.png`.
+ * The browser is the file's (each test file runs in a process of its own), launched at first use: each
+ * file closes it with `after(closeBrowser)`.
+ */
+export async function inLab(t, options, scenario) {
+  const { name, token = env.token, path = '', viewport = { width: 1280, height: 900 }, reset = false } = options;
+  const workspace = options.workspace === undefined ? `agiflow-${name}` : options.workspace;
+  launched ??= chromium.launch({ executablePath: env.chromium, args: CHROMIUM_ARGS });
+  await mkdir(ARTIFACTS, { recursive: true });
+  const context = await (await launched).newContext({ viewport });
+  const page = await context.newPage();
+  page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
+  try {
+    await options.beforeLoad?.(page);
+    const where = workspace === null ? 'lab' : `lab/workspaces/${workspace}`;
+    await page.goto(`${env.url}${where}${path}?${reset ? 'reset&' : ''}token=${encodeURIComponent(token)}`);
+    await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    return await scenario(page);
+  } catch (error) {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
+    throw error;
+  } finally {
+    await context.close();
+  }
+}
+
+/**
+ * Record, from before `page` loads (call it in `beforeLoad`), its AGIFlow REST calls whose path contains
+ * `fragment` and the URL of its events WebSocket: scenarios check that updates came over the socket, not
+ * by polling.
+ */
+export function watchTraffic(page, fragment) {
+  const seen = { requests: [], socketUrl: undefined };
+  page.on('request', request => {
+    const url = new URL(request.url());
+    if (url.pathname.includes('/agiflow/api/v1/projects/') && url.pathname.includes(fragment)) {
+      seen.requests.push(`${request.method()} ${url.pathname}${url.search}`);
+    }
+  });
+  page.on('websocket', socket => {
+    if (socket.url().includes('/agiflow/api/v1/events')) {
+      seen.socketUrl = socket.url();
+    }
+  });
+  return seen;
+}
+
+/** Close the file's browser, if one was launched (`after(closeBrowser)`). */
+export async function closeBrowser() {
+  const browser = await launched;
+  launched = undefined;
+  await browser?.close();
+}
 
 /**
  * Toasts of the whole page (JupyterLab's news question, AGIFlow's own notifications). Hidden with
@@ -140,4 +204,29 @@ export async function api(method, path, body) {
   const text = await response.text();
   assert.ok(response.ok, `${method} ${path} → ${response.status}: ${text}`);
   return text ? JSON.parse(text) : undefined;
+}
+
+/**
+ * A notebook in the server's files, written as the owner: its code cells (`{ source, tags }`, e.g. tags
+ * `['parameters']` for papermill's parameters cell), for the Python 3 kernel.
+ */
+export async function putNotebook(path, cells) {
+  const notebook = {
+    cells: cells.map(({ source, tags = [] }) => ({
+      cell_type: 'code',
+      metadata: { tags },
+      source,
+      outputs: [],
+      execution_count: null
+    })),
+    metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+    nbformat: 4,
+    nbformat_minor: 5
+  };
+  const response = await fetch(`${env.url}api/contents/${encodeURIComponent(path)}`, {
+    method: 'PUT',
+    headers: { Authorization: `token ${env.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ type: 'notebook', format: 'json', content: notebook })
+  });
+  assert.ok(response.ok, `PUT ${path} → ${response.status}: ${await response.text()}`);
 }

@@ -1,0 +1,121 @@
+// Browser test of the in-notebook widgets (agiflow_lab.widgets, anywidget): a notebook whose cell builds a
+// PromptEditor is opened in JupyterLab and run; the widget renders, fills the template in live as a variable
+// is typed, and "Save as new version" reaches the API.
+//
+// Needs a running JupyterLab with agiflow-lab installed (AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN, AGIFLOW_PROJECT,
+// CHROMIUM_PATH: see prompts.test.mjs). The test makes its own prompt and notebook through the REST APIs.
+// Run: node --test tests/browser/
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, describe, test } from 'node:test';
+
+import { api, closeBrowser, env, inLab, putNotebook, screenshotThemes } from './support/lab.mjs';
+
+const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of prompts.test.mjs)' : false;
+
+describe('AGIFlow widgets in a notebook', () => {
+  after(closeBrowser);
+
+  test('a PromptEditor renders, fills in a variable live and saves a new version', { skip, timeout: 240_000 }, async t => {
+    const name = `widget-${randomUUID().slice(0, 8)}`;
+    await api('POST', `projects/${env.project}/prompts`, { name, template: 'Tell {{who}} about {{topic}}.' });
+    const notebook = `${name}.ipynb`;
+    const source = [
+      'from agiflow_lab import Client',
+      'from agiflow_lab.widgets import PromptEditor',
+      '',
+      `PromptEditor(Client(project=${JSON.stringify(env.project)}), ${JSON.stringify(name)})`
+    ];
+    await putNotebook(notebook, [{ source: source.join('\n') }]);
+    // Opened on a workspace of its own (no layout restored from another scenario), the notebook in it.
+    await inLab(t, { name: 'widgets-prompt-editor', path: `/tree/${notebook}`, reset: true }, async page => {
+      const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
+      await panel.first().waitFor({ timeout: 60_000 });
+      await runCells(page, panel.first());
+
+      const widget = page.locator('.agiflow-w-prompt');
+      const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+      await widget
+        .or(error)
+        .first()
+        .waitFor({ timeout: 90_000 })
+        .catch(async () => assert.fail(`no widget after 90 s; ${await cellState(page, panel.first())}`));
+      if (await error.first().isVisible()) assert.fail(`the cell failed: ${await error.first().innerText()}`);
+
+      const rendered = widget.getByTestId('agiflow-w-rendered');
+      await expectText(rendered, 'Tell {{who}} about {{topic}}.');
+      await widget.getByTestId('agiflow-w-var-who').fill('Ada');
+      await widget.getByTestId('agiflow-w-var-topic').fill('widgets');
+      await expectText(rendered, 'Tell Ada about widgets.');
+
+      const template = widget.getByTestId('agiflow-w-template');
+      await template.fill('Tell {{who}} about {{topic}}, briefly.');
+      await expectText(rendered, 'Tell Ada about widgets, briefly.');
+      await widget.getByTestId('agiflow-w-save').click();
+      await expectText(widget.getByTestId('agiflow-w-status'), 'Saved v2');
+
+      const saved = await api('GET', `projects/${env.project}/prompts/${name}?version=2`);
+      assert.equal(saved.template, 'Tell {{who}} about {{topic}}, briefly.');
+      await screenshotThemes(page, 'widgets-prompt-editor');
+    }).finally(() =>
+      fetch(`${env.url}api/contents/${notebook}`, {
+        method: 'DELETE',
+        headers: { Authorization: `token ${env.token}` }
+      }).catch(() => {})
+    );
+  });
+});
+
+/**
+ * Run the notebook's cells once its kernel is ready, asked through the app itself (the notebook's session
+ * context), not by watching the status bar: a run asked for while the kernel still starts can be dropped,
+ * so ask again until the cell's prompt says it ran or runs.
+ */
+async function runCells(page, panel) {
+  await page.waitForFunction(() => window.jupyterapp?.commands.hasCommand('notebook:run-all-cells'), null, {
+    timeout: 60_000
+  });
+  const prompt = panel.locator('.jp-Cell .jp-InputPrompt').first();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await page.evaluate(async () => {
+      const widget = window.jupyterapp.shell.currentWidget;
+      const session = widget?.context?.sessionContext ?? widget?.sessionContext;
+      if (session) {
+        await session.ready;
+        const deadline = Date.now() + 90_000;
+        while (session.session?.kernel?.status !== 'idle' && Date.now() < deadline) {
+          await new Promise(resolve => session.statusChanged.connect(resolve));
+        }
+      }
+    });
+    await panel.locator('.jp-Cell').first().click();
+    await page.evaluate(() => window.jupyterapp.commands.execute('notebook:run-all-cells'));
+    const ran = await page
+      .waitForFunction(el => /\[(\*|\d+)\]/.test(el.textContent), await prompt.elementHandle(), { timeout: 20_000 })
+      .then(
+        () => true,
+        () => false
+      );
+    if (ran) return;
+  }
+  assert.fail('the notebook never ran its cell');
+}
+
+/** What the notebook shows and its kernel says, for a failure message: where a missing widget got stuck. */
+async function cellState(page, panel) {
+  const kernel = await page.evaluate(() => {
+    const session = window.jupyterapp.shell.currentWidget?.context?.sessionContext;
+    return `kernel ${session?.session?.kernel?.name ?? 'none'} ${session?.session?.kernel?.status ?? 'unknown'}`;
+  });
+  const prompt = await panel.locator('.jp-Cell .jp-InputPrompt').first().innerText();
+  const outputs = await panel.locator('.jp-Cell .jp-OutputArea').first().innerText();
+  return `${kernel}; prompt ${JSON.stringify(prompt)}; outputs ${JSON.stringify(outputs.slice(0, 2000))}`;
+}
+
+/** Wait until `locator`'s text is `text` (the kernel answers each change with a new render). */
+async function expectText(locator, text) {
+  await locator.filter({ hasText: text }).waitFor({ timeout: 30_000 }).catch(async () => {
+    assert.fail(`expected ${JSON.stringify(text)}, the widget shows ${JSON.stringify(await locator.innerText())}`);
+  });
+  assert.equal((await locator.innerText()).trim(), text);
+}
