@@ -4,6 +4,7 @@ import { ILauncher } from '@jupyterlab/launcher';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { LabIcon, ReactWidget } from '@jupyterlab/ui-components';
 import type { Widget } from '@lumino/widgets';
+import type { ReactElement } from 'react';
 
 export const CATEGORY = 'AGIFlow';
 
@@ -32,7 +33,7 @@ export interface ViewSpec<W extends Widget> {
  * A view that is only its React element (no methods for commands to call) in a Lumino widget, with the
  * classes the views' CSS hangs on.
  */
-export function viewWidget(name: string, element: React.ReactElement): ReactWidget {
+export function viewWidget(name: string, element: ReactElement): ReactWidget {
   const widget = ReactWidget.create(element);
   widget.addClass('agiflow-browser-widget');
   widget.addClass(`agiflow-${name}-widget`);
