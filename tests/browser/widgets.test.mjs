@@ -12,6 +12,7 @@ import { after, describe, test } from 'node:test';
 import { api, closeBrowser, env, inLab, putNotebook, screenshotThemes } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of prompts.test.mjs)' : false;
+const WIDGET_PLUGINS = ['@jupyter-widgets/jupyterlab-manager:plugin', 'anywidget:plugin'];
 
 describe('AGIFlow widgets in a notebook', () => {
   after(closeBrowser);
@@ -29,6 +30,11 @@ describe('AGIFlow widgets in a notebook', () => {
     await putNotebook(notebook, [{ source: source.join('\n') }]);
     // Opened on a workspace of its own (no layout restored from another scenario), the notebook in it.
     await inLab(t, { name: 'widgets-prompt-editor', path: `/tree/${notebook}`, reset: true }, async page => {
+      // Without JupyterLab's widget manager and anywidget's frontend the cell shows only the widget's text.
+      for (const plugin of WIDGET_PLUGINS) {
+        const loaded = await page.evaluate(id => window.jupyterapp.hasPlugin(id), plugin);
+        assert.ok(loaded, `JupyterLab has no ${plugin}: is its labextension where this JupyterLab looks?`);
+      }
       const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
       await panel.first().waitFor({ timeout: 60_000 });
       await runCells(page, panel.first());
