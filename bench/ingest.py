@@ -440,6 +440,9 @@ async def query_section(pg: str, spans: int, days: int, batch: int) -> None:
         ("trace list, model = gpt-4o", lambda: store.list_traces(1, model="gpt-4o")),
         ("trace list, text 'zebra' (rare)", lambda: store.list_traces(1, text="zebra")),
         ("trace list, text 'refund' (most)", lambda: store.list_traces(1, text="refund")),
+        # The Traces view's default range: free text scans one day's summaries, not all of them.
+        ("trace list, text 'zebra', last 24 h",
+         lambda: store.list_traces(1, text="zebra", start=end - timedelta(days=1))),
         (f"metrics, {days} days by hour", lambda: store.metrics(1, start=start, end=end, bucket="hour")),
         (f"metrics, {days} days by day", lambda: store.metrics(1, start=start, end=end, bucket="day")),
         (f"metrics, {days} days by hour, by model",
