@@ -27,7 +27,7 @@ export function FilterSelect<T extends string>(props: {
         data-testid={testId}
         value={value}
         onChange={event => onChange(event.target.value as T)}
-        options={choices.map(c => ({ value: c.value, label: c.label }))}
+        options={[...choices]}
       />
     </label>
   );

@@ -41,12 +41,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import zmq
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
+from agiflow_lab.config import CHOICES
 from agiflow_lab_workers.kernel_forks import ForkingProvisioner, ForkServer
 from agiflow_lab_workers.sandbox import KernelIdentity, KernelSandbox
 
@@ -394,13 +395,12 @@ KernelStart = Literal["fork", "exec"]
 
 
 def parse_kernel_start(text: str) -> KernelStart:
-    """The ``kernel_start`` setting (``AGIFLOW_KERNEL_START``), checked when the worker starts."""
+    """The ``kernel_start`` setting (``AGIFLOW_KERNEL_START``), checked when the worker starts (its values
+    are ``config.CHOICES``', which ``Settings`` checks too)."""
     value = text.strip().lower()
-    if value == "fork":
-        return "fork"
-    if value == "exec":
-        return "exec"
-    raise ValueError(f"kernel start must be fork or exec, not {text!r}")
+    if value not in CHOICES["kernel_start"]:
+        raise ValueError(f"kernel start must be {' or '.join(CHOICES['kernel_start'])}, not {text!r}")
+    return cast(KernelStart, value)
 
 
 def _warm_code(modules: Sequence[str]) -> list[str]:

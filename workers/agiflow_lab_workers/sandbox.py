@@ -33,6 +33,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agiflow_lab.config import CHOICES
+
 log = logging.getLogger(__name__)
 
 DEFAULT_UIDS = range(61000, 61512)
@@ -64,8 +66,8 @@ class KernelSandbox:
     def from_setting(cls, mode: str, uids: str | None = None) -> KernelSandbox | None:
         """``auto``: on when the worker is root; ``on``: required; ``off``: kernels run as the worker's user."""
         mode = mode.strip().lower()
-        if mode not in ("auto", "on", "off"):
-            raise ValueError(f"kernel sandbox must be auto, on or off, not {mode!r}")
+        if mode not in CHOICES["kernel_sandbox"]:
+            raise ValueError(f"kernel sandbox must be one of {', '.join(CHOICES['kernel_sandbox'])}, not {mode!r}")
         if mode == "off" or (mode == "auto" and os.geteuid() != 0):
             return None
         return cls(parse_uids(uids) if uids else DEFAULT_UIDS)
