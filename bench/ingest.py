@@ -26,7 +26,7 @@ stored (the bodies decoded as the writer decodes them), and end to end / ceiling
 
 ``--query``: ``--query-spans`` generated spans loaded straight through ``PostgresSpanStore.load`` with start
 times spread over ``--query-days`` days, then p50/p95 over 20 repetitions of the trace list (first page,
-filtered by model, text search) and the metrics (hourly and daily buckets over all the days, by model).
+filtered by model, text search: a word in one trace, in ~1% of them, in most) and the metrics (hourly and daily buckets over all the days, by model).
 
 The machine's cores are shared by the senders, the receiver, the writers and Postgres (and by whatever else
 runs on it): the figures are noisy, and a 2-core box runs the whole pipeline on fewer cores than a
@@ -63,7 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from figures import percentile  # noqa: E402
-from span_store import TARGET_RATIO, ceiling, fresh, generate  # noqa: E402
+from span_store import RARE_WORDS, TARGET_RATIO, ceiling, filter_fill, fresh, generate  # noqa: E402
 
 from agiflow_lab.db.database import Database  # noqa: E402
 from agiflow_lab.traces.otlp import decode_body  # noqa: E402
@@ -433,6 +433,7 @@ async def query_section(pg: str, spans: int, days: int, batch: int) -> None:
             row = await (await conn.execute(f"SELECT count(*) AS n FROM analytics.{table}")).fetchone()  # noqa: S608
             counts.append(f"{row['n'] if row else '?':,} rows in {table}")
     print("  " + ", ".join(counts) + " (what the list and the metrics read)")
+    print(f"  text filters: {await filter_fill(db)}")
     end = datetime.now(UTC) + timedelta(minutes=1)
     start = end - timedelta(days=days)
     cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
@@ -440,6 +441,7 @@ async def query_section(pg: str, spans: int, days: int, batch: int) -> None:
         ("trace list, model = gpt-4o", lambda: store.list_traces(1, model="gpt-4o")),
         ("trace list, text 'zebra' (rare)", lambda: store.list_traces(1, text="zebra")),
         ("trace list, text 'refund' (most)", lambda: store.list_traces(1, text="refund")),
+        (f"trace list, text '{RARE_WORDS[7]}' (~1%)", lambda: store.list_traces(1, text=RARE_WORDS[7])),
         # The Traces view's default range: free text scans one day's summaries, not all of them.
         ("trace list, text 'zebra', last 24 h",
          lambda: store.list_traces(1, text="zebra", start=end - timedelta(days=1))),

@@ -17,8 +17,10 @@ Figures, each the spans divided by the wall time of the whole run:
 (c) redelivery: every batch loaded again (nothing inserted), unflagged (the direct COPY fails and is undone,
     then the staging path) and flagged ``redelivery=True`` (the staging path only);
 (d) text search on the trace list (``list_traces(text=...)``, 50 per page, best of 5) for a word in one
-    trace and for one in most, without an index and with the trigram index 0009 leaves out, and the load
-    again (a fresh database) with that index: what the index would cost the loader.
+    trace and for one in most, with the per-hour text filters (0018; all of this run is in one or two
+    hours, so they cannot skip much here: ``bench/ingest.py --query`` spreads traces over 30 days) and
+    with the trigram index 0009 leaves out, and the load again (a fresh database) with that index, and
+    without the text filters (``text_index.add`` skipped): what each costs the loader.
 Then the ratio (b)/(a) against the issue's target of 45%, and what the tables hold. Prints; asserts nothing.
 """
 
@@ -40,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from agiflow_lab.db import migrate  # noqa: E402
 from agiflow_lab.db.database import Database  # noqa: E402
-from agiflow_lab.traces import loading  # noqa: E402
+from agiflow_lab.traces import loading, text_index  # noqa: E402
 from agiflow_lab.traces.records import SpanRecord  # noqa: E402
 from agiflow_lab.traces.store import PostgresSpanStore  # noqa: E402
 from tests.support.servers import create_database, start_postgres  # noqa: E402
@@ -58,10 +60,20 @@ TRACE_SHAPE = (  # name, span_type, model, parent index
 )
 RARE = "the zebra crossing question"  # one root's input, for a selective text search
 WORDS = "the a answer question model latency token prompt user policy refund order invoice shipping".split()
+# Beyond the common words, text as varied as an app's: 3,000 made-up words and order numbers, so an hour's
+# previews hold tens of thousands of distinct trigrams (what sizes the text filters, text_index.py).
+_SYLLABLES = [c + v for c in "bcdfghjklmnprstvwz" for v in ("a", "e", "i", "o", "u", "ai", "ou")]
+RARE_WORDS = sorted({"".join(random.Random(k).choices(_SYLLABLES, k=3)) for k in range(3000)} - {"zebra"})
 
 
 def text(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words))
+    out = []
+    for _ in range(words):
+        roll = rng.random()
+        out.append(
+            rng.choice(WORDS) if roll < 0.6 else rng.choice(RARE_WORDS) if roll < 0.9 else f"#{rng.randrange(10**6)}"
+        )
+    return " ".join(out)
 
 
 def generate(n_spans: int, batch: int, seed: int = 7) -> list[list[SpanRecord]]:
@@ -183,6 +195,23 @@ async def searches(store: PostgresSpanStore, label: str) -> None:
         print(f"(d) search {word!r} {label}: {best * 1000:.1f} ms ({found} traces on the first page)")
 
 
+async def _no_filters(*_: object) -> None:
+    return None
+
+
+async def filter_fill(db: Database) -> str:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            """SELECT count(*) AS hours, avg(bit_count(grams)) AS bits,
+                      pg_size_pretty(pg_total_relation_size('analytics.trace_text_blocks')) AS size
+                 FROM analytics.trace_text_blocks"""
+        )
+        r = await cur.fetchone()
+    assert r is not None
+    share = float(r["bits"] or 0) / text_index.BITS
+    return f"{r['hours']} project-hours, {share:.1%} of each one's bits set on average, {r['size']}"
+
+
 async def sizes(db: Database) -> str:
     async with db.connection() as conn:
         cur = await conn.execute(
@@ -239,7 +268,8 @@ async def main() -> None:
                     )
             print(f"    {await sizes(db)}")
             if loaders == 1:
-                await searches(store, "without an index")
+                print(f"    text filters: {await filter_fill(db)}")
+                await searches(store, "with the hour filters")
                 async with db.connection() as conn:
                     await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
                     await conn.execute(TRIGRAM_INDEX)
@@ -253,6 +283,18 @@ async def main() -> None:
         seconds, _ = await load(PostgresSpanStore(db), batches, 1)
         rate = n / seconds
         print(f"(d) load, 1 loader, with the trigram index: {rate:,.0f} spans/s: {rate / copy_rate:.0%} of the ceiling")
+        await db.close()
+        db = await fresh(server)
+        indexing = text_index.add
+        text_index.add = _no_filters  # type: ignore[assignment]  # a measurement: the load without them
+        try:
+            seconds, _ = await load(PostgresSpanStore(db), batches, 1)
+        finally:
+            text_index.add = indexing  # type: ignore[assignment]
+        rate = n / seconds
+        print(
+            f"(d) load, 1 loader, without the text filters: {rate:,.0f} spans/s: {rate / copy_rate:.0%} of the ceiling"
+        )
         await db.close()
     finally:
         if not args.keep:

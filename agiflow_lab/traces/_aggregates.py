@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from agiflow_lab.db.database import Conn
 from agiflow_lab.traces import histogram
 from agiflow_lab.traces.records import SpanRecord
+from agiflow_lab.traces.text_index import PREVIEWS
 
 PREVIEW_CHARS = 500  # of the root's input and output, for the list and its text search
 
@@ -41,7 +43,8 @@ class _Trace:
     prompt_version: int | None = None
 
 
-async def upsert_summaries(conn: Conn, project_id: int, spans: list[SpanRecord]) -> None:
+async def upsert_summaries(conn: Conn, project_id: int, spans: list[SpanRecord]) -> list[tuple[datetime, str]]:
+    """Returns each upserted summary's start time and previews as they now stand (for ``text_index``)."""
     traces: dict[str, _Trace] = {}
     for s in sorted(spans, key=lambda s: (s.parent_span_id is not None, s.start_ns, s.span_id)):  # roots first
         t = traces.get(s.trace_id)
@@ -71,7 +74,7 @@ async def upsert_summaries(conn: Conn, project_id: int, spans: list[SpanRecord])
     for t in rows:
         ranges.append((len(models) + 1, len(models) + len(t.models)))
         models.extend(sorted(t.models))
-    await conn.execute(
+    cur = await conn.execute(
         _UPSERT_SUMMARIES,
         (
             project_id, _texts(models),
@@ -86,6 +89,7 @@ async def upsert_summaries(conn: Conn, project_id: int, spans: list[SpanRecord])
             _texts(_preview(t.first.output) for t in rows),
         ),
     )  # fmt: skip
+    return [(r["start_time"], r["previews"]) for r in await cur.fetchall()]
 
 
 # The models of each trace are the slice [models_lo:models_hi] of one array.
@@ -130,6 +134,7 @@ _UPSERT_SUMMARIES = f"""
         user_id = coalesce(t.user_id, EXCLUDED.user_id),
         prompt_name = coalesce(t.prompt_name, EXCLUDED.prompt_name),
         prompt_version = CASE WHEN t.prompt_name IS NULL THEN EXCLUDED.prompt_version ELSE t.prompt_version END
+    RETURNING t.start_time, {PREVIEWS} AS previews
 """  # noqa: S608 (constant fragments; values are bound, as in the store modules)
 
 

@@ -26,7 +26,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from agiflow_lab.db.database import Conn
-from agiflow_lab.traces import _aggregates, live
+from agiflow_lab.traces import _aggregates, live, text_index
 from agiflow_lab.traces.records import SpanRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,7 +42,7 @@ async def write_batch(
     ``conn`` is in the caller's transaction. ``direct``: try the plain COPY first (see the module)."""
     inserted = await _insert_spans(conn, batch, rows, direct=direct)
     if inserted:
-        await _aggregates.upsert_summaries(conn, project_id, inserted)
+        await text_index.add(conn, project_id, await _aggregates.upsert_summaries(conn, project_id, inserted))
         await _aggregates.upsert_rollups(conn, project_id, inserted)
         await live.announce(conn, project_id)
     return len(inserted)

@@ -84,9 +84,6 @@ def trace_key(trace_id: str) -> bytes:
     return bytes.fromhex(trace_id)
 
 
-PREVIEWS = "(coalesce(input_preview, '') || ' ' || coalesce(output_preview, ''))"  # as 0009's trigram index
-
-
 def like_literal(text: str) -> str:
     """``text`` as a literal inside an ILIKE pattern (backslash is the default escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, Field
 from agiflow_lab.core.paging import Cursor, KeyText, Page, check_limit
 from agiflow_lab.db.database import Database
 from agiflow_lab.errors import InvalidInput
-from agiflow_lab.traces import loading, reading
+from agiflow_lab.traces import loading, reading, text_index
 from agiflow_lab.traces.partitions import EPOCH_ORDINAL, NS_PER_DAY, Partitions, day_of_ns
 from agiflow_lab.traces.records import SpanRecord
 from agiflow_lab.traces.results import (
@@ -127,6 +127,20 @@ class ScoreFilter:
 def _ceil_hour(t: datetime) -> datetime:
     floor = t.replace(minute=0, second=0, microsecond=0)
     return floor if floor == t else floor + timedelta(hours=1)
+
+
+def _within(scope: text_index.Scope | None) -> tuple[list[str], list[datetime]]:
+    """The conditions (and their values) keeping a list query to ``scope``."""
+    if scope is None:
+        return [], []
+    conditions, values = [], []
+    if scope.low is not None:
+        conditions.append("start_time >= %s")
+        values.append(scope.low)
+    if scope.high is not None:
+        conditions.append("start_time < %s")
+        values.append(scope.high)
+    return conditions, values
 
 
 class _Retry(Exception):
@@ -249,9 +263,8 @@ class PostgresSpanStore:
         if min_latency_ms is not None:
             match("duration_ms >= %s", min_latency_ms)
         if text:
-            # No index (0009_traces.sql and 0013_trace_filters.sql say why and give the trigram index that
-            # would serve this expression as written): a scan of the project's summaries in the time range.
-            match(f"{reading.PREVIEWS} ILIKE %s", f"%{reading.like_literal(text)}%")
+            # Only in the hours whose trigram filter may hold the text (text_index.scopes, below).
+            match(f"{text_index.PREVIEWS} ILIKE %s", f"%{reading.like_literal(text)}%")
         if score is not None:
             # Scores live beside the summaries (0010_scores.sql); scores_by_trace finds a trace's by name.
             condition = "s.name = %s"
@@ -265,17 +278,25 @@ class PostgresSpanStore:
                 f" AND s.trace_id = trace_summaries.trace_id AND {condition})"
             )
         after = TRACE_CURSOR.decode(cursor)
+        upper = end
         if after is not None:
             where.append("(start_time, trace_id) < (%s, %s)")
             params += [after[0], bytes.fromhex(after[1])]
+            upper = after[0] + loading.ONE_US if end is None else min(end, after[0] + loading.ONE_US)
+        rows: list[dict[str, Any]] = []
         async with self.db.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {reading.SUMMARY_COLUMNS} FROM analytics.trace_summaries
-                     WHERE {" AND ".join(where)}
-                     ORDER BY start_time DESC, trace_id DESC LIMIT %s""",
-                (*params, limit + 1),
-            )
-            rows = await cur.fetchall()
+            scopes = [None] if not text else await text_index.scopes(conn, project_id, text, start, upper)
+            for scope in scopes:  # newest first, until the page is full
+                bounds, values = _within(scope)
+                cur = await conn.execute(
+                    f"""SELECT {reading.SUMMARY_COLUMNS} FROM analytics.trace_summaries
+                         WHERE {" AND ".join(where + bounds)}
+                         ORDER BY start_time DESC, trace_id DESC LIMIT %s""",
+                    (*params, *values, limit + 1 - len(rows)),
+                )
+                rows += await cur.fetchall()
+                if len(rows) > limit:
+                    break
         return Page(
             items=[reading.summary(r) for r in rows[:limit]],
             next_cursor=TRACE_CURSOR.next(rows, limit, lambda r: (r["start_time"], r["trace_id"].hex())),
@@ -441,7 +462,7 @@ class PostgresSpanStore:
 
         Partitions are shared by all projects, so retention works in two steps. Without ``project_id``
         (run it with the cutoff of the project that keeps data longest) whole daily partitions are
-        dropped, which is cheap, along with the summaries and rollups of those days. With ``project_id``
+        dropped, which is cheap, along with the summaries, rollups and text filters of those days. With ``project_id``
         (for each project that keeps less) that project's rows before its own cutoff are deleted from
         the partitions still there (the primary key's prefix finds them). A trace that started before
         the cutoff loses its summary even if some of its spans are newer: it is gone from the list."""
@@ -451,6 +472,7 @@ class PostgresSpanStore:
             async with self.db.transaction() as conn:
                 traces = await conn.execute("DELETE FROM analytics.trace_summaries WHERE start_time < %s", (cutoff,))
                 rollups = await conn.execute("DELETE FROM analytics.span_rollups WHERE at < %s", (cutoff,))
+                await conn.execute("DELETE FROM analytics.trace_text_blocks WHERE hour < %s", (cutoff,))
                 return Purged(dropped, 0, traces.rowcount, rollups.rowcount)
         async with self.db.transaction() as conn:
             spans = await conn.execute(
@@ -461,5 +483,8 @@ class PostgresSpanStore:
             )
             rollups = await conn.execute(
                 "DELETE FROM analytics.span_rollups WHERE project_id = %s AND at < %s", (project_id, cutoff)
+            )
+            await conn.execute(
+                "DELETE FROM analytics.trace_text_blocks WHERE project_id = %s AND hour < %s", (project_id, cutoff)
             )
             return Purged([], spans.rowcount, traces.rowcount, rollups.rowcount)
