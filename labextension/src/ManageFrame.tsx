@@ -7,6 +7,7 @@ import { Role, roleIn } from './manageRoles';
 import { ProjectSelect } from './ProjectSelect';
 import type { Project } from './types';
 import { ProjectChoice, useProjectChoice } from './useProjectChoice';
+import { ViewToolbar } from './ViewToolbar';
 
 export interface ManageContext {
   project: string;
@@ -30,7 +31,7 @@ export interface ManageFrameProps {
    * Without it the frame calls `useProjectChoice` itself.
    */
   choice?: ProjectChoice;
-  /** Shown in the title row before the reload button (a live socket's status, toggles). */
+  /** Shown in the view's toolbar after the reload button (a live socket's status, toggles). */
   toolbar?: React.ReactNode;
   /** Shown in the filter row after the project picker and role (the view's own filters). */
   filters?: React.ReactNode;
@@ -45,7 +46,8 @@ export interface ManageFrameProps {
 }
 
 /**
- * The frame every AGIFlow view shares: a title row with the view's toolbar items and a reload button,
+ * The frame every AGIFlow view shares: the view's toolbar items and a reload button (in JupyterLab's
+ * toolbar above the view, see `ViewToolbar`),
  * the project picker (one choice for all views, see `useProjectChoice`), the caller's role in the
  * project and the view's filters in one row, and the states before a project is chosen.
  */
@@ -85,22 +87,19 @@ function Frame(props: ManageFrameProps & { choice: ProjectChoice }): JSX.Element
   const rootClass = props.ownLayout ? 'agiflow-browser' : 'agiflow-browser agiflow-manage';
   return (
     <div className={`${rootClass} ${className}`} data-testid={testId}>
-      <div className="agiflow-toolbar">
-        <span className="agiflow-title">{title}</span>
-        <span className="agiflow-toolbar-end">
-          {toolbar}
-          <ToolbarButtonComponent
-            icon={refreshIcon}
-            tooltip="Reload"
-            dataset={{ testid: 'agiflow-reload' }}
-            onClick={() => {
-              projects.reload();
-              setGeneration(g => g + 1);
-              onReload?.();
-            }}
-          />
-        </span>
-      </div>
+      <ViewToolbar title={title}>
+        <ToolbarButtonComponent
+          icon={refreshIcon}
+          tooltip="Reload"
+          dataset={{ testid: 'agiflow-reload' }}
+          onClick={() => {
+            projects.reload();
+            setGeneration(g => g + 1);
+            onReload?.();
+          }}
+        />
+        {toolbar}
+      </ViewToolbar>
       {projects.error !== undefined ? (
         <ErrorNotice message={projects.error} onRetry={projects.reload} />
       ) : items === undefined ? (

@@ -1,4 +1,4 @@
-import { refreshIcon, searchIcon } from '@jupyterlab/ui-components';
+import { refreshIcon, searchIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
@@ -13,6 +13,7 @@ import type { Page, PromptSummary } from './types';
 import { useProjectChoice } from './useProjectChoice';
 import { useAction } from './useAction';
 import { PagesState, usePages } from './usePages';
+import { ViewToolbar } from './ViewToolbar';
 
 /** `sidebar`: list or detail, one at a time. `main`: list and detail side by side. */
 export type BrowserMode = 'sidebar' | 'main';
@@ -88,8 +89,13 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
 
   return (
     <div className={`agiflow-browser agiflow-mode-${mode}`} data-testid="agiflow-browser">
-      <div className="agiflow-toolbar">
-        <span className="agiflow-title">AGIFlow Prompts</span>
+      <ViewToolbar title="AGIFlow Prompts">
+        <ToolbarButtonComponent
+          icon={refreshIcon}
+          tooltip="Reload"
+          dataset={{ testid: 'agiflow-reload' }}
+          onClick={refresh}
+        />
         {canEdit && (
           <button
             type="button"
@@ -103,10 +109,7 @@ export function PromptBrowser({ api, mode }: PromptBrowserProps): JSX.Element {
             New prompt
           </button>
         )}
-        <button type="button" className="agiflow-icon-button" title="Refresh" aria-label="Refresh" onClick={refresh}>
-          <refreshIcon.react tag="span" />
-        </button>
-      </div>
+      </ViewToolbar>
       {projects.error !== undefined ? (
         <ErrorNotice message={projects.error} onRetry={projects.reload} />
       ) : items === undefined ? (

@@ -74,7 +74,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Create, version and label the prompts of your AGIFlow projects',
       icon: promptsIcon,
       rank: 1,
-      create: () => new PromptBrowserWidget(api, 'main')
+      create: toolbar => new PromptBrowserWidget(api, 'main', toolbar)
     });
     registerView(shell, {
       name: 'jobs',
@@ -82,7 +82,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Run notebook jobs and follow them live',
       icon: jobsIcon,
       rank: 2,
-      create: () => viewWidget('jobs', React.createElement(JobsView, { api, openPath, tellWhenDone }))
+      create: toolbar => viewWidget('jobs', React.createElement(JobsView, { api, openPath, tellWhenDone }), toolbar)
     });
     registerView(shell, {
       name: 'evals',
@@ -90,7 +90,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Follow evaluation runs live, see their items and compare two runs',
       icon: evalsIcon,
       rank: 3,
-      create: () => viewWidget('evals', React.createElement(EvalsView, { api, openPath, tellWhenDone }))
+      create: toolbar => viewWidget('evals', React.createElement(EvalsView, { api, openPath, tellWhenDone }), toolbar)
     });
     const openTraces = registerView(shell, {
       name: 'traces',
@@ -98,7 +98,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Search traces, open one to see its spans (args: project and traceId open that trace)',
       icon: tracesIcon,
       rank: 4,
-      create: () => new TracesWidget(api),
+      create: toolbar => new TracesWidget(api, toolbar),
       applyArgs: (content, args) => {
         const project = args['project'];
         const traceId = args['traceId'];
@@ -113,10 +113,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Span counts, errors, latency, tokens and cost over time; workers and the job queue',
       icon: dashboardIcon,
       rank: 5,
-      create: () =>
-        new DashboardWidget(api, (project, traceId) => {
-          void app.commands.execute(openTraces, { project, traceId });
-        })
+      create: toolbar =>
+        new DashboardWidget(
+          api,
+          (project, traceId) => {
+            void app.commands.execute(openTraces, { project, traceId });
+          },
+          toolbar
+        )
     });
     registerView(shell, {
       name: 'datasets',
@@ -124,7 +128,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Datasets: versions, items, CSV/JSONL upload with the column mapping, export',
       icon: datasetsIcon,
       rank: 6,
-      create: () => viewWidget('datasets', React.createElement(DatasetsView, { api, datasets }))
+      create: toolbar => viewWidget('datasets', React.createElement(DatasetsView, { api, datasets }), toolbar)
     });
     registerView(shell, {
       name: 'models',
@@ -132,7 +136,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Model connections (write-only keys, a test call) and price overrides',
       icon: modelsIcon,
       rank: 7,
-      create: () => viewWidget('models', React.createElement(ModelsView, { api }))
+      create: toolbar => viewWidget('models', React.createElement(ModelsView, { api }), toolbar)
     });
     registerView(shell, {
       name: 'schedules',
@@ -140,7 +144,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Notebook jobs and evaluation runs on a cron expression or an interval: pause, run now, history',
       icon: schedulesIcon,
       rank: 8,
-      create: () => viewWidget('schedules', React.createElement(SchedulesView, { api, openView }))
+      create: toolbar => viewWidget('schedules', React.createElement(SchedulesView, { api, openView }), toolbar)
     });
     registerView(shell, {
       name: 'settings',
@@ -148,7 +152,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Projects, members and roles, API keys and the audit log',
       icon: settingsIcon,
       rank: 9,
-      create: () => viewWidget('settings', React.createElement(SettingsView, { api }))
+      create: toolbar => viewWidget('settings', React.createElement(SettingsView, { api }), toolbar)
     });
   }
 };

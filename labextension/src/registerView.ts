@@ -2,9 +2,12 @@ import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
-import { LabIcon, ReactWidget } from '@jupyterlab/ui-components';
-import type { Widget } from '@lumino/widgets';
+import { LabIcon, ReactWidget, Toolbar } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+import * as React from 'react';
 import type { ReactElement } from 'react';
+
+import { ToolbarHost } from './ViewToolbar';
 
 export const CATEGORY = 'AGIFlow';
 
@@ -24,7 +27,8 @@ export interface ViewSpec<W extends Widget> {
   icon: LabIcon;
   /** Order among the AGIFlow launcher cards; null: palette only. */
   rank: number | null;
-  create: () => W;
+  /** The view, given the node of the JupyterLab toolbar above it (for `ToolbarHost`). */
+  create: (toolbar: HTMLElement) => W;
   /** Command arguments (e.g. which trace to show) applied to the open view. */
   applyArgs?: (content: W, args: ReadonlyPartialJSONObject) => void;
 }
@@ -33,8 +37,8 @@ export interface ViewSpec<W extends Widget> {
  * A view that is only its React element (no methods for commands to call) in a Lumino widget, with the
  * classes the views' CSS hangs on.
  */
-export function viewWidget(name: string, element: ReactElement): ReactWidget {
-  const widget = ReactWidget.create(element);
+export function viewWidget(name: string, element: ReactElement, toolbar: HTMLElement | null): ReactWidget {
+  const widget = ReactWidget.create(React.createElement(ToolbarHost.Provider, { value: toolbar }, element));
   widget.addClass('agiflow-browser-widget');
   widget.addClass(`agiflow-${name}-widget`);
   return widget;
@@ -60,15 +64,18 @@ export function registerView<W extends Widget>(shell: Shell, spec: ViewSpec<W>):
     execute: args => {
       let main = tracker.currentWidget;
       if (!main || main.isDisposed) {
-        main = new MainAreaWidget({ content: spec.create() });
+        // The view's tools (live state, toggles, reload, its New button) go in JupyterLab's toolbar.
+        const tools = new Widget();
+        tools.addClass('agiflow-view-tools');
+        // A plain toolbar: JupyterLab's default one moves items that do not fit into a "…" menu, which
+        // would hide the view's live state.
+        main = new MainAreaWidget({ content: spec.create(tools.node), toolbar: new Toolbar() });
+        main.toolbar.addItem('agiflow-view-tools', tools);
         main.id = `agiflow-lab-${spec.name}`;
         main.title.label = spec.label;
         main.title.caption = spec.caption;
         main.title.icon = spec.icon;
         main.title.closable = true;
-        // The view draws its own bar (title, live state, reload): an empty JupyterLab toolbar above it
-        // would only take a row.
-        main.toolbar.hide();
         void tracker.add(main);
       }
       if (!main.isAttached) {

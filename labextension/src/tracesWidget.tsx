@@ -3,12 +3,16 @@ import * as React from 'react';
 
 import type { AgiflowApi } from './api';
 import { TraceRequest, TracesView } from './TracesView';
+import { ToolbarHost } from './ViewToolbar';
 
 /** The Lumino widget that hosts the React traces view; other views open a trace in it. */
 export class TracesWidget extends ReactWidget {
   private request: TraceRequest | undefined;
 
-  constructor(private readonly api: AgiflowApi) {
+  constructor(
+    private readonly api: AgiflowApi,
+    private readonly toolbar: HTMLElement | null
+  ) {
     super();
     this.addClass('agiflow-browser-widget');
     this.addClass('agiflow-traces-widget');
@@ -21,6 +25,10 @@ export class TracesWidget extends ReactWidget {
   }
 
   protected render(): JSX.Element {
-    return <TracesView api={this.api} request={this.request} />;
+    return (
+      <ToolbarHost.Provider value={this.toolbar}>
+        <TracesView api={this.api} request={this.request} />
+      </ToolbarHost.Provider>
+    );
   }
 }

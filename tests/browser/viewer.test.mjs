@@ -105,6 +105,9 @@ async function open(page, name) {
   const select = view.getByTestId('agiflow-project-select');
   await firstOf(select, view);
   await select.selectOption(project);
+  // The view's tools are in JupyterLab's toolbar above it, and it draws no title row of its own.
+  await view.locator('.jp-Toolbar [data-testid="agiflow-reload"]').waitFor();
+  assert.equal(await view.locator('.agiflow-title').count(), 0, `${name} draws no title row of its own`);
   return view;
 }
 
