@@ -439,7 +439,7 @@ async def query_section(pg: str, spans: int, days: int, batch: int) -> None:
     cases: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("trace list, first page (50)", lambda: store.list_traces(1)),
         ("trace list, model = gpt-4o", lambda: store.list_traces(1, model="gpt-4o")),
-        ("trace list, text 'zebra' (rare)", lambda: store.list_traces(1, text="zebra")),
+        ("trace list, text 'zebra' (a trace a day)", lambda: store.list_traces(1, text="zebra")),
         ("trace list, text 'refund' (most)", lambda: store.list_traces(1, text="refund")),
         (f"trace list, text '{RARE_WORDS[7]}' (~1%)", lambda: store.list_traces(1, text=RARE_WORDS[7])),
         # The Traces view's default range: free text scans one day's summaries, not all of them.
