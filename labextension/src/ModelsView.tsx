@@ -3,6 +3,7 @@ import { Button } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
+import { EditableSection, EditDeleteButtons, Editing } from './EditableSection';
 import { ErrorNotice } from './ErrorNotice';
 import { ManageFrame } from './ManageFrame';
 import { confirmAction } from './manageDialogs';
@@ -35,8 +36,6 @@ export function ModelsView({ api }: { api: AgiflowApi }): JSX.Element {
   );
 }
 
-type Editing = { mode: 'create' } | { mode: 'edit'; connection: Connection } | null;
-
 function Connections(props: {
   api: ModelsApi;
   project: string;
@@ -46,7 +45,7 @@ function Connections(props: {
 }): JSX.Element {
   const { api, project, owner, tester, generation } = props;
   const list = useRequest(() => api.list(project), [api, project, generation]);
-  const [editing, setEditing] = React.useState<Editing>(null);
+  const [editing, setEditing] = React.useState<Editing<Connection>>(null);
   const [testing, setTesting] = React.useState<string | null>(null);
   const { busy, error, act } = useAction(project);
 
@@ -69,36 +68,21 @@ function Connections(props: {
     });
 
   return (
-    <section className="agiflow-manage-section" aria-labelledby="agiflow-models-connections-title">
-      <h3 id="agiflow-models-connections-title">Model connections</h3>
-      {!owner && (
-        <p className="agiflow-muted">
-          Only the project's owners add or change connections (they hold the provider keys).
-        </p>
+    <EditableSection<Connection>
+      title="Model connections"
+      titleId="agiflow-models-connections-title"
+      mayEdit={owner}
+      whoMay="Only the project's owners add or change connections (they hold the provider keys)."
+      newLabel="New connection"
+      newTestId="agiflow-model-new"
+      editing={editing}
+      setEditing={setEditing}
+      nameOf={c => c.name}
+      form={(connection, done) => (
+        <ModelConnectionForm api={api} project={project} connection={connection} onDone={done} />
       )}
-      {owner && editing === null && (
-        <Button
-          className="jp-mod-accept"
-          data-testid="agiflow-model-new"
-          onClick={() => setEditing({ mode: 'create' })}
-        >
-          New connection
-        </Button>
-      )}
-      {editing !== null && (
-        <ModelConnectionForm
-          key={editing.mode === 'edit' ? editing.connection.name : ':new'}
-          api={api}
-          project={project}
-          connection={editing.mode === 'edit' ? editing.connection : null}
-          onDone={saved => {
-            setEditing(null);
-            if (saved) {
-              list.reload();
-            }
-          }}
-        />
-      )}
+      onSaved={list.reload}
+    >
       {error !== undefined && <ErrorNotice message={error} />}
       {list.error !== undefined ? (
         <ErrorNotice message={list.error} onRetry={list.reload} />
@@ -153,28 +137,13 @@ function Connections(props: {
                         </Button>
                       )}
                       {owner && !c.builtin && (
-                        <>
-                          <Button
-                            small
-                            minimal
-                            data-testid="agiflow-model-edit"
-                            aria-label={`Edit ${c.name}`}
-                            disabled={busy !== null}
-                            onClick={() => setEditing({ mode: 'edit', connection: c })}
-                          >
-                            Edit
-                          </Button>
-                          <Button
-                            small
-                            minimal
-                            className="agiflow-manage-danger"
-                            aria-label={`Delete ${c.name}`}
-                            disabled={busy !== null}
-                            onClick={() => void remove(c)}
-                          >
-                            Delete
-                          </Button>
-                        </>
+                        <EditDeleteButtons
+                          name={c.name}
+                          disabled={busy !== null}
+                          onEdit={() => setEditing({ mode: 'edit', item: c })}
+                          onDelete={() => void remove(c)}
+                          testIdPrefix="agiflow-model"
+                        />
                       )}
                     </span>
                   </td>
@@ -191,6 +160,6 @@ function Connections(props: {
           </tbody>
         </table>
       )}
-    </section>
+    </EditableSection>
   );
 }

@@ -3,6 +3,7 @@ import { Button } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { AgiflowApi } from './api';
+import { EditableSection, EditDeleteButtons, Editing } from './EditableSection';
 import { ErrorNotice } from './ErrorNotice';
 import { ManageFrame } from './ManageFrame';
 import { confirmAction } from './manageDialogs';
@@ -42,8 +43,6 @@ export function SchedulesView({ api, openView }: { api: AgiflowApi; openView: Op
   );
 }
 
-type Editing = { mode: 'create' } | { mode: 'edit'; schedule: Schedule } | null;
-
 function SchedulesList(props: {
   api: SchedulesApi;
   project: string;
@@ -54,7 +53,7 @@ function SchedulesList(props: {
   const { api, project, editable, generation, openView } = props;
   const [changes, setChanges] = React.useState(0);
   const [ticks, setTicks] = React.useState(0);
-  const [editing, setEditing] = React.useState<Editing>(null);
+  const [editing, setEditing] = React.useState<Editing<Schedule>>(null);
   const [history, setHistory] = React.useState<string | null>(null);
   const now = useNow(1000);
   const { busy, error, act } = useAction(project);
@@ -117,32 +116,19 @@ function SchedulesList(props: {
     });
 
   return (
-    <section className="agiflow-manage-section" aria-labelledby="agiflow-schedules-title">
-      <h3 id="agiflow-schedules-title">Schedules</h3>
-      {!editable && <p className="agiflow-muted">Only the project's editors and owners add or change schedules.</p>}
-      {editable && editing === null && (
-        <Button
-          className="jp-mod-accept"
-          data-testid="agiflow-schedule-new"
-          onClick={() => setEditing({ mode: 'create' })}
-        >
-          New schedule
-        </Button>
-      )}
-      {editing !== null && (
-        <ScheduleForm
-          key={editing.mode === 'edit' ? editing.schedule.name : ':new'}
-          api={api}
-          project={project}
-          schedule={editing.mode === 'edit' ? editing.schedule : null}
-          onDone={saved => {
-            setEditing(null);
-            if (saved) {
-              changed();
-            }
-          }}
-        />
-      )}
+    <EditableSection<Schedule>
+      title="Schedules"
+      titleId="agiflow-schedules-title"
+      mayEdit={editable}
+      whoMay="Only the project's editors and owners add or change schedules."
+      newLabel="New schedule"
+      newTestId="agiflow-schedule-new"
+      editing={editing}
+      setEditing={setEditing}
+      nameOf={s => s.name}
+      form={(schedule, done) => <ScheduleForm api={api} project={project} schedule={schedule} onDone={done} />}
+      onSaved={changed}
+    >
       {error !== undefined && <ErrorNotice message={error} />}
       {pages.error !== undefined ? (
         <ErrorNotice message={pages.error} onRetry={changed} />
@@ -266,27 +252,13 @@ function SchedulesList(props: {
                               Pause
                             </Button>
                           )}
-                          <Button
-                            small
-                            minimal
-                            data-testid="agiflow-schedule-edit"
-                            aria-label={`Edit ${s.name}`}
+                          <EditDeleteButtons
+                            name={s.name}
                             disabled={busy !== null}
-                            onClick={() => setEditing({ mode: 'edit', schedule: s })}
-                          >
-                            Edit
-                          </Button>
-                          <Button
-                            small
-                            minimal
-                            className="agiflow-manage-danger"
-                            data-testid="agiflow-schedule-delete"
-                            aria-label={`Delete ${s.name}`}
-                            disabled={busy !== null}
-                            onClick={() => void remove(s)}
-                          >
-                            Delete
-                          </Button>
+                            onEdit={() => setEditing({ mode: 'edit', item: s })}
+                            onDelete={() => void remove(s)}
+                            testIdPrefix="agiflow-schedule"
+                          />
                         </>
                       )}
                     </span>
@@ -315,6 +287,6 @@ function SchedulesList(props: {
           {pages.loading ? 'Loading…' : 'Load more'}
         </Button>
       )}
-    </section>
+    </EditableSection>
   );
 }
