@@ -810,6 +810,13 @@ async def test_summaries_stored_before_the_filters_are_searched_in_full(
     # search skips it, which shows that the filters do decide what is read.
     assert await search(store, project, "zebra") == [1, 9, 2]
     assert await search(store, project, "zebra", start=BASE + timedelta(hours=5)) == [1, 9]
+    # A span of trace 9 arrives now: its summary (before `since`) gets a filter too, and is still found once.
+    await store.load(project, [span(9, 1, parent=0, at=(BASE_HOURS + 9) * HOUR_NS + 30 * MINUTE, input="more")])
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT hour FROM analytics.trace_text_blocks WHERE project_id = %s", (project,))
+        assert BASE + timedelta(hours=9) in [r["hour"] for r in await cur.fetchall()]
+    assert await search(store, project, "zebra") == [1, 9, 2]
+    assert await search(store, project, "zebra", limit=1) == [1, 9, 2]
 
 
 async def test_retention_drops_the_filters_with_the_days(db: Database, store: PostgresSpanStore, project: int) -> None:

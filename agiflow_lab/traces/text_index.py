@@ -118,15 +118,21 @@ async def scopes(conn: Conn, project_id: int, text: str, start: datetime | None,
     cur = await conn.execute("SELECT since FROM analytics.trace_text_coverage")
     row = await cur.fetchone()
     since: datetime | None = row["since"] if row else None
-    runs: list[Scope] = []
+    runs: list[tuple[datetime, datetime]] = []
     for hour in hours:  # newest first: extend the run below while the hours touch
-        if runs and runs[-1].low == hour + HOUR:
-            runs[-1] = Scope(hour, runs[-1].high)
+        if runs and runs[-1][0] == hour + HOUR:
+            runs[-1] = (hour, runs[-1][1])
         else:
-            runs.append(Scope(hour, hour + HOUR))
-    if since is not None and (start is None or start < since):
-        runs.append(Scope(start, since))
-    return [_clip(s, start, end) for s in runs]
+            runs.append((hour, hour + HOUR))
+    if since is None:
+        return [_clip(Scope(*run), start, end) for run in runs]
+    # Before `since` everything is scanned (the last scope); a filter there (a summary stored before the
+    # filters and changed since) must not have its hour searched twice.
+    low = since if start is None or start < since else start
+    covered = [_clip(Scope(*run), low, end) for run in runs if run[1] > since]
+    if start is None or start < since:
+        covered.append(_clip(Scope(start, since), start, end))
+    return covered
 
 
 def _hour_of(at: datetime) -> datetime:
