@@ -464,8 +464,9 @@ class PostgresSpanStore:
         (run it with the cutoff of the project that keeps data longest) whole daily partitions are
         dropped, which is cheap, along with the summaries, rollups and text filters of those days. With
         ``project_id`` (for each project that keeps less) that project's rows before its own cutoff are
-        deleted from the partitions still there (the primary key's prefix finds them). A trace that started before
-        the cutoff loses its summary even if some of its spans are newer: it is gone from the list."""
+        deleted from the partitions still there (the primary key's prefix finds them). A trace that
+        started before the cutoff loses its summary even if some of its spans are newer: it is gone from
+        the list."""
         cutoff = datetime(day.year, day.month, day.day, tzinfo=UTC)
         if project_id is None:
             dropped = await self.partitions.drop_before(day)
