@@ -18,16 +18,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from agiflow_lab.db.database import Conn
 
+if TYPE_CHECKING:
+    import numpy as np
+
 LOG2_BITS = 16
 BITS = 1 << LOG2_BITS  # per project-hour: 8 KiB (sized in 0018_trace_text_blocks.sql)
-_SHIFT = np.uint32(32 - LOG2_BITS)  # a hash's top bits are the position
-_MIXERS = (np.uint32(0x9E3779B1), np.uint32(0x85EBCA77))  # two hashes per trigram (multiplicative, odd)
+_SHIFT = 32 - LOG2_BITS  # a hash's top bits are the position
+_MIXERS = (0x9E3779B1, 0x85EBCA77)  # two hashes per trigram (multiplicative, odd)
 HOUR = timedelta(hours=1)
 # Filters travel as bytea (binary, no text to parse) and become bit strings, which Postgres can OR and AND.
 _AS_BITS = "('x' || encode({}, 'hex'))::bit(" + str(BITS) + ")"
@@ -45,14 +46,22 @@ def fold(text: str) -> bytes:
     return text.casefold().replace("i\u0307", "i").encode("utf-8", "surrogatepass")
 
 
-def _positions(data: bytes) -> Any:
+# numpy is imported on first use: the server imports this module at start (for searches) and would
+# otherwise pay numpy's import (~0.1 s) before it needs it.
+
+
+def _positions(data: bytes) -> np.ndarray:
+    import numpy as np  # noqa: PLC0415 (see above)
+
     codes = np.frombuffer(data, dtype=np.uint8).astype(np.uint32)
     grams = (codes[:-2] << 16) | (codes[1:-1] << 8) | codes[2:]
-    return np.concatenate([(grams * mixer) >> _SHIFT for mixer in _MIXERS])
+    return np.concatenate([(grams * np.uint32(mixer)) >> np.uint32(_SHIFT) for mixer in _MIXERS])
 
 
-def _bits(positions: Any) -> bytes:
+def _bits(positions: np.ndarray) -> bytes:
     """The filter's bytes, bit 0 first (the order of ``_AS_BITS``)."""
+    import numpy as np  # noqa: PLC0415 (see above)
+
     flags = np.zeros(BITS, dtype=np.bool_)
     flags[positions] = True
     return np.packbits(flags).tobytes()
