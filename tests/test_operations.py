@@ -9,6 +9,7 @@ The only timing assertions are the bounds the issue names: a stopping server or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,6 +58,16 @@ async def supervised_pid(api: Api) -> int:
     return int(workers[0]["pid"])
 
 
+def spares(server_pid: int) -> list[int]:
+    """The supervisor's spare workers (``--standby``), waiting to take over a slot."""
+    found = []
+    for child in psutil.Process(server_pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "--standby" in child.cmdline():
+                found.append(child.pid)
+    return found
+
+
 def gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -94,7 +105,7 @@ def worker_line(line: str) -> bool:
 async def test_kafka_outages_before_start_and_while_running_are_reported_once_and_stop_is_prompt(
     pg_server: str, kafka_broker: Any, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    env = {**kafka_broker.env, "AGIFLOW_BUS": "kafka", "AGIFLOW_WORKERS": "1",
+    env = {**kafka_broker.env, "AGIFLOW_BUS": "kafka", "AGIFLOW_WORKERS": "1", "AGIFLOW_WORKER_STANDBY": "1",
            "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}  # fmt: skip
     server: JupyterServer | None = None
     await asyncio.to_thread(kafka_broker.kill)  # down before the server starts
@@ -149,6 +160,7 @@ async def test_a_supervised_worker_killed_mid_job_hands_the_job_back_at_once(
     one worker: the job's partition belongs to the dead worker's slot, which its restart takes back at once
     under the same static member name (a new member would wait for the broker to drop the dead one)."""
     env = {"AGIFLOW_WORKERS": str(workers), "AGIFLOW_WORKER_STALE_SECONDS": "60", "AGIFLOW_BUS": bus,
+           "AGIFLOW_WORKER_STANDBY": "1",
            "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}  # fmt: skip
     if bus == "kafka":
         env.update(request.getfixturevalue("kafka_broker").env)
@@ -159,6 +171,7 @@ async def test_a_supervised_worker_killed_mid_job_hands_the_job_back_at_once(
         job = await submit(api, "default", {"notebook": "builtin:sleep", "parameters": {"seconds": 3}})
         running = await wait_for(api, "default", job["id"], {"running"}, timeout=60)
         victim = next(int(w["pid"]) for w in (await status(api))["workers"] if w["id"] == running["worker_id"])
+        waiting = await until(lambda: asyncio.to_thread(spares, server.process.pid), "the slots' spares", timeout=30)
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
 
@@ -169,10 +182,17 @@ async def test_a_supervised_worker_killed_mid_job_hands_the_job_back_at_once(
         states = states_of(await events(api, "default", job["id"]))  # taken over once: no attempt 3
         assert states == ["queued", "running", "retrying", "running", "succeeded"], states
         print(f"\n{bus}, {workers} worker(s): kill -9 → succeeded as attempt 2 in {took:.1f}s (the job sleeps 3 s)")
-        # One worker: mostly its restart (imports, kernel pool); without the fast path it would take 120 s.
+        # One worker: its slot's spare became the worker (no process started from nothing), so the job
+        # waited for the rest of a start-up; without the fast path it would take 120 s.
         assert took < 45, f"took {took:.1f}s: only the heartbeat threshold (60 s) would explain that"
+        if workers == 1:
+            taker = next(int(w["pid"]) for w in (await status(api))["workers"] if w["id"] == done["worker_id"])
+            assert taker in waiting, (taker, waiting)
     finally:
+        left = await asyncio.to_thread(spares, server.process.pid) if server.process.poll() is None else []
         server.stop()
+    assert left, "a spare was waiting when the server stopped"
+    await until(lambda: asyncio.to_thread(lambda: all(gone(pid) for pid in left)), "the spares gone", timeout=10)
 
 
 async def test_a_server_and_a_worker_stop_promptly_while_the_database_is_down(
@@ -180,7 +200,11 @@ async def test_a_server_and_a_worker_stop_promptly_while_the_database_is_down(
 ) -> None:
     pg_data = tmp_path / "pg"
     db_url = create_database(start_postgres(pg_data))  # a Postgres of its own: this test stops it
-    env = {"AGIFLOW_WORKERS": "1", "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}
+    env = {
+        "AGIFLOW_WORKERS": "1",
+        "AGIFLOW_WORKER_STANDBY": "1",
+        "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key"),
+    }
     server = await asyncio.to_thread(start_jupyter, db_url, tmp_path / "server", extra_env=env)
     worker = start_cli_worker(db_url, {**server.env, **env}, tmp_path / "worker.log")
     try:

@@ -30,3 +30,16 @@ def test_an_unknown_choice_in_jupyter_configuration_is_refused_by_name(monkeypat
     monkeypatch.delenv("AGIFLOW_KERNEL_START", raising=False)
     with pytest.raises(ValueError, match="kernel_start .*must be one of fork, exec, not 'vfork'"):
         AgiflowLab(kernel_start="vfork").settings_from_config()
+
+
+def test_the_spare_worker_is_on_unless_turned_off_in_the_environment_or_jupyter_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AGIFLOW_WORKER_STANDBY", raising=False)
+    assert Settings().with_env().worker_standby and AgiflowLab().settings_from_config().worker_standby
+    assert not AgiflowLab(worker_standby=False).settings_from_config().worker_standby
+    monkeypatch.setenv("AGIFLOW_WORKER_STANDBY", "0")
+    assert not Settings().with_env().worker_standby
+    monkeypatch.setenv("AGIFLOW_WORKER_STANDBY", "maybe")
+    with pytest.raises(ValueError, match="AGIFLOW_WORKER_STANDBY"):
+        Settings().with_env()

@@ -157,6 +157,11 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         1, config=True, help="Worker processes this server supervises (0: run workers yourself). Env: AGIFLOW_WORKERS."
     )
     worker_concurrency = Integer(2, config=True, help="Jobs each supervised worker runs at once.")
+    worker_standby = Bool(
+        True, config=True,
+        help="Keep a spare process (the worker's imports done, ~90 MB) beside each supervised worker, which takes "
+        "over at once when the worker dies. Env: AGIFLOW_WORKER_STANDBY.",
+    )  # fmt: skip
     max_running_jobs = Integer(32, config=True, help="Jobs running at once across the deployment.")
     max_running_jobs_per_project = Integer(8, config=True, help="Jobs running at once in one project.")
     max_body_bytes = Integer(
@@ -230,6 +235,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         base = Settings(
             database_url=self.database_url or None, default_project=self.default_project, bus=self.bus,
             kafka_bootstrap=self.kafka_bootstrap, workers=self.workers, worker_concurrency=self.worker_concurrency,
+            worker_standby=self.worker_standby,
             max_running_jobs=self.max_running_jobs, max_running_jobs_per_project=self.max_running_jobs_per_project,
             max_body_bytes=self.max_body_bytes, max_import_bytes=self.max_import_bytes,
             max_json_depth=self.max_json_depth,
@@ -287,6 +293,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                      **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
                 args=["--concurrency", str(settings.worker_concurrency)],
                 on_exit=platform.jobs.worker_exited,
+                standby=settings.worker_standby,
             )  # fmt: skip
             self.supervisor.start()
             if settings.scheduler:

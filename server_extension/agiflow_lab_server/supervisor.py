@@ -6,12 +6,18 @@ The supervisor knows at once when a worker dies, which nobody else can: the hear
 for deaths nobody sees. So each child gets a worker id chosen here, and when the child exits,
 ``on_exit(worker_id)`` marks that worker stopped, which lets the dispatcher's rescue send its running
 jobs back to the bus right away (the same path, and the same claim, as a rescue after a silent death,
-so a job is never run twice). The first restart is immediate; repeated quick exits back off."""
+so a job is never run twice). The first restart is immediate; repeated quick exits back off.
+
+With ``standby`` each slot also keeps a spare: a worker process started with ``--standby``, which does its
+imports and then waits on stdin for the id and member it is to run as. A restart hands them to the spare
+(and starts the next spare) instead of starting a process from nothing, so a job taken over from a dead
+worker waits for the rest of a start-up, not for the ~2 s of imports too."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -42,14 +48,16 @@ def slot_member(slot: int) -> str:
 class WorkerSupervisor:
     def __init__(
         self, count: int, env: dict[str, str], args: list[str], stop_timeout: float = 20.0,
-        on_exit: Callable[[str], Awaitable[None]] | None = None,
+        on_exit: Callable[[str], Awaitable[None]] | None = None, standby: bool = False,
     ) -> None:  # fmt: skip
         self.count = count
         self.env = env
         self.args = args
         self.stop_timeout = stop_timeout
         self.on_exit = on_exit
+        self.standby = standby
         self.processes: dict[int, asyncio.subprocess.Process] = {}
+        self.spares: dict[int, asyncio.subprocess.Process] = {}
         self.worker_ids: dict[int, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -62,14 +70,11 @@ class WorkerSupervisor:
     async def _keep_running(self, slot: int) -> None:
         quick_exits = 0
         while not self._stopping:
-            env = {**os.environ, **self.env}
             worker_id = new_worker_id(slot)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agiflow_lab_workers", *self.args, "--worker-id", worker_id,
-                "--member", slot_member(slot), env=env,
-                start_new_session=True,
-            )  # fmt: skip
+            proc = await self._launch(slot, worker_id)
             self.processes[slot], self.worker_ids[slot] = proc, worker_id
+            if self.standby and not self._stopping:
+                self.spares[slot] = await self._spawn("--standby", stdin=asyncio.subprocess.PIPE)
             started = asyncio.get_running_loop().time()
             code = await proc.wait()
             if code != 0 or not self._stopping:  # a clean exit on our SIGTERM has handed its jobs back itself
@@ -82,13 +87,36 @@ class WorkerSupervisor:
             log.warning("AGIFlow worker %s exited with %s; restarting in %.0fs", slot, code, delay)
             await asyncio.sleep(delay)
 
+    async def _launch(self, slot: int, worker_id: str) -> asyncio.subprocess.Process:
+        """The slot's worker, running as ``worker_id``: its spare, told who it is, else a new process."""
+        who = {"worker_id": worker_id, "member": slot_member(slot)}
+        spare = self.spares.pop(slot, None)
+        if spare is not None and spare.returncode is None and spare.stdin is not None:
+            try:
+                spare.stdin.write(json.dumps(who).encode() + b"\n")
+                await spare.stdin.drain()
+                spare.stdin.close()
+                return spare
+            except (BrokenPipeError, ConnectionResetError):
+                log.info("AGIFlow worker %s: its spare had exited; starting a new process", slot)
+        return await self._spawn("--worker-id", worker_id, "--member", who["member"])
+
+    async def _spawn(self, *args: str, stdin: int | None = None) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agiflow_lab_workers", *self.args, *args, env={**os.environ, **self.env},
+            stdin=stdin, start_new_session=True,
+        )  # fmt: skip
+
     async def _exited(self, worker_id: str) -> None:
         if self.on_exit is not None:
             await finish_within(ON_EXIT_SECONDS, self.on_exit(worker_id), f"handing back worker {worker_id}'s jobs")
 
     async def stop(self) -> None:
         self._stopping = True
-        procs = [p for p in self.processes.values() if p.returncode is None]
+        for spare in self.spares.values():  # a spare leaves when its stdin closes (and on SIGTERM, below)
+            if spare.stdin is not None:
+                spare.stdin.close()
+        procs = [p for p in (*self.processes.values(), *self.spares.values()) if p.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)

@@ -84,6 +84,9 @@ def start_jupyter(
         PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
         JUPYTER_PLATFORM_DIRS="1",
         AGIFLOW_DATA_DIR=str(workdir / "data"),
+        # No spare worker beside each supervised one (a process and its kernels, per server, on the two
+        # cores the suite shares), except where a test is about it (test_operations.py turns it on).
+        AGIFLOW_WORKER_STANDBY="0",
     )
     env.update(extra_env or {})
     args = [

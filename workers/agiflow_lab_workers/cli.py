@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--member",
         help="a name this worker keeps in its consumer group when restarted (Kafka static membership): a restarted "
         "worker takes over its partitions at once instead of after the session timeout. Unique among live workers.",
+    )
+    p.add_argument(
+        "--standby",
+        action="store_true",
+        help="a supervisor's spare: start kernels and open the database, then wait for a JSON line on stdin "
+        "with the worker_id and member to run as (end of input: exit)",
     )
     p.set_defaults(run=run)
 
@@ -76,15 +84,30 @@ def run(args: argparse.Namespace) -> int:
     if args.worker_id:
         options.worker_id = args.worker_id
     options.member = args.member
-    asyncio.run(_main(options))
+    asyncio.run(_main(options, standby=args.standby))
     return 0
 
 
-async def _main(options: WorkerOptions) -> None:
+async def _main(options: WorkerOptions, *, standby: bool = False) -> None:
     from agiflow_lab_workers.worker import Worker
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    async def identity() -> tuple[str, str]:
+        """The supervisor's line on stdin: who this spare is to be. End of input (the supervisor is
+        stopping, or gone): stop, as on SIGTERM."""
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        line = await reader.readline()
+        if not line.strip():
+            stop.set()
+            await asyncio.Event().wait()  # cancelled by the stop
+        who = json.loads(line)
+        return str(who["worker_id"]), str(who["member"])
+
+    if standby:
+        options.identity = identity
     await Worker(options).run(stop)

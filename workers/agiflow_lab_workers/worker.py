@@ -103,6 +103,8 @@ class WorkerOptions:
     drain_seconds: float = 10.0
     worker_id: str = field(default_factory=default_worker_id)
     roles: tuple[str, ...] = ROLES
+    # A supervisor's spare (``--standby``): start up to where the id and member matter, then wait for them.
+    identity: Callable[[], Awaitable[tuple[str, str]]] | None = None
 
 
 @dataclass(eq=False)
@@ -174,6 +176,12 @@ class Worker:
         pool = self._start_kernels(closes) if JOBS_ROLE in opts.roles else None
         closes("the database pool", self.db.close)
         await self.db.open()
+        if opts.identity is not None:
+            # A supervisor's spare: kernels filling and the database open. The bus waits (a spare would
+            # report its outages too), and the rest needs to know who this worker is.
+            self.id = opts.worker_id = (who := await opts.identity())[0]
+            opts.member = who[1]
+            log.info("spare worker taking over as %s", self.id)
         platform = Platform.build(settings, self.db, opts.database_url)
         bus = make_bus(settings, self.db)
         closes("the bus", bus.close)
