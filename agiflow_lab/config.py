@@ -62,8 +62,8 @@ class Settings:
     worker_stale_seconds: float = 15.0
     bus_lease_seconds: float = 30.0
     workers: int = 1
-    # A supervised worker's slot keeps a spare process with the worker's imports done (~90 MB), which takes
-    # over at once when the worker dies: a job waits for the rest of a start-up, not for ~2 s of imports too.
+    # A supervised worker's slot keeps a spare worker, started up to where its identity matters (imports,
+    # kernels, database), which takes over at once when the worker dies instead of a start from nothing.
     worker_standby: bool = True
     worker_concurrency: int = 2
     max_running_jobs: int = 32

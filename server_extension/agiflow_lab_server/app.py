@@ -159,8 +159,8 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
     worker_concurrency = Integer(2, config=True, help="Jobs each supervised worker runs at once.")
     worker_standby = Bool(
         True, config=True,
-        help="Keep a spare process (the worker's imports done, ~90 MB) beside each supervised worker, which takes "
-        "over at once when the worker dies. Env: AGIFLOW_WORKER_STANDBY.",
+        help="Keep a spare worker beside each supervised one (imports done, kernels started, database open), which "
+        "takes over at once when the worker dies. Costs a process and its kernels. Env: AGIFLOW_WORKER_STANDBY.",
     )  # fmt: skip
     max_running_jobs = Integer(32, config=True, help="Jobs running at once across the deployment.")
     max_running_jobs_per_project = Integer(8, config=True, help="Jobs running at once in one project.")

@@ -9,9 +9,9 @@ jobs back to the bus right away (the same path, and the same claim, as a rescue 
 so a job is never run twice). The first restart is immediate; repeated quick exits back off.
 
 With ``standby`` each slot also keeps a spare: a worker process started with ``--standby``, which does its
-imports and then waits on stdin for the id and member it is to run as. A restart hands them to the spare
-(and starts the next spare) instead of starting a process from nothing, so a job taken over from a dead
-worker waits for the rest of a start-up, not for the ~2 s of imports too."""
+imports, starts its kernels and opens the database, then waits on stdin for the id and member it is to run
+as. A restart hands them to the spare (and starts the next spare) instead of starting a process from
+nothing, so a job taken over from a dead worker waits only for the rest of a start-up (the bus)."""
 
 from __future__ import annotations
 
