@@ -26,7 +26,8 @@ stored (the bodies decoded as the writer decodes them), and end to end / ceiling
 
 ``--query``: ``--query-spans`` generated spans loaded straight through ``PostgresSpanStore.load`` with start
 times spread over ``--query-days`` days, then p50/p95 over 20 repetitions of the trace list (first page,
-filtered by model, text search: a word in one trace, in ~1% of them, in most) and the metrics (hourly and daily buckets over all the days, by model).
+filtered by model, text search: a word in one trace a day, one in ~1% of traces, one in most) and the
+metrics (hourly and daily buckets over all the days, by model).
 
 The machine's cores are shared by the senders, the receiver, the writers and Postgres (and by whatever else
 runs on it): the figures are noisy, and a 2-core box runs the whole pipeline on fewer cores than a
@@ -442,7 +443,7 @@ async def query_section(pg: str, spans: int, days: int, batch: int) -> None:
         ("trace list, text 'zebra' (a trace a day)", lambda: store.list_traces(1, text="zebra")),
         ("trace list, text 'refund' (most)", lambda: store.list_traces(1, text="refund")),
         (f"trace list, text '{RARE_WORDS[7]}' (~1%)", lambda: store.list_traces(1, text=RARE_WORDS[7])),
-        # The Traces view's default range: free text scans one day's summaries, not all of them.
+        # The Traces view's default range: free text reads only the last day's hours.
         ("trace list, text 'zebra', last 24 h",
          lambda: store.list_traces(1, text="zebra", start=end - timedelta(days=1))),
         (f"metrics, {days} days by hour", lambda: store.metrics(1, start=start, end=end, bucket="hour")),
