@@ -2,6 +2,7 @@ import { Button, InputGroup } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import type { DatasetItem, DatasetsApi, ItemIn } from './datasetsApi';
+import { EditDeleteButtons } from './EditableSection';
 import { ErrorNotice } from './ErrorNotice';
 import { confirmAction } from './manageDialogs';
 import type { DatasetVersion, Page } from './types';
@@ -124,27 +125,13 @@ export function DatasetItems(props: DatasetItemsProps): JSX.Element {
                 {editable && (
                   <td>
                     <span className="agiflow-manage-actions">
-                      <Button
-                        small
-                        minimal
-                        data-testid="agiflow-item-edit"
-                        aria-label={`Edit item ${item.id}`}
+                      <EditDeleteButtons
+                        name={`item ${item.id}`}
                         disabled={busy !== null}
-                        onClick={() => setEditing(item)}
-                      >
-                        Edit
-                      </Button>
-                      <Button
-                        small
-                        minimal
-                        className="agiflow-manage-danger"
-                        data-testid="agiflow-item-delete"
-                        aria-label={`Delete item ${item.id}`}
-                        disabled={busy !== null}
-                        onClick={() => void remove(item)}
-                      >
-                        Delete
-                      </Button>
+                        onEdit={() => setEditing(item)}
+                        onDelete={() => void remove(item)}
+                        testIdPrefix="agiflow-item"
+                      />
                     </span>
                   </td>
                 )}
