@@ -3,7 +3,8 @@
 The browser scenarios live in ``tests/browser/*.test.mjs``; this test starts a real JupyterLab with
 AGIFlow (the test identity provider: the server's token is the owner, ``?token=user-<name>`` signs a
 browser in as ``<name>``, so a scenario can be a project's viewer; the app exposed as
-``window.jupyterapp`` so scenarios open views with ``app.commands.execute``), seeds a prompt, a finished
+``window.jupyterapp`` so scenarios open views with ``app.commands.execute``; Notebook 7 served beside it
+for the widgets scenario), seeds a prompt, a finished
 evaluation run and a project of traces exported by the OpenTelemetry SDK, and runs them. A missing Chromium or missing node modules fail the test: CI must never
 pass without a browser.
 """
@@ -54,7 +55,14 @@ def test_prompt_browser_panel_in_jupyterlab(db_url: str, tmp_path: Path) -> None
         pytest.fail("Chromium is not installed (apt-get install chromium); scripts/test installs it")
     if not (REPO / "tests/browser/node_modules/playwright-core").is_dir():
         pytest.fail("tests/browser/node_modules is missing; run `npm ci` in tests/browser (scripts/test does)")
-    server = start_jupyter(db_url, tmp_path, app="lab", extra_args=["--LabApp.expose_app_in_browser=True"])
+    server = start_jupyter(db_url, tmp_path, app="lab", extra_args=[
+        "--LabApp.expose_app_in_browser=True", "--JupyterNotebookApp.expose_app_in_browser=True",
+    ])  # fmt: skip
+    notebook7 = httpx.get(server.url + "tree", headers=auth(server), follow_redirects=False, timeout=30)
+    if notebook7.status_code != 200:  # widgets.test.mjs opens a notebook in Notebook 7 too
+        server.stop()
+        pytest.fail(f"Notebook 7 is not served beside JupyterLab (GET /tree: {notebook7.status_code}); "
+                    "`notebook>=7` is in the test extras and its server extension must be enabled")  # fmt: skip
     llm = ScriptedLLM(log_path=tmp_path / "scripted-llm.log")  # the Models scenario tests a connection against it
     try:
         llm.start()

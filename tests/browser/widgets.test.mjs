@@ -1,10 +1,11 @@
 // Browser test of the in-notebook widgets (agiflow_lab.widgets, anywidget): a notebook whose cell builds a
-// PromptEditor is opened in JupyterLab and run; the widget renders, fills the template in live as a variable
-// is typed, and "Save as new version" reaches the API.
+// PromptEditor is opened and run, in JupyterLab and in Notebook 7 (the same widget and frontends, another
+// application around them); the widget renders, fills the template in live as a variable is typed, and
+// "Save as new version" reaches the API.
 //
-// Needs a running JupyterLab with agiflow-lab installed (AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN, AGIFLOW_PROJECT,
-// CHROMIUM_PATH: see prompts.test.mjs). The test makes its own prompt and notebook through the REST APIs.
-// Run: node --test tests/browser/
+// Needs a running JupyterLab with agiflow-lab and notebook>=7 installed (AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN,
+// AGIFLOW_PROJECT, CHROMIUM_PATH: see prompts.test.mjs). The test makes its own prompt and notebook through
+// the REST APIs. Run: node --test tests/browser/
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
@@ -17,60 +18,77 @@ const WIDGET_PLUGINS = ['@jupyter-widgets/jupyterlab-manager:plugin', 'anywidget
 describe('AGIFlow widgets in a notebook', () => {
   after(closeBrowser);
 
-  test('a PromptEditor renders, fills in a variable live and saves a new version', { skip, timeout: 240_000 }, async t => {
-    const name = `widget-${randomUUID().slice(0, 8)}`;
-    await api('POST', `projects/${env.project}/prompts`, { name, template: 'Tell {{who}} about {{topic}}.' });
-    const notebook = `${name}.ipynb`;
-    const source = [
-      'from agiflow_lab import Client',
-      'from agiflow_lab.widgets import PromptEditor',
-      '',
-      `PromptEditor(Client(project=${JSON.stringify(env.project)}), ${JSON.stringify(name)})`
-    ];
-    await putNotebook(notebook, [{ source: source.join('\n') }]);
-    // Opened on a workspace of its own (no layout restored from another scenario), the notebook in it.
-    await inLab(t, { name: 'widgets-prompt-editor', path: `/tree/${notebook}`, reset: true }, async page => {
-      // Without JupyterLab's widget manager and anywidget's frontend the cell shows only the widget's text.
-      for (const plugin of WIDGET_PLUGINS) {
-        const loaded = await page.evaluate(id => window.jupyterapp.hasPlugin(id), plugin);
-        assert.ok(loaded, `JupyterLab has no ${plugin}: is its labextension where this JupyterLab looks?`);
-      }
-      const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
-      await panel.first().waitFor({ timeout: 60_000 });
-      await runCells(page, panel.first());
+  test('a PromptEditor renders, fills in a variable live and saves a new version', { skip, timeout: 240_000 }, t =>
+    promptEditor(t, 'lab')
+  );
 
-      const widget = page.locator('.agiflow-w-prompt');
-      const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
-      await widget
-        .or(error)
-        .first()
-        .waitFor({ timeout: 90_000 })
-        .catch(async () => assert.fail(`no widget after 90 s; ${await cellState(page, panel.first())}`));
-      if (await error.first().isVisible()) assert.fail(`the cell failed: ${await error.first().innerText()}`);
-
-      const rendered = widget.getByTestId('agiflow-w-rendered');
-      await expectText(rendered, 'Tell {{who}} about {{topic}}.');
-      await widget.getByTestId('agiflow-w-var-who').fill('Ada');
-      await widget.getByTestId('agiflow-w-var-topic').fill('widgets');
-      await expectText(rendered, 'Tell Ada about widgets.');
-
-      const template = widget.getByTestId('agiflow-w-template');
-      await template.fill('Tell {{who}} about {{topic}}, briefly.');
-      await expectText(rendered, 'Tell Ada about widgets, briefly.');
-      await widget.getByTestId('agiflow-w-save').click();
-      await expectText(widget.getByTestId('agiflow-w-status'), 'Saved v2');
-
-      const saved = await api('GET', `projects/${env.project}/prompts/${name}?version=2`);
-      assert.equal(saved.template, 'Tell {{who}} about {{topic}}, briefly.');
-      await screenshotThemes(page, 'widgets-prompt-editor');
-    }).finally(() =>
-      fetch(`${env.url}api/contents/${notebook}`, {
-        method: 'DELETE',
-        headers: { Authorization: `token ${env.token}` }
-      }).catch(() => {})
-    );
-  });
+  test('the same PromptEditor works in Notebook 7', { skip, timeout: 240_000 }, t => promptEditor(t, 'notebook'));
 });
+
+/**
+ * The PromptEditor scenario in `app` ('lab': JupyterLab, on a workspace of its own so no other scenario's
+ * layout is restored; 'notebook': Notebook 7's notebook page). Its own prompt and notebook, deleted after.
+ */
+async function promptEditor(t, app) {
+  const name = `widget-${app}-${randomUUID().slice(0, 8)}`;
+  await api('POST', `projects/${env.project}/prompts`, { name, template: 'Tell {{who}} about {{topic}}.' });
+  const notebook = `${name}.ipynb`;
+  const source = [
+    'from agiflow_lab import Client',
+    'from agiflow_lab.widgets import PromptEditor',
+    '',
+    `PromptEditor(Client(project=${JSON.stringify(env.project)}), ${JSON.stringify(name)})`
+  ];
+  await putNotebook(notebook, [{ source: source.join('\n') }]);
+  const where =
+    app === 'lab'
+      ? { name: 'widgets-prompt-editor', path: `/tree/${notebook}`, reset: true }
+      : { name: 'widgets-prompt-editor-notebook7', path: `/${notebook}`, app };
+  await inLab(t, where, async page => {
+    // Without the widget manager's and anywidget's frontends the cell shows only the widget's text.
+    for (const plugin of WIDGET_PLUGINS) {
+      const loaded = await page.evaluate(id => window.jupyterapp.hasPlugin(id), plugin);
+      assert.ok(loaded, `${app} has no ${plugin}: is its labextension where Jupyter looks?`);
+    }
+    if (app === 'notebook') {
+      const name = await page.evaluate(() => window.jupyterapp.name);
+      assert.equal(name, 'Jupyter Notebook', 'the page is Notebook 7, not JupyterLab');
+    }
+    const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
+    await panel.first().waitFor({ timeout: 60_000 });
+    await runCells(page, panel.first());
+
+    const widget = page.locator('.agiflow-w-prompt');
+    const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+    await widget
+      .or(error)
+      .first()
+      .waitFor({ timeout: 90_000 })
+      .catch(async () => assert.fail(`no widget after 90 s; ${await cellState(page, panel.first())}`));
+    if (await error.first().isVisible()) assert.fail(`the cell failed: ${await error.first().innerText()}`);
+
+    const rendered = widget.getByTestId('agiflow-w-rendered');
+    await expectText(rendered, 'Tell {{who}} about {{topic}}.');
+    await widget.getByTestId('agiflow-w-var-who').fill('Ada');
+    await widget.getByTestId('agiflow-w-var-topic').fill('widgets');
+    await expectText(rendered, 'Tell Ada about widgets.');
+
+    const template = widget.getByTestId('agiflow-w-template');
+    await template.fill('Tell {{who}} about {{topic}}, briefly.');
+    await expectText(rendered, 'Tell Ada about widgets, briefly.');
+    await widget.getByTestId('agiflow-w-save').click();
+    await expectText(widget.getByTestId('agiflow-w-status'), 'Saved v2');
+
+    const saved = await api('GET', `projects/${env.project}/prompts/${name}?version=2`);
+    assert.equal(saved.template, 'Tell {{who}} about {{topic}}, briefly.');
+    await screenshotThemes(page, where.name);
+  }).finally(() =>
+    fetch(`${env.url}api/contents/${notebook}`, {
+      method: 'DELETE',
+      headers: { Authorization: `token ${env.token}` }
+    }).catch(() => {})
+  );
+}
 
 /**
  * Run the notebook's cells once its kernel is ready, asked through the app itself (the notebook's session

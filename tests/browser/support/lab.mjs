@@ -35,7 +35,8 @@ let launched;
  * workspace `workspace` (`agiflow-<name>` unless given; null: the default one), so other scenarios' layouts
  * do not leak in, then `path` (e.g. `/tree/<notebook>`), signed in with `token` (the server's owner unless
  * given; `user-<name>` for someone else, see tests/support/identity.py). `beforeLoad(page)` attaches
- * listeners before the page loads. Page errors are reported on `t`; a failure saves `<name>-failure.png`.
+ * listeners before the page loads. `app: 'notebook'` opens Notebook 7's page instead (`/notebooks<path>`,
+ * no workspaces there). Page errors are reported on `t`; a failure saves `<name>-failure.png`.
  * The browser is the file's (each test file runs in a process of its own), launched at first use: each
  * file closes it with `after(closeBrowser)`.
  */
@@ -49,9 +50,10 @@ export async function inLab(t, options, scenario) {
   page.on('pageerror', error => t.diagnostic(`page error: ${error.message}`));
   try {
     await options.beforeLoad?.(page);
-    const where = workspace === null ? 'lab' : `lab/workspaces/${workspace}`;
+    const notebook = options.app === 'notebook';
+    const where = notebook ? 'notebooks' : workspace === null ? 'lab' : `lab/workspaces/${workspace}`;
     await page.goto(`${env.url}${where}${path}?${reset ? 'reset&' : ''}token=${encodeURIComponent(token)}`);
-    await page.locator('#jp-main-dock-panel').waitFor({ timeout: 60_000 });
+    await page.locator(notebook ? '#main-panel' : '#jp-main-dock-panel').waitFor({ timeout: 60_000 });
     return await scenario(page);
   } catch (error) {
     await page.screenshot({ path: join(ARTIFACTS, `${name}-failure.png`) }).catch(() => {});
