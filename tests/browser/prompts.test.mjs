@@ -12,7 +12,18 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { api, ARTIFACTS, closeBrowser, env, firstOf, hideToasts, inLab, openByCommand, screenshotThemes } from './support/lab.mjs';
+import {
+  api,
+  ARTIFACTS,
+  closeBrowser,
+  env,
+  firstOf,
+  hideToasts,
+  inLab,
+  openByCommand,
+  screenshotThemes,
+  tabTo
+} from './support/lab.mjs';
 
 const skip =
   env.url === '/' || !env.prompt
@@ -107,6 +118,44 @@ describe('AGIFlow prompts in JupyterLab', () => {
       await detail.getByTestId('agiflow-tool-diff').click();
       await detail.getByTestId('agiflow-diff-lines').filter({ hasText: 'from version two' }).waitFor();
       await screenshotThemes(page, 'prompts-edit');
+    });
+  });
+
+  test('the keyboard alone finds a prompt, opens it and saves a new version', { skip, timeout: 180_000 }, async t => {
+    const name = `keys-${Date.now().toString(36)}`;
+    await api('POST', `projects/${env.project}/prompts`, { name, template: 'Hi {{who}}' });
+    await withPage(t, 'prompts-keyboard', async page => {
+      // Opened by its command (what the palette or a launcher card runs); from here on, only keys.
+      const view = await openByCommand(page, 'agiflow-lab-prompts', 'agiflow-lab:open-prompts');
+      await firstOf(view.getByTestId('agiflow-prompt-list'), view);
+      await page.evaluate(() => document.activeElement?.blur());
+      const search = view.getByTestId('agiflow-search');
+      await tabTo(page, search);
+      await page.keyboard.type(name);
+      const item = view.locator('.agiflow-prompt-item').filter({ has: page.getByText(name, { exact: true }) });
+      await tabTo(page, item);
+      await page.keyboard.press('Enter');
+      const detail = view.locator('.agiflow-prompt-detail');
+      await firstOf(detail.getByTestId('agiflow-template').filter({ hasText: 'Hi {{who}}' }), detail);
+
+      await tabTo(page, detail.getByTestId('agiflow-tool-edit'));
+      await page.keyboard.press('Enter');
+      const form = detail.getByTestId('agiflow-version-form');
+      await tabTo(page, form.getByTestId('agiflow-template-input'));
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type('Hello {{who}}, typed');
+      await tabTo(page, form.getByTestId('agiflow-version-save'));
+      await page.keyboard.press('Enter');
+      await form.waitFor({ state: 'detached' });
+      await detail.getByTestId('agiflow-template').filter({ hasText: 'Hello {{who}}, typed' }).waitFor();
+      const saved = await api('GET', `projects/${env.project}/prompts/${name}?version=2`);
+      assert.equal(saved.template, 'Hello {{who}}, typed');
+
+      // Back to the version picker (backwards from the tools) and onto v1 with the arrow keys.
+      const picker = detail.getByTestId('agiflow-version-select');
+      await tabTo(page, picker, { back: true });
+      await page.keyboard.press('ArrowDown');
+      await detail.getByTestId('agiflow-template').filter({ hasText: 'Hi {{who}}' }).waitFor();
     });
   });
 

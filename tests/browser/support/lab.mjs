@@ -232,3 +232,36 @@ export async function putNotebook(path, cells) {
   });
   assert.ok(response.ok, `PUT ${path} → ${response.status}: ${await response.text()}`);
 }
+
+/**
+ * Press Tab (Shift+Tab with `back`) until `locator` has the keyboard focus, at most `max` times, and check
+ * that it shows it (an outline or a box shadow under `:focus-visible`): what a keyboard-only user must be
+ * able to do. A failure names the elements the focus went through, where a trap or a skipped control is.
+ */
+export async function tabTo(page, locator, { max = 120, back = false } = {}) {
+  const target = await locator.elementHandle({ timeout: 30_000 });
+  const path = [];
+  for (let i = 0; i < max; i++) {
+    if (await target.evaluate(el => el === document.activeElement)) {
+      const shown = await target.evaluate(el => {
+        const style = getComputedStyle(el);
+        const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+        return el.matches(':focus-visible') && (outline || style.boxShadow !== 'none');
+      });
+      assert.ok(shown, `${await describe(target)} has the focus but does not show it`);
+      return;
+    }
+    await page.keyboard.press(back ? 'Shift+Tab' : 'Tab');
+    path.push(await describe(await page.evaluateHandle(() => document.activeElement)));
+  }
+  assert.fail(`${await describe(target)} not reached in ${max} Tabs; the focus went: ${path.slice(-40).join(' → ')}`);
+}
+
+/** A short name of an element for a failure message: tag, test id or class, and its text. */
+async function describe(handle) {
+  return handle.evaluate(el => {
+    if (!el || el === document.body) return 'body';
+    const id = el.dataset?.testid ? `[${el.dataset.testid}]` : el.className ? `.${String(el.className).split(' ')[0]}` : '';
+    return `${el.tagName.toLowerCase()}${id}"${(el.textContent ?? '').trim().slice(0, 20)}"`;
+  });
+}
