@@ -1,7 +1,9 @@
 // Browser test of the in-notebook widgets (agiflow_lab.widgets, anywidget): a notebook whose cell builds a
 // PromptEditor is opened and run, in JupyterLab and in Notebook 7 (the same widget and frontends, another
 // application around them); the widget renders, fills the template in live as a variable is typed, and
-// "Save as new version" reaches the API.
+// "Save as new version" reaches the API. Then the other four widgets in one notebook, on the data
+// test_browser.py seeded: EvalRunView (totals, failures first), DatasetView (items, a filter the kernel
+// applies), TraceView (the span tree, a span chosen by keyboard) and MetricsView (every span counted).
 //
 // Needs a running JupyterLab with agiflow-lab and notebook>=7 installed (AGIFLOW_LAB_URL, AGIFLOW_LAB_TOKEN,
 // AGIFLOW_PROJECT, CHROMIUM_PATH: see prompts.test.mjs). The test makes its own prompt and notebook through
@@ -10,10 +12,22 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 
-import { api, closeBrowser, env, inLab, putNotebook, screenshotThemes } from './support/lab.mjs';
+import { api, closeBrowser, env, inLab, putNotebook, screenshotThemes, until } from './support/lab.mjs';
 
 const skip = env.url === '/' ? 'set AGIFLOW_LAB_URL (see the header of prompts.test.mjs)' : false;
 const WIDGET_PLUGINS = ['@jupyter-widgets/jupyterlab-manager:plugin', 'anywidget:plugin'];
+// What test_browser.py seeded: a finished echo run of 4 items (3 pass) on its dataset, and a project of
+// traces (see evals.test.mjs and traces.test.mjs).
+const seeded = {
+  run: process.env.AGIFLOW_EVALS_RUN ?? '',
+  dataset: process.env.AGIFLOW_EVALS_DATASET ?? '',
+  items: Number(process.env.AGIFLOW_EVALS_ITEMS || 4),
+  tracesProject: process.env.AGIFLOW_TRACES_PROJECT ?? '',
+  trace: JSON.parse(process.env.AGIFLOW_TRACES || '[]').find(trace => trace.answer === '4'),
+  spans: Number(process.env.AGIFLOW_TRACES_SPANS || 0)
+};
+const skipSeeded =
+  skip || (!seeded.run || !seeded.trace ? 'set AGIFLOW_EVALS_* and AGIFLOW_TRACES* (see test_browser.py)' : false);
 
 describe('AGIFlow widgets in a notebook', () => {
   after(closeBrowser);
@@ -23,6 +37,73 @@ describe('AGIFlow widgets in a notebook', () => {
   );
 
   test('the same PromptEditor works in Notebook 7', { skip, timeout: 240_000 }, t => promptEditor(t, 'notebook'));
+
+  test('the run, dataset, trace and metrics widgets render the seeded data and answer the user', { skip: skipSeeded, timeout: 240_000 }, async t => {
+    const notebook = `widgets-views-${randomUUID().slice(0, 8)}.ipynb`;
+    const client = project => `Client(project=${JSON.stringify(project)})`;
+    await putNotebook(notebook, [
+      { source: 'from agiflow_lab import Client\nfrom agiflow_lab.widgets import DatasetView, EvalRunView, MetricsView, TraceView' },
+      { source: `EvalRunView(${client(env.project)}, ${JSON.stringify(seeded.run)})` },
+      { source: `DatasetView(${client(env.project)}, ${JSON.stringify(seeded.dataset)})` },
+      { source: `TraceView(${client(seeded.tracesProject)}, ${JSON.stringify(seeded.trace.id)})` },
+      { source: `MetricsView(${client(seeded.tracesProject)}, hours=1, bucket="minute")` }
+    ]);
+    await inLab(t, { name: 'widgets-views', path: `/tree/${notebook}`, reset: true }, async page => {
+      const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
+      await panel.first().waitFor({ timeout: 60_000 });
+      await runCells(page, panel.first());
+      const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+      const shown = async (locator, what) => {
+        await locator
+          .or(error)
+          .first()
+          .waitFor({ timeout: 90_000 })
+          .catch(async () => assert.fail(`no ${what} after 90 s; ${await cellState(page, panel.first())}`));
+        if (await error.first().isVisible()) assert.fail(`a cell failed: ${await error.first().innerText()}`);
+      };
+
+      // The finished baseline run: its totals, and its items with the failure first.
+      const run = page.locator('.agiflow-w-run');
+      await shown(run, 'EvalRunView');
+      await expectText(run.getByTestId('agiflow-w-run-state'), 'succeeded');
+      assert.match(await run.getByTestId('agiflow-w-run-facts').innerText(), /^4\/4 items · pass rate 75\.0% · 0 errors/);
+      const items = run.getByTestId('agiflow-w-items').locator('tbody tr');
+      await until(async () => (await items.count()) === seeded.items, 'the run\'s items');
+      assert.equal(await items.first().locator('td').first().innerText(), 'fail', 'failures first');
+
+      // The dataset's items, then only those the filter keeps (applied by the kernel).
+      const dataset = page.locator('.agiflow-w-dataset');
+      await shown(dataset, 'DatasetView');
+      const rows = dataset.getByTestId('agiflow-w-dataset-items').locator('tbody tr');
+      await until(async () => (await rows.count()) === seeded.items, 'the dataset\'s items');
+      await dataset.getByTestId('agiflow-w-filter').fill('capital');
+      await until(async () => (await rows.count()) === 1, 'the filtered items');
+      assert.match(await rows.first().innerText(), /capital of France/);
+
+      // The trace: its root's input and output; the chat span chosen with the keyboard shows its model.
+      const trace = page.locator('.agiflow-w-trace');
+      await shown(trace, 'TraceView');
+      const spans = trace.getByTestId('agiflow-w-span-tree').locator('[role="treeitem"]');
+      await until(async () => (await spans.count()) === 2, 'the span tree');
+      await expectText(trace.getByTestId('agiflow-w-span-input'), seeded.trace.question);
+      await expectText(trace.getByTestId('agiflow-w-span-output'), seeded.trace.answer);
+      await spans.nth(1).focus();
+      await page.keyboard.press('Enter');
+      await trace.getByTestId('agiflow-w-span-detail').filter({ hasText: seeded.trace.model }).waitFor();
+
+      // The metrics of the traces' project: every span counted.
+      const metrics = page.locator('.agiflow-w-metrics');
+      await shown(metrics, 'MetricsView');
+      const count = metrics.locator('.agiflow-w-chart[data-measure="count"]');
+      await count.filter({ hasText: `total ${seeded.spans}` }).waitFor({ timeout: 30_000 });
+      await screenshotThemes(page, 'widgets-views');
+    }).finally(() =>
+      fetch(`${env.url}api/contents/${notebook}`, {
+        method: 'DELETE',
+        headers: { Authorization: `token ${env.token}` }
+      }).catch(() => {})
+    );
+  });
 });
 
 /**
