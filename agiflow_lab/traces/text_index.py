@@ -115,18 +115,20 @@ async def scopes(conn: Conn, project_id: int, text: str, start: datetime | None,
     mask = mask_of(text)
     if mask is None:
         return [Scope(start, end)]
+    # One round trip: the matching hours and where the filters begin.
     cur = await conn.execute(
         f"""WITH m AS (SELECT {_AS_BITS.format("%s::bytea")} AS mask)
-            SELECT b.hour FROM analytics.trace_text_blocks b, m
-             WHERE b.project_id = %s AND b.hour >= coalesce(%s::timestamptz, '-infinity')
-               AND b.hour < coalesce(%s::timestamptz, 'infinity') AND b.grams & m.mask = m.mask
-             ORDER BY b.hour DESC""",  # noqa: S608 (constant)
+            SELECT ARRAY(SELECT b.hour FROM analytics.trace_text_blocks b, m
+                          WHERE b.project_id = %s AND b.hour >= coalesce(%s::timestamptz, '-infinity')
+                            AND b.hour < coalesce(%s::timestamptz, 'infinity') AND b.grams & m.mask = m.mask
+                          ORDER BY b.hour DESC) AS hours,
+                   (SELECT since FROM analytics.trace_text_coverage) AS since""",  # noqa: S608 (constant)
         (mask, project_id, None if start is None else _hour_of(start), end),
     )
-    hours = [row["hour"] for row in await cur.fetchall()]
-    cur = await conn.execute("SELECT since FROM analytics.trace_text_coverage")
     row = await cur.fetchone()
-    since: datetime | None = row["since"] if row else None
+    assert row is not None  # a SELECT without FROM returns one row
+    hours: list[datetime] = row["hours"]
+    since: datetime | None = row["since"]
     runs: list[tuple[datetime, datetime]] = []
     for hour in hours:  # newest first: extend the run below while the hours touch
         if runs and runs[-1][0] == hour + HOUR:
