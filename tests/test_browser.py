@@ -4,9 +4,9 @@ The browser scenarios live in ``tests/browser/*.test.mjs``; this test starts a r
 AGIFlow (the test identity provider: the server's token is the owner, ``?token=user-<name>`` signs a
 browser in as ``<name>``, so a scenario can be a project's viewer; the app exposed as
 ``window.jupyterapp`` so scenarios open views with ``app.commands.execute``; Notebook 7 served beside it
-for the widgets scenario), seeds a prompt, a finished
-evaluation run and a project of traces exported by the OpenTelemetry SDK, and runs them. A missing Chromium or missing node modules fail the test: CI must never
-pass without a browser.
+for the widgets scenario), seeds a prompt, a finished evaluation run and a project of traces exported by
+the OpenTelemetry SDK, and runs them. A missing Chromium, missing node modules or a missing Notebook 7
+fail the test: CI must never pass without a browser.
 """
 
 from __future__ import annotations

@@ -93,13 +93,15 @@ describe('AGIFlow views from the keyboard', () => {
         let detail = '';
         if (row) {
           // The first row opened with Enter: from it, Tab visits the rest, the detail's controls included.
+          // Marked, not named by its place: rows may move while the detail loads (a live list).
           const first = page.locator(`#${id} ${row}`).first();
+          await first.evaluate(el => el.setAttribute('data-agiflow-opened', ''));
           await first.focus();
-          const from = (await focused(page, id)).name;
           await page.keyboard.press('Enter');
           await page.locator(`#${id} ${opened}`).first().waitFor();
           const controls = await settled(page, id);
-          await page.locator(`#${id} [data-agiflow-key="${from}"]`).focus();
+          const from = await page.locator(`#${id} [data-agiflow-opened]`).getAttribute('data-agiflow-key');
+          await page.locator(`#${id} [data-agiflow-opened]`).focus();
           const rest = controls.slice(controls.indexOf(from) + 1);
           const after = [];
           for (let i = 0; i < rest.length; i++) {
