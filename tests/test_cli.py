@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +274,33 @@ def test_db_upgrade_migrates_a_fresh_database(cli: Cli, pg_server: str) -> None:
     r = cli("db", "purge-traces", "--database-url", url, "--default-days", "7")
     assert r.returncode == 0 and r.stdout.startswith("dropped 0 day partition(s), deleted 0 span(s)"), r.stderr
     assert cli("db", "purge-traces", "--database-url", url, "--default-days", "0").returncode == 2
+
+
+def test_a_worker_removes_the_work_dir_it_made_when_it_stops(cli: Cli, pg_server: str, tmp_path: Path) -> None:
+    """Without ``--work-dir`` a worker makes its scratch dir under TMPDIR; a supervised worker is started
+    (and restarted) many times in a server's life, so it must not leave one behind each time it stops."""
+    url = create_database(pg_server)
+    assert cli("db", "upgrade", "--database-url", url).returncode == 0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    log = tmp_path / "worker.log"
+    env = {**os.environ, "TMPDIR": str(scratch), "AGIFLOW_DATA_DIR": str(tmp_path / "data"),
+           "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key")}  # fmt: skip
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [SCRIPT, "worker", "--roles", "spans", "--bus", "postgres", "--database-url", url],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        until_ready = time.monotonic() + 60
+        while " ready: " not in log.read_text(errors="replace"):
+            assert worker.poll() is None and time.monotonic() < until_ready, log.read_text(errors="replace")
+            time.sleep(0.1)
+        assert [p.name.startswith("agiflow-worker-") for p in scratch.iterdir()] == [True]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log.read_text(errors="replace")
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert list(scratch.iterdir()) == [], log.read_text(errors="replace")

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -69,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     url = args.database_url or settings.database_url or start_embedded_postgres(settings.data_dir)
     if args.concurrency < 1:
         raise SystemExit("--concurrency must be at least 1")
+    # A work dir made here is this process's alone and is removed when it stops (each job's folder in it
+    # goes when the job ends): a supervised worker is started again and again in a server's life.
+    own_work_dir = args.work_dir is None
     options = WorkerOptions(
         database_url=url,
         work_dir=args.work_dir or Path(tempfile.mkdtemp(prefix="agiflow-worker-")),
@@ -84,7 +88,11 @@ def run(args: argparse.Namespace) -> int:
     if args.worker_id:
         options.worker_id = args.worker_id
     options.member = args.member
-    asyncio.run(_main(options, standby=args.standby))
+    try:
+        asyncio.run(_main(options, standby=args.standby))
+    finally:
+        if own_work_dir:
+            shutil.rmtree(options.work_dir, ignore_errors=True)
     return 0
 
 
