@@ -284,20 +284,24 @@ async def test_kafka_stopped_while_apps_send_refuses_rather_than_loses(
     target = await new_project(stack)
     await warm_up(target)
     batches = make_batches(40, 8, seed=2)  # 2,560 spans, 64 a batch
+    # The first half is in flight while the broker stops; the second half is sent once it has stopped, so
+    # some batch is refused even if the first half all got through before the broker went (it once did).
+    during, after = batches[:20], batches[20:]
     senders = target.senders
     # OTLP's default export timeout: a request the receiver holds while its producer waits for the broker is
     # given up by the exporter, then sent again (and may have been published after all: stored once anyway).
     senders.timeout = 10.0
 
-    sending = asyncio.create_task(senders.send(batches, senders=3))
+    sending = [asyncio.create_task(senders.send(during, senders=3))]
     try:
         await until(holds(lambda: senders.acked_batches >= 6), "some batches acknowledged")
         await asyncio.to_thread(broker.stop)
         acked_while_up = len(senders.acked)
+        sending.append(asyncio.create_task(senders.send(after, senders=3)))
         await until(holds(lambda: bool(senders.refusals)), "a batch refused while Kafka is down")
     finally:
         await asyncio.to_thread(broker.restart)
-    await sending  # the refused batches sent again, now that the broker is back
+    await asyncio.gather(*sending)  # the refused batches sent again, now that the broker is back
 
     assert not senders.unexpected, senders.unexpected  # only 503 with Retry-After, or a broken connection
     assert senders.acked_batches == 1 + len(batches) and acked_while_up < len(senders.acked)

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
-import { closeBrowser, env, firstOf, inLab, openByCommand, until } from './support/lab.mjs';
+import { closeBrowser, env, firstOf, focusNow, inLab, openByCommand, until } from './support/lab.mjs';
 
 const skip =
   env.url === '/' || !process.env.AGIFLOW_TRACES_PROJECT
@@ -148,21 +148,16 @@ async function settled(page, id) {
 
 /** Where the focus is: in the view (and its toolbar) or not, its name, and whether it shows it. */
 async function focused(page, id) {
-  return page.evaluate(viewId => {
-    let el = document.activeElement;
-    while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
-    const host = el?.getRootNode()?.host ?? el;
+  const { element, shown } = await focusNow(page);
+  const where = await element.evaluate((el, viewId) => {
     const view = document.getElementById(viewId);
-    const style = getComputedStyle(el);
-    const hostStyle = getComputedStyle(host);
-    const ring = s => (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none';
     return {
-      inView: view.contains(host),
-      inToolbar: Boolean(host.closest('.jp-Toolbar')) && view.contains(host),
-      name: host.dataset?.agiflowKey ?? `${host.tagName.toLowerCase()}:${host.dataset?.testid ?? host.title ?? ''}`,
-      shown: el.matches(':focus-visible') && (ring(style) || ring(hostStyle))
+      inView: view.contains(el),
+      inToolbar: Boolean(el.closest('.jp-Toolbar')) && view.contains(el),
+      name: el.dataset?.agiflowKey ?? `${el.tagName.toLowerCase()}:${el.dataset?.testid ?? el.title ?? ''}`
     };
   }, id);
+  return { ...where, shown };
 }
 
 /** What the mouse can click in the view (a pointer cursor) with no control a keyboard reaches in or around it. */

@@ -235,26 +235,41 @@ export async function putNotebook(path, cells) {
 
 /**
  * Press Tab (Shift+Tab with `back`) until `locator` has the keyboard focus, at most `max` times, and check
- * that it shows it (an outline or a box shadow under `:focus-visible`): what a keyboard-only user must be
- * able to do. A failure names the elements the focus went through, where a trap or a skipped control is.
+ * that it shows it (see `focusNow`): what a keyboard-only user must be able to do. A failure names the
+ * elements the focus went through, where a trap or a skipped control is.
  */
 export async function tabTo(page, locator, { max = 120, back = false } = {}) {
   const target = await locator.elementHandle({ timeout: 30_000 });
   const path = [];
   for (let i = 0; i < max; i++) {
-    if (await target.evaluate(el => el === document.activeElement)) {
-      const shown = await target.evaluate(el => {
-        const style = getComputedStyle(el);
-        const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
-        return el.matches(':focus-visible') && (outline || style.boxShadow !== 'none');
-      });
-      assert.ok(shown, `${await describe(target)} has the focus but does not show it`);
+    const now = await focusNow(page);
+    if (await target.evaluate((el, focused) => el === focused, now.element)) {
+      assert.ok(now.shown, `${await describe(target)} has the focus but does not show it`);
       return;
     }
     await page.keyboard.press(back ? 'Shift+Tab' : 'Tab');
     path.push(await describe(await page.evaluateHandle(() => document.activeElement)));
   }
   assert.fail(`${await describe(target)} not reached in ${max} Tabs; the focus went: ${path.slice(-40).join(' → ')}`);
+}
+
+/**
+ * The element with the keyboard focus (`element`: the custom element itself when the focus is inside its
+ * shadow root, e.g. a `jp-button`) and whether it shows it (`shown`): it matches `:focus-visible` and it,
+ * or the control inside it, draws an outline or a box shadow.
+ */
+export async function focusNow(page) {
+  const element = await page.evaluateHandle(() => document.activeElement);
+  const shown = await element.evaluate(host => {
+    let inner = host;
+    while (inner?.shadowRoot?.activeElement) inner = inner.shadowRoot.activeElement;
+    const ring = el => {
+      const s = getComputedStyle(el);
+      return (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none';
+    };
+    return Boolean(inner) && inner.matches(':focus-visible') && (ring(inner) || ring(host));
+  });
+  return { element, shown };
 }
 
 /** A short name of an element for a failure message: tag, test id or class, and its text. */
