@@ -39,29 +39,15 @@ describe('AGIFlow widgets in a notebook', () => {
   test('the same PromptEditor works in Notebook 7', { skip, timeout: 240_000 }, t => promptEditor(t, 'notebook'));
 
   test('the run, dataset, trace and metrics widgets render the seeded data and answer the user', { skip: skipSeeded, timeout: 240_000 }, async t => {
-    const notebook = `widgets-views-${randomUUID().slice(0, 8)}.ipynb`;
     const client = project => `Client(project=${JSON.stringify(project)})`;
-    await putNotebook(notebook, [
-      { source: 'from agiflow_lab import Client\nfrom agiflow_lab.widgets import DatasetView, EvalRunView, MetricsView, TraceView' },
-      { source: `EvalRunView(${client(env.project)}, ${JSON.stringify(seeded.run)})` },
-      { source: `DatasetView(${client(env.project)}, ${JSON.stringify(seeded.dataset)})` },
-      { source: `TraceView(${client(seeded.tracesProject)}, ${JSON.stringify(seeded.trace.id)})` },
-      { source: `MetricsView(${client(seeded.tracesProject)}, hours=1, bucket="minute")` }
-    ]);
-    await inLab(t, { name: 'widgets-views', path: `/tree/${notebook}`, reset: true }, async page => {
-      const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
-      await panel.first().waitFor({ timeout: 60_000 });
-      await runCells(page, panel.first());
-      const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
-      const shown = async (locator, what) => {
-        await locator
-          .or(error)
-          .first()
-          .waitFor({ timeout: 90_000 })
-          .catch(async () => assert.fail(`no ${what} after 90 s; ${await cellState(page, panel.first())}`));
-        if (await error.first().isVisible()) assert.fail(`a cell failed: ${await error.first().innerText()}`);
-      };
-
+    const cells = [
+      'from agiflow_lab import Client\nfrom agiflow_lab.widgets import DatasetView, EvalRunView, MetricsView, TraceView',
+      `EvalRunView(${client(env.project)}, ${JSON.stringify(seeded.run)})`,
+      `DatasetView(${client(env.project)}, ${JSON.stringify(seeded.dataset)})`,
+      `TraceView(${client(seeded.tracesProject)}, ${JSON.stringify(seeded.trace.id)})`,
+      `MetricsView(${client(seeded.tracesProject)}, hours=1, bucket="minute")`
+    ];
+    await inNotebook(t, 'widgets-views', cells, { reset: true }, async (page, shown) => {
       // The finished baseline run: its totals, and its items with the failure first.
       const run = page.locator('.agiflow-w-run');
       await shown(run, 'EvalRunView');
@@ -97,12 +83,7 @@ describe('AGIFlow widgets in a notebook', () => {
       const count = metrics.locator('.agiflow-w-chart[data-measure="count"]');
       await count.filter({ hasText: `total ${seeded.spans}` }).waitFor({ timeout: 30_000 });
       await screenshotThemes(page, 'widgets-views');
-    }).finally(() =>
-      fetch(`${env.url}api/contents/${notebook}`, {
-        method: 'DELETE',
-        headers: { Authorization: `token ${env.token}` }
-      }).catch(() => {})
-    );
+    });
   });
 });
 
@@ -113,40 +94,19 @@ describe('AGIFlow widgets in a notebook', () => {
 async function promptEditor(t, app) {
   const name = `widget-${app}-${randomUUID().slice(0, 8)}`;
   await api('POST', `projects/${env.project}/prompts`, { name, template: 'Tell {{who}} about {{topic}}.' });
-  const notebook = `${name}.ipynb`;
-  const source = [
-    'from agiflow_lab import Client',
-    'from agiflow_lab.widgets import PromptEditor',
-    '',
-    `PromptEditor(Client(project=${JSON.stringify(env.project)}), ${JSON.stringify(name)})`
+  const cells = [
+    `from agiflow_lab import Client\nfrom agiflow_lab.widgets import PromptEditor\n\nPromptEditor(Client(project=${JSON.stringify(env.project)}), ${JSON.stringify(name)})`
   ];
-  await putNotebook(notebook, [{ source: source.join('\n') }]);
-  const where =
-    app === 'lab'
-      ? { name: 'widgets-prompt-editor', path: `/tree/${notebook}`, reset: true }
-      : { name: 'widgets-prompt-editor-notebook7', path: `/${notebook}`, app };
-  await inLab(t, where, async page => {
-    // Without the widget manager's and anywidget's frontends the cell shows only the widget's text.
-    for (const plugin of WIDGET_PLUGINS) {
-      const loaded = await page.evaluate(id => window.jupyterapp.hasPlugin(id), plugin);
-      assert.ok(loaded, `${app} has no ${plugin}: is its labextension where Jupyter looks?`);
-    }
+  // JupyterLab on a workspace of its own, so no other scenario's layout is restored; Notebook 7 has none.
+  const [screen, where] =
+    app === 'lab' ? ['widgets-prompt-editor', { reset: true }] : ['widgets-prompt-editor-notebook7', { app }];
+  await inNotebook(t, screen, cells, where, async (page, shown) => {
     if (app === 'notebook') {
-      const name = await page.evaluate(() => window.jupyterapp.name);
-      assert.equal(name, 'Jupyter Notebook', 'the page is Notebook 7, not JupyterLab');
+      const shell = await page.evaluate(() => window.jupyterapp.name);
+      assert.equal(shell, 'Jupyter Notebook', 'the page is Notebook 7, not JupyterLab');
     }
-    const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') });
-    await panel.first().waitFor({ timeout: 60_000 });
-    await runCells(page, panel.first());
-
     const widget = page.locator('.agiflow-w-prompt');
-    const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
-    await widget
-      .or(error)
-      .first()
-      .waitFor({ timeout: 90_000 })
-      .catch(async () => assert.fail(`no widget after 90 s; ${await cellState(page, panel.first())}`));
-    if (await error.first().isVisible()) assert.fail(`the cell failed: ${await error.first().innerText()}`);
+    await shown(widget, 'PromptEditor');
 
     const rendered = widget.getByTestId('agiflow-w-rendered');
     await expectText(rendered, 'Tell {{who}} about {{topic}}.');
@@ -162,7 +122,39 @@ async function promptEditor(t, app) {
 
     const saved = await api('GET', `projects/${env.project}/prompts/${name}?version=2`);
     assert.equal(saved.template, 'Tell {{who}} about {{topic}}, briefly.');
-    await screenshotThemes(page, where.name);
+    await screenshotThemes(page, screen);
+  });
+}
+
+/**
+ * `cells` (each a code cell's source) as a notebook of its own, `<name>-<random>.ipynb`, opened with
+ * `inLab` (`options` besides its name and path: `app`, `reset`) and run, then `scenario(page, shown)`:
+ * `shown(locator, what)` waits for a widget to render, failing with the cell's error or the kernel's
+ * state instead. The notebook is deleted afterwards.
+ */
+async function inNotebook(t, name, cells, options, scenario) {
+  const notebook = `${name}-${randomUUID().slice(0, 8)}.ipynb`;
+  await putNotebook(notebook, cells.map(source => ({ source })));
+  const path = options.app === 'notebook' ? `/${notebook}` : `/tree/${notebook}`;
+  await inLab(t, { ...options, name, path }, async page => {
+    // Without the widget manager's and anywidget's frontends a cell shows only the widget's text.
+    for (const plugin of WIDGET_PLUGINS) {
+      const loaded = await page.evaluate(id => window.jupyterapp.hasPlugin(id), plugin);
+      assert.ok(loaded, `${options.app ?? 'lab'} has no ${plugin}: is its labextension where Jupyter looks?`);
+    }
+    const panel = page.locator('.jp-NotebookPanel').filter({ has: page.locator('.jp-Cell') }).first();
+    await panel.waitFor({ timeout: 60_000 });
+    await runCells(page, panel);
+    const error = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+    const shown = async (locator, what) => {
+      await locator
+        .or(error)
+        .first()
+        .waitFor({ timeout: 90_000 })
+        .catch(async () => assert.fail(`no ${what} after 90 s; ${await cellState(page, panel)}`));
+      if (await error.first().isVisible()) assert.fail(`a cell failed: ${await error.first().innerText()}`);
+    };
+    return scenario(page, shown);
   }).finally(() =>
     fetch(`${env.url}api/contents/${notebook}`, {
       method: 'DELETE',
