@@ -383,3 +383,25 @@ async def test_a_kernel_taken_before_it_sat_idle_for_warm_after_is_not_warmed(tm
 
     assert result.status == "succeeded", result.error
     assert result.result == {"loaded": False}
+
+
+async def test_a_replacement_kernel_waits_to_warm_until_the_worker_has_room_for_a_job(tmp_path: Path) -> None:
+    """With every kernel leased the worker takes no job, so the replacement kernel's imports would only take
+    CPU from the jobs running (an evaluation run's model calls); it warms once a job has ended."""
+    notebook = write_notebook(
+        tmp_path / "warmed.ipynb",
+        "import sys\nfrom agiflow_lab.notebook import emit_result\nemit_result({'loaded': 'mailbox' in sys.modules})",
+    )
+    async with KernelPool(size=1, warm_imports=("mailbox",), warm_after=0.2) as pool:
+        leased = await pool.acquire()
+        replacement = await asyncio.shield(pool._slots[0])
+        await asyncio.sleep(1.0)  # five times warm_after: long enough for a kernel with room to have started warming
+        assert not replacement.warm_started
+
+        await pool.discard(leased)  # the job ended: now the worker could take one
+        await pool.wait_idle()
+        assert replacement.warm_started
+        result = await run(NotebookRunner(pool), notebook, tmp_path / "out.ipynb")
+
+    assert result.status == "succeeded", result.error
+    assert result.result == {"loaded": True}

@@ -53,7 +53,8 @@ from agiflow_lab_workers.sandbox import KernelIdentity, KernelSandbox
 
 log = logging.getLogger(__name__)
 
-WARM_AFTER_SECONDS = 1.0  # how long a pooled kernel waits for a job before it imports ``warm_imports``
+# How long a pooled kernel waits for a job, while the worker has room for one, before it imports ``warm_imports``.
+WARM_AFTER_SECONDS = 1.0
 
 # jupyter_client >= 8.10 can give kernels CurveZMQ keys (and ipykernel warns about plain TCP without them).
 _HAS_TRANSPORT_ENCRYPTION = AsyncKernelManager.class_traits().get("transport_encryption") is not None
@@ -139,6 +140,8 @@ class KernelPool:
         )
         self._slots: deque[asyncio.Task[_Kernel]] = deque()
         self._leased: dict[AsyncKernelManager, _Kernel] = {}
+        self._room = asyncio.Event()  # set while fewer kernels are leased than the pool holds: see _warm_when_idle
+        self._room.set()
         # Remembered (weakly) so that a second discard of the same kernel is a no-op.
         self._discards: weakref.WeakKeyDictionary[AsyncKernelManager, asyncio.Task[None]] = weakref.WeakKeyDictionary()
         self._background: set[asyncio.Task[None]] = set()
@@ -208,6 +211,7 @@ class KernelPool:
                 raise
             if alive:
                 self._leased[kernel.km] = kernel
+                self._leases_changed()
                 return kernel.km
             log.warning("pooled kernel %s died while idle; taking another", kernel.km.kernel_id)
             await self._shutdown(kernel)
@@ -236,6 +240,7 @@ class KernelPool:
             kernel = self._leased.pop(km, None) or _Kernel(
                 km, identity=getattr(km, "owner", None), sockets=getattr(km, "sockets", None)
             )
+            self._leases_changed()
             task = self._discards[km] = asyncio.ensure_future(self._shutdown(kernel))
         await asyncio.shield(task)
 
@@ -299,11 +304,24 @@ class KernelPool:
             await asyncio.shield(self._shutdown(_Kernel(km, kc, identity, sockets)))
             raise
 
+    def _leases_changed(self) -> None:
+        if len(self._leased) < self.size:
+            self._room.set()
+        else:
+            self._room.clear()
+
     async def _warm_when_idle(self, kernel: _Kernel) -> None:
-        """Warm a kernel only once it has waited ``warm_after`` seconds for a job. A busy worker takes each
-        kernel sooner than that, and every import would be CPU its jobs wait for (a forked kernel is ready in
-        a tenth of a second; importing pandas costs several times that); an idle one warms them all."""
-        await asyncio.sleep(self.warm_after)
+        """Warm a kernel only once it has waited ``warm_after`` seconds for a job while the worker had room
+        for one. A busy worker takes each kernel sooner than that, and every import would be CPU its jobs wait
+        for (a forked kernel is ready in a tenth of a second; importing pandas costs several times that); an
+        idle one warms them all. A kernel that replaced one a job took waits while every kernel is leased: the
+        worker cannot take another job then, and its imports would run beside the jobs that are running (an
+        evaluation run lost a tenth of its model-call rate to a pandas import in the replacement kernel)."""
+        while True:
+            await self._room.wait()
+            await asyncio.sleep(self.warm_after)
+            if self._room.is_set():
+                break
         kernel.warm_started = True
         assert kernel.kc is not None
         try:
