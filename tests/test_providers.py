@@ -366,6 +366,88 @@ async def test_a_team_server_refuses_private_hosts_when_saved_and_when_connectin
         await db.close()
 
 
+def self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` and its key, as PEM files."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def test_https_calls_go_to_the_checked_address_and_verify_the_certificate_of_the_name(tmp_path: Path) -> None:
+    """The guarded client sends each request to the address it checked, yet TLS must still be about the
+    connection's host: the name sent (SNI), the name the certificate is verified against and ``Host``."""
+    import ssl
+
+    import openai
+    import tornado.httpserver
+    import tornado.web
+
+    from agiflow_lab.providers.transport import guarded_client
+
+    seen: list[str] = []
+
+    class Completions(tornado.web.RequestHandler):
+        def post(self) -> None:
+            seen.append(self.request.host)
+            self.write({"choices": [{"message": {"content": "over tls"}}], "model": "m"})
+
+    cert, key = self_signed(tmp_path, "localhost")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/v1/chat/completions", Completions)]),
+                                           ssl_options=served)  # fmt: skip
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    server.add_sockets([sock])
+    port = sock.getsockname()[1]
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    async def call(host: str, tls: ssl.SSLContext | None) -> bytes:
+        sdk = openai.AsyncOpenAI(base_url=f"https://{host}:{port}/v1", api_key="k", max_retries=0,
+                                 http_client=guarded_client("openai", HostPolicy(), 10, tls))  # fmt: skip
+        try:
+            body: bytes = await sdk.post("/chat/completions", cast_to=bytes, body={"model": "m", "messages": []})
+            return body
+        finally:
+            await sdk.close()
+
+    try:
+        assert b"over tls" in await call("localhost", trusted)
+        assert seen == [f"localhost:{port}"]
+        with pytest.raises(openai.APIConnectionError) as refused:  # the default trust (certifi) does not know it
+            await call("localhost", None)
+        assert "CERTIFICATE_VERIFY_FAILED" in repr(refused.value.__cause__)
+        with pytest.raises(openai.APIConnectionError) as mismatch:  # same address, but not the certificate's name
+            await call("127.0.0.1", trusted)
+        assert "CERTIFICATE_VERIFY_FAILED" in repr(mismatch.value.__cause__)
+        assert len(seen) == 1
+    finally:
+        server.stop()
+
+
 async def test_only_canonical_addresses_skip_the_resolver() -> None:
     """The fast path for ``127.0.0.1`` must not let another spelling of it past the check."""
     assert [canonical_address(n) is not None for n in ("127.0.0.1", "::1", "8.8.8.8")] == [True] * 3

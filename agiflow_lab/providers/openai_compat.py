@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 
+import agiflow_lab.providers.aio_pool  # noqa: F401  (the pool of guarded_client, loaded with the adapter: off the event loop)
 from agiflow_lab.providers.base import ClientSpec, Completion, CompletionRequest, ProviderError, Reply, read_reply
 from agiflow_lab.providers.hosts import HostPolicy
 from agiflow_lab.providers.retry import parse_retry_after, retryable_status

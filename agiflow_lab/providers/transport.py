@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import ssl
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -49,8 +51,9 @@ def _transport_class(http: ModuleType) -> type[Any]:
         agiflow_blocked = True
 
     class GuardedTransport(http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
-        def __init__(self, policy: HostPolicy) -> None:
+        def __init__(self, policy: HostPolicy, new_pool: Callable[[], Any]) -> None:
             self.policy = policy
+            self._new_pool = new_pool
             # One pool per original host: a TLS connection made for one name is never reused for another
             # name that happens to share its address.
             self._pools: dict[tuple[str, str, int], Any] = {}
@@ -69,9 +72,7 @@ def _transport_class(http: ModuleType) -> type[Any]:
         def _pool(self, scheme: str, host: str, port: int) -> Any:
             key = (scheme, host, port)
             if key not in self._pools:
-                limits = http.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE,
-                                     keepalive_expiry=KEEPALIVE_EXPIRY)  # fmt: skip
-                self._pools[key] = http.AsyncHTTPTransport(limits=limits)
+                self._pools[key] = self._new_pool()
             return self._pools[key]
 
         async def handle_async_request(self, request: Any) -> Any:
@@ -115,21 +116,26 @@ def _transport_class(http: ModuleType) -> type[Any]:
     return GuardedTransport
 
 
-def guarded_client(sdk: str, policy: HostPolicy, timeout: float) -> Any:
-    """An ``http_client`` for the SDK package ``sdk`` (the SDK closes it with itself)."""
+def guarded_client(sdk: str, policy: HostPolicy, timeout: float, tls: ssl.SSLContext | None = None) -> Any:
+    """An ``http_client`` for the SDK package ``sdk`` (the SDK closes it with itself), on aiohttp's pool
+    (``aio_pool``: model calls are this client's load). ``tls``: trust other than certifi's CA bundle."""
+    from agiflow_lab.providers.aio_pool import pool_class
+
     http = http_library(sdk)
-    return http.AsyncClient(
-        transport=_transport_class(http)(policy), timeout=timeout, follow_redirects=False, trust_env=False
-    )
+    pool = pool_class(http)
+    transport = _transport_class(http)(policy, lambda: pool(MAX_CONNECTIONS, KEEPALIVE_EXPIRY, tls))
+    return http.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 def guarded_httpx_client(policy: HostPolicy, timeout: float) -> Any:
-    """The same guard on a plain ``httpx`` client, for the server's own calls to owner-chosen URLs (webhooks)."""
+    """The same guard on a plain ``httpx`` client, for the server's own calls to owner-chosen URLs (webhooks),
+    on httpx's own pool: a few calls a minute, not worth importing aiohttp into the server for."""
     import httpx
 
-    return httpx.AsyncClient(
-        transport=_transport_class(httpx)(policy), timeout=timeout, follow_redirects=False, trust_env=False
-    )
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE,
+                          keepalive_expiry=KEEPALIVE_EXPIRY)  # fmt: skip
+    transport = _transport_class(httpx)(policy, lambda: httpx.AsyncHTTPTransport(limits=limits))
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
 def blocked_host(exc: BaseException) -> BaseException | None:
