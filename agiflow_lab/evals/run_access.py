@@ -41,7 +41,8 @@ from agiflow_lab.prompts.service import PromptService
 from agiflow_lab.providers.base import CompletionRequest, ProviderClient, ProviderError
 from agiflow_lab.providers.retry import RetryPolicy, complete_with_retries
 from agiflow_lab.providers.service import ModelService
-from agiflow_lab.traces.annotations import insert_scores
+from agiflow_lab.traces.annotations import NewScore, insert_scores
+from agiflow_lab.traces.messages import SpanBatch
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +168,14 @@ class RunAccess:
         return ItemsPage(items=pending, next_after=int(page[-1]["ordinal"]) if len(page) == limit else None)
 
     async def write(self, batch: ResultsBatch) -> None:
-        """Results and the progress they make commit together, so progress never runs ahead of results."""
-        rows = [{"run_id": self.run_id, **ResultRow.model_validate(r).model_dump()} for r in batch.results]
+        """Results and the progress they make commit together, so progress never runs ahead of results.
+
+        The rows are checked and their traces built on a thread: for a batch of 200 that is tens of
+        milliseconds of CPU, which on the event loop would hold back the reply of every model call that
+        finished meanwhile (this process makes the run's model calls); on a thread the loop gets its turn
+        every few milliseconds."""
+        rows, scores, span_batches = await asyncio.to_thread(self._prepare, batch.results)
         project_id = int(self.run["project_id"])
-        scores = [score for row in rows for score in item_scores(self.run, row)]
-        span_batches = results_batches(project_id, self.run, rows) if rows else []
 
         async def insert(conn: Conn) -> None:
             await store.insert_results(conn, rows)
@@ -181,6 +185,11 @@ class RunAccess:
 
         event = self._event(batch.progress) if batch.progress is not None else None
         await record_event(self.db, event, with_writes=insert)
+
+    def _prepare(self, results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[NewScore], list[SpanBatch]]:
+        rows = [{"run_id": self.run_id, **ResultRow.model_validate(r).model_dump()} for r in results]
+        scores = [score for row in rows for score in item_scores(self.run, row)]
+        return rows, scores, results_batches(int(self.run["project_id"]), self.run, rows) if rows else []
 
     async def complete(self, call: CompleteCall) -> CompleteReply:
         """One model call with the run's retry policy, on a connection this run pinned."""
