@@ -62,6 +62,9 @@ class Settings:
     worker_stale_seconds: float = 15.0
     bus_lease_seconds: float = 30.0
     workers: int = 1
+    # Of the processes a server supervises (when ``workers`` > 0), those that only load trace spans
+    # (``worker --roles spans``); the job workers then run jobs only. 0: the job workers write spans too.
+    span_writers: int = 1
     # A supervised worker's slot keeps a spare worker, started up to where its identity matters (imports,
     # kernels, database), which takes over at once when the worker dies instead of a start from nothing.
     worker_standby: bool = True
@@ -158,7 +161,7 @@ class Settings:
         ):
             if (value := env.get(f"{ENV_PREFIX}{seconds.upper()}")) is not None:
                 changes[seconds] = float(value)
-        for name in ("workers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project",
+        for name in ("workers", "span_writers", "worker_concurrency", "max_running_jobs", "max_running_jobs_per_project",
                      "kafka_partitions", "kafka_session_timeout_ms",
                      "max_body_bytes", "max_import_bytes", "max_json_depth", "retention_job_events_days",
                      "retention_bus_messages_days", "retention_idempotency_keys_days",

@@ -144,7 +144,8 @@ async def test_kafka_outages_before_start_and_while_running_are_reported_once_an
     outages = [line for line in log_lines(log, OUTAGE_LINE) if not worker_line(line)]
     recoveries = [line for line in log_lines(log, BACK_LINE) if not worker_line(line)]
     assert len(outages) == 2 and len(recoveries) == 1, (outages, recoveries)  # once per outage, each way
-    assert 1 <= len([line for line in log_lines(log, OUTAGE_LINE) if worker_line(line)]) <= 2
+    # At most once per outage from each supervised process (the job worker and the span writer): 2 × 2.
+    assert 1 <= len([line for line in log_lines(log, OUTAGE_LINE) if worker_line(line)]) <= 4
     # Not thousands: what aiokafka says per connection attempt is silenced once the outage is reported.
     assert len(log_lines(log, "Unable connect to node")) <= 10, server.log_tail(40)
     assert len(log.read_text(errors="replace").splitlines()) < 400, server.log_tail(80)
@@ -251,3 +252,63 @@ def start_cli_worker(db_url: str, env: dict[str, str], log: Path) -> subprocess.
                  "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+
+
+def supervised_roles(server_pid: int) -> dict[str, list[int]]:
+    """The server's worker processes by what ``--roles`` they were started with (none: every role)."""
+    found: dict[str, list[int]] = {}
+    for child in psutil.Process(server_pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            args = child.cmdline()
+            if "agiflow_lab_workers" in args and "--standby" not in args:
+                roles = args[args.index("--roles") + 1] if "--roles" in args else "jobs,spans"
+                found.setdefault(roles, []).append(child.pid)
+    return found
+
+
+async def test_traces_are_written_by_a_supervised_span_writer_of_their_own_which_is_restarted_if_it_dies(
+    pg_server: str, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The default deployment: the job worker runs jobs only (an evaluation's model calls do not wait behind
+    trace loading on its event loop) and a process of its own writes spans; killed, it is started again and
+    the spans sent meanwhile are stored (the bus kept them)."""
+    from tests.support.traces import export
+
+    env = {
+        "AGIFLOW_WORKERS": "1",
+        "AGIFLOW_WORKER_STANDBY": "0",
+        "AGIFLOW_SECRET_KEY_FILE": str(tmp_path / "secret.key"),
+    }
+    server = await asyncio.to_thread(start_jupyter, create_database(pg_server), tmp_path, extra_env=env)
+    try:
+        api = Api(server, client)
+        roles = await until(
+            lambda: asyncio.to_thread(lambda: (r := supervised_roles(server.process.pid)).keys() == {"jobs", "spans"} and r),
+            "a job worker and a span writer",
+            timeout=60,
+        )  # fmt: skip
+        assert [len(pids) for pids in roles.values()] == [1, 1], roles
+        key = await api.new_key("default", "editor")
+        endpoint = f"{server.api}/otel/v1/traces"
+
+        async def stored(trace_id: str) -> None:
+            async def spans() -> Any:
+                r = await api.get(f"/projects/default/traces/{trace_id}")
+                return r.status_code == 200 and len(r.json()["spans"]) == 2
+
+            await until(spans, f"trace {trace_id}'s two spans stored", timeout=60)
+
+        await stored(await asyncio.to_thread(export, endpoint, key))
+
+        [writer] = roles["spans"]
+        os.kill(writer, signal.SIGKILL)
+        sent_meanwhile = await asyncio.to_thread(export, endpoint, key)
+        restarted = await until(
+            lambda: asyncio.to_thread(lambda: [p for p in supervised_roles(server.process.pid).get("spans", []) if p != writer]),
+            "a new span writer",
+            timeout=60,
+        )  # fmt: skip
+        assert len(restarted) == 1 and roles["jobs"] == supervised_roles(server.process.pid)["jobs"]
+        await stored(sent_meanwhile)
+    finally:
+        server.stop()

@@ -43,3 +43,11 @@ def test_the_spare_worker_is_on_unless_turned_off_in_the_environment_or_jupyter_
     monkeypatch.setenv("AGIFLOW_WORKER_STANDBY", "maybe")
     with pytest.raises(ValueError, match="AGIFLOW_WORKER_STANDBY"):
         Settings().with_env()
+
+
+def test_one_span_writer_of_its_own_unless_configured_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGIFLOW_SPAN_WRITERS", raising=False)
+    assert Settings().with_env().span_writers == 1 and AgiflowLab().settings_from_config().span_writers == 1
+    assert AgiflowLab(span_writers=0).settings_from_config().span_writers == 0
+    monkeypatch.setenv("AGIFLOW_SPAN_WRITERS", "3")
+    assert Settings().with_env().span_writers == 3

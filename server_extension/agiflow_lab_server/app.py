@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +44,7 @@ from agiflow_lab_server.handlers import (
 from agiflow_lab_server.redaction import install_filter
 from agiflow_lab_server.routing import API_PREFIX, Route, path_regex
 from agiflow_lab_server.supervisor import WorkerSupervisor
+from agiflow_lab_workers.roles import JOBS_ROLE, SPANS_ROLE
 
 P = "/projects/{project}"
 ROUTES: list[Route] = [
@@ -157,6 +159,12 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         1, config=True, help="Worker processes this server supervises (0: run workers yourself). Env: AGIFLOW_WORKERS."
     )
     worker_concurrency = Integer(2, config=True, help="Jobs each supervised worker runs at once.")
+    span_writers = Integer(
+        1, config=True,
+        help="Span-writer processes this server supervises beside its workers (which then run jobs only), so loading "
+        "traces never shares an event loop with an evaluation's model calls. 0: the workers write spans too. "
+        "Only with workers > 0. Env: AGIFLOW_SPAN_WRITERS.",
+    )  # fmt: skip
     worker_standby = Bool(
         True, config=True,
         help="Keep a spare worker beside each supervised one (imports done, kernels started, database open), which "
@@ -235,7 +243,7 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         base = Settings(
             database_url=self.database_url or None, default_project=self.default_project, bus=self.bus,
             kafka_bootstrap=self.kafka_bootstrap, workers=self.workers, worker_concurrency=self.worker_concurrency,
-            worker_standby=self.worker_standby,
+            worker_standby=self.worker_standby, span_writers=self.span_writers,
             max_running_jobs=self.max_running_jobs, max_running_jobs_per_project=self.max_running_jobs_per_project,
             max_body_bytes=self.max_body_bytes, max_import_bytes=self.max_import_bytes,
             max_json_depth=self.max_json_depth,
@@ -283,19 +291,26 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
                 platform.projects, platform.authz, bus, max_body_bytes=settings.max_body_bytes,
                 accepts=PostgresSpanStore(platform.db).accepts,  # the store's day window, its defaults
             )  # fmt: skip
-            self.supervisor = WorkerSupervisor(
-                settings.workers,
-                env={"AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
-                     "AGIFLOW_SECRET_KEY_FILE": str(settings.secret_key_path.absolute()),
-                     "AGIFLOW_ALLOW_PRIVATE_MODEL_HOSTS": str(settings.allow_private_model_hosts).lower(),
-                     "AGIFLOW_KERNEL_SANDBOX": settings.kernel_sandbox, "AGIFLOW_KERNEL_START": settings.kernel_start,
-                     **({"AGIFLOW_KERNEL_UIDS": settings.kernel_uids} if settings.kernel_uids else {}),
-                     **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {})},
-                args=["--concurrency", str(settings.worker_concurrency)],
-                on_exit=platform.jobs.worker_exited,
-                standby=settings.worker_standby,
-            )  # fmt: skip
-            self.supervisor.start()
+            worker_env = {
+                "AGIFLOW_DATABASE_URL": platform.url, "AGIFLOW_BUS": settings.bus,
+                "AGIFLOW_SECRET_KEY_FILE": str(settings.secret_key_path.absolute()),
+                "AGIFLOW_ALLOW_PRIVATE_MODEL_HOSTS": str(settings.allow_private_model_hosts).lower(),
+                "AGIFLOW_KERNEL_SANDBOX": settings.kernel_sandbox, "AGIFLOW_KERNEL_START": settings.kernel_start,
+                **({"AGIFLOW_KERNEL_UIDS": settings.kernel_uids} if settings.kernel_uids else {}),
+                **({"AGIFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap} if settings.kafka_bootstrap else {}),
+            }  # fmt: skip
+            span_writers = settings.span_writers if settings.workers > 0 else 0
+            jobs_only = ["--roles", JOBS_ROLE] if span_writers else []
+            self.supervisors = [
+                WorkerSupervisor(
+                    settings.workers, env=worker_env, args=["--concurrency", str(settings.worker_concurrency), *jobs_only],
+                    on_exit=platform.jobs.worker_exited, standby=settings.worker_standby,
+                ),
+                # A span writer registers no worker and holds no job: nothing to hand back when one dies.
+                WorkerSupervisor(span_writers, env=worker_env, args=["--roles", SPANS_ROLE], slot_prefix="s"),
+            ]  # fmt: skip
+            for supervisor in self.supervisors:
+                supervisor.start()
             if settings.scheduler:
                 self.firing_role = Scheduler(platform.db, platform.schedules)
                 self.firing_role.start()
@@ -326,8 +341,9 @@ class AgiflowLab(ExtensionApp):  # type: ignore[misc]
         """Stop workers, then the backend, then the platform, each step bounded: Jupyter waits for this
         coroutine before it stops its loop, so a step that hangs (or raises a CancelledError that is not
         ours, as aiokafka's close does when the broker is gone) would keep the server alive forever."""
-        if getattr(self, "supervisor", None) is not None:
-            await finish_within(self.supervisor.stop_timeout + 5, self.supervisor.stop(), "the worker supervisor")
+        if supervisors := getattr(self, "supervisors", None):
+            await finish_within(max(s.stop_timeout for s in supervisors) + 5,
+                                asyncio.gather(*(s.stop() for s in supervisors)), "the worker supervisors")  # fmt: skip
         if getattr(self, "firing_role", None) is not None:
             await finish_within(2, self.firing_role.stop(), "the scheduler")
         if getattr(self, "alert_role", None) is not None:

@@ -35,22 +35,24 @@ STEADY_SECONDS = 60.0  # a worker that ran this long before exiting is restarted
 ON_EXIT_SECONDS = 5.0
 
 
-def new_worker_id(slot: int) -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-w{slot}-{uuid.uuid4().hex[:4]}"
+def new_worker_id(slot: int, prefix: str = "w") -> str:
+    return f"{slot_member(slot, prefix)}-{uuid.uuid4().hex[:4]}"
 
 
-def slot_member(slot: int) -> str:
+def slot_member(slot: int, prefix: str = "w") -> str:
     """The slot's name in the consumer group: kept by its restarts, unique to this server process on this host
     (two servers on one host — JupyterHub users — must never share one: Kafka would fence one of them)."""
-    return f"{socket.gethostname()}-{os.getpid()}-w{slot}"
+    return f"{socket.gethostname()}-{os.getpid()}-{prefix}{slot}"
 
 
 class WorkerSupervisor:
     def __init__(
         self, count: int, env: dict[str, str], args: list[str], stop_timeout: float = 20.0,
-        on_exit: Callable[[str], Awaitable[None]] | None = None, standby: bool = False,
+        on_exit: Callable[[str], Awaitable[None]] | None = None, standby: bool = False, slot_prefix: str = "w",
     ) -> None:  # fmt: skip
+        """``slot_prefix`` tells this supervisor's slots from another's in worker ids and member names."""
         self.count = count
+        self.slot_prefix = slot_prefix
         self.env = env
         self.args = args
         self.stop_timeout = stop_timeout
@@ -70,7 +72,7 @@ class WorkerSupervisor:
     async def _keep_running(self, slot: int) -> None:
         quick_exits = 0
         while not self._stopping:
-            worker_id = new_worker_id(slot)
+            worker_id = new_worker_id(slot, self.slot_prefix)
             proc = await self._launch(slot, worker_id)
             self.processes[slot], self.worker_ids[slot] = proc, worker_id
             if self.standby and not self._stopping:
@@ -89,7 +91,7 @@ class WorkerSupervisor:
 
     async def _launch(self, slot: int, worker_id: str) -> asyncio.subprocess.Process:
         """The slot's worker, running as ``worker_id``: its spare, told who it is, else a new process."""
-        who = {"worker_id": worker_id, "member": slot_member(slot)}
+        who = {"worker_id": worker_id, "member": slot_member(slot, self.slot_prefix)}
         spare = self.spares.pop(slot, None)
         if spare is not None and spare.returncode is None and spare.stdin is not None:
             try:
