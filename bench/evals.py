@@ -1,11 +1,13 @@
 """Evaluation-run throughput against a model with fixed latency, and the worker's peak memory by dataset size.
 
     python bench/evals.py [--items 2000] [--concurrency 32] [--latency-ms 100] [--memory-sizes 10000,100000]
-                          [--memory-concurrency 32] [--skip-memory] [--skip-throughput] [--keep]
+                          [--memory-concurrency 32] [--skip-memory] [--skip-throughput] [--spans-in-worker] [--keep]
 
 Everything runs here, as real processes, as in ``bench/jobs.py``: an embedded Postgres, a ``jupyter server``
-with AGIFlow (``--AgiflowLab.workers=0``) and, per run, a fresh ``python -m agiflow_lab_workers`` process
-(concurrency 1). For throughput the worker has its usual pool of one kernel, started and warmed (the imports
+with AGIFlow (``--AgiflowLab.workers=0``) and, per run, a fresh ``python -m agiflow_lab_workers --roles jobs``
+process (concurrency 1) beside a span writer (``--roles spans``, which stores the run's item traces), the shape a
+server supervises by default (``AgiflowLab.span_writers=1``; ``--spans-in-worker``: one worker with both roles,
+as with ``span_writers=0``). For throughput the worker has its usual pool of one kernel, started and warmed (the imports
 every evaluation needs) before the run is submitted, as in a running deployment; for memory ``--pool-size 0``,
 so the run's kernel is started for it and is the worker's only child. The
 model is the scripted OpenAI-compatible server (``tests/support/scripted_llm.py``, its own process) in echo
@@ -22,7 +24,7 @@ uploaded with the SDK (``Client.datasets.create``, the streamed import endpoint)
    - wall: from the POST until the client sees ``succeeded`` (adds kernel start, the report cells and
      the saving of the notebook).
    Plus the model call as the engine timed it (``eval_results.latency_ms``) against one slot's cycle, and
-   the CPU seconds each process spent (kernel, worker, scripted server, Jupyter, Postgres, this bench,
+   the CPU seconds each process spent (kernel, worker, span writer, scripted server, Jupyter, Postgres, this bench,
    "other": everything else on the machine, from the system-wide counters; and what stayed idle), over
    the whole job and over the engine's window, to show where a shortfall goes.
 2. Memory: one run per ``--memory-sizes`` entry with a model answering at once (latency 0), RSS of the
@@ -73,6 +75,7 @@ CPU_EVERY = 10  # CPU times of the other processes every 10th sample (0.5 s): th
 TARGET_SHARE = 0.9
 TARGET_GROWTH_MB = 50.0
 MB = 1024 * 1024
+SDKS_LOADED = "vendor SDKs loaded"  # the worker's log line once the provider SDKs are imported
 
 
 def first_line(cell: dict[str, Any]) -> str:
@@ -95,8 +98,9 @@ def load_line() -> str:
 
 
 def start_worker(
-    workdir: Path, name: str, db_url: str, data_dir: Path, *, concurrency: int = 1, pool: int = 1
-) -> WorkerProcess:
+    workdir: Path, name: str, db_url: str, data_dir: Path, *, concurrency: int = 1, pool: int = 1,
+    roles: str = "jobs,spans",
+) -> WorkerProcess:  # fmt: skip
     """A worker on the server's data dir, so it (and the evaluation kernel) read the same secret key that
     encrypted the connection's API key."""
     env = dict(os.environ)
@@ -111,7 +115,7 @@ def start_worker(
     scratch.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     args = [sys.executable, "-m", "agiflow_lab_workers", "--concurrency", str(concurrency), "--pool-size", str(pool),
-            "--work-dir", str(scratch), "--worker-id", name]  # fmt: skip
+            "--work-dir", str(scratch), "--worker-id", name, "--roles", roles]  # fmt: skip
     process = subprocess.Popen(args, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
     return WorkerProcess(process, log_path)
 
@@ -252,8 +256,9 @@ class Sampler:
 class Stack:
     """Postgres, one database, the Jupyter server (workers=0), the scripted model server; workers per run."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, spans_in_worker: bool = False) -> None:
         self.workdir = workdir
+        self.spans_in_worker = spans_in_worker
         self.server: JupyterServer | None = None
         self.llm: ScriptedLLM | None = None
         self.runs = 0
@@ -312,11 +317,18 @@ class Stack:
         """One evaluation run on a fresh worker, sampled from submit until the worker is stopped."""
         assert self.server is not None and self.llm is not None
         self.runs += 1
-        worker = start_worker(self.workdir, f"worker{self.runs}", self.db_url, self.workdir / "data", pool=pool)
+        data = self.workdir / "data"
+        worker = start_worker(self.workdir, f"worker{self.runs}", self.db_url, data, pool=pool,
+                              roles="jobs,spans" if self.spans_in_worker else "jobs")  # fmt: skip
+        spans = None if self.spans_in_worker else start_worker(self.workdir, f"spans{self.runs}", self.db_url, data,
+                                                                roles="spans")  # fmt: skip
         try:
-            wait_ready([worker])
+            wait_ready([worker] if spans is None else [worker, spans])
+            wait_ready([worker], mark=SDKS_LOADED)  # as in a running deployment: loaded once it sat idle a moment
             wait_quiet(psutil.Process(worker.process.pid))  # its start-up (and its pool's kernel) is over
             others = {"scripted": self.llm.process.pid, "jupyter": self.server.process.pid}  # type: ignore[union-attr]
+            if spans is not None:
+                others["span writer"] = spans.process.pid
             if self.pg_pid:
                 others["postgres"] = self.pg_pid
             sampler = Sampler(worker.process.pid, others)
@@ -345,6 +357,8 @@ class Stack:
             raise
         finally:
             worker.stop()
+            if spans is not None:
+                spans.stop()
         if run["state"] != "succeeded":
             raise RuntimeError(f"run {run['state']}: {json.dumps(run)[:1500]}")
         result = Result(dataset=dataset, concurrency=concurrency, wall=wall, run=run, sampler=sampler, load=load)
@@ -434,7 +448,7 @@ class Result:
 def cpu_lines(result: Result) -> list[str]:
     """CPU seconds per process over the whole job, and over the engine's window (first → last written
     batch), each with its share of one core."""
-    order = ["kernel", "worker", "scripted", "jupyter", "postgres", "bench", "other"]
+    order = ["kernel", "worker", "span writer", "scripted", "jupyter", "postgres", "bench", "other"]
 
     def cells(used: dict[str, float], span: float) -> str:
         used = dict(used)
@@ -523,6 +537,8 @@ def main() -> int:
     parser.add_argument("--skip-throughput", action="store_true", help="only the memory runs")
     parser.add_argument("--timeout", type=float, default=3600, help="give up on a run after this many s")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server, worker, model logs)")
+    parser.add_argument("--spans-in-worker", action="store_true",
+                        help="no span writer of its own: the worker stores the item traces too (span_writers=0)")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
     log(f"at start: {load_line()}")
@@ -532,7 +548,7 @@ def main() -> int:
         log(f"work dir (kept): {workdir}")
     else:
         atexit.register(shutil.rmtree, workdir, True)  # registered first, so it runs after Postgres stops
-    with Stack(workdir) as stack:
+    with Stack(workdir, spans_in_worker=args.spans_in_worker) as stack:
         assert stack.llm is not None
         throughput: Result | None = None
         if not args.skip_throughput:

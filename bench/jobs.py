@@ -111,13 +111,16 @@ def stderr_to(path: Path) -> Iterator[None]:
 # --- processes -----------------------------------------------------------------------------------
 
 
+READY = "ready: bus="  # what a worker logs once it takes jobs
+
+
 @dataclass
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
 
-    def ready(self) -> bool:
-        return "ready: bus=" in self.log_path.read_text(errors="replace")
+    def ready(self, mark: str = READY) -> bool:
+        return mark in self.log_path.read_text(errors="replace")
 
     def stop(self, grace: float = 20.0) -> None:
         """SIGTERM (the worker drains and shuts its kernels down), then SIGKILL whatever is left."""
@@ -160,9 +163,10 @@ def start_worker(
     return WorkerProcess(process, log_path)
 
 
-def wait_ready(workers: list[WorkerProcess], timeout: float = 120.0) -> None:
+def wait_ready(workers: list[WorkerProcess], timeout: float = 120.0, mark: str = READY) -> None:
+    """Until each worker has logged ``mark``."""
     deadline = time.monotonic() + timeout
-    while not all(w.ready() for w in workers):
+    while not all(w.ready(mark) for w in workers):
         for w in workers:
             if w.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {w.process.returncode}:\n{w.log_path.read_text()[-3000:]}")

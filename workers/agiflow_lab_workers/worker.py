@@ -24,6 +24,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -77,6 +78,7 @@ def default_worker_id() -> str:
 
 
 def _load_vendor_sdks() -> None:
+    started = time.perf_counter()
     for module in sorted(set(ADAPTERS.values())):
         try:
             importlib.import_module(module)
@@ -86,6 +88,7 @@ def _load_vendor_sdks() -> None:
     # walked those millions of objects again: 90-170 ms with the event loop stopped, every few seconds of
     # an evaluation run (model calls waiting behind it). Frozen, collections walk only newer objects.
     gc.freeze()
+    log.info("vendor SDKs loaded in %.1f s", time.perf_counter() - started)
 
 
 @dataclass
