@@ -209,6 +209,50 @@ def test_bad_ids_and_times_reject_only_their_span() -> None:
     assert "1 × end before start" in message
 
 
+def test_the_receivers_check_takes_and_rejects_exactly_what_the_writers_decoding_does() -> None:
+    """The receiver answers from ``check_body`` (ids, name, times; no attributes) and the writer stores what
+    ``decode_body`` takes: the two must agree span for span, or a 200 would count spans never stored."""
+    import random
+
+    from agiflow_lab.traces.otlp import check_body
+
+    faults: list[dict[str, Any]] = [
+        {}, {"trace_id": TRACE[:15]}, {"trace_id": bytes(16)}, {"trace_id": b""}, {"span_id": b"\x01" * 7},
+        {"span_id": bytes(8)}, {"parent_span_id": b"\x01" * 3}, {"parent_span_id": bytes(8)},
+        {"end_time_unix_nano": T0}, {"name": ""}, {"name": "\x00\x00"}, {"start_time_unix_nano": 0},
+        {"end_time_unix_nano": 2**64 - 1}, {"start_time_unix_nano": 2**64 - 1, "end_time_unix_nano": 2**64 - 1},
+        {"attributes": {"gen_ai.request.model": "gpt-4o", "x": [1, 2.5, None], "input.value": "\x00hi"}},
+    ]  # fmt: skip
+    rng = random.Random(11)
+    for _ in range(200):
+        message = ExportTraceServiceRequest()
+        n = 0
+        for _ in range(rng.randint(1, 3)):  # several resources and scopes: the index runs across all of them
+            resource_spans = message.resource_spans.add()
+            resource_spans.resource.attributes.extend(key_values({"service.name": "chatbot"}))
+            for _ in range(rng.randint(1, 3)):
+                scope_spans = resource_spans.scope_spans.add()
+                for _ in range(rng.randint(0, 6)):
+                    n += 1
+                    fields = dict(rng.choice(faults)) if rng.random() < 0.5 else {}
+                    scope_spans.spans.append(span(n, **fields))
+        body = bytes(message.SerializeToString())
+        decoded, checked = decode(body), check_body(body, PROTOBUF, None, max_bytes=5 * MB)
+        assert checked.rejected == decoded.rejected
+        assert [(s.trace_id, s.start_ns) for s in checked.spans] == [(s.trace_id, s.start_ns) for s in decoded.spans]
+        assert checked.partial_success_message() == decoded.partial_success_message()
+
+    gzipped = gzip.compress(request(span(1), span(2, name="")))  # the encoding is undone first, as for decoding
+    assert len(check_body(gzipped, PROTOBUF, "gzip", max_bytes=5 * MB).spans) == 1
+    for body, content_type in ((otlp_json([json_span(1), json_span(2, spanId="00")]), JSON), (sdk_body(), JSON)):
+        decoded, checked = decode(body, content_type), check_body(body, content_type, None, max_bytes=5 * MB)
+        assert checked.rejected == decoded.rejected and checked.dialect == decoded.dialect
+        assert [(s.trace_id, s.start_ns) for s in checked.spans] == [(s.trace_id, s.start_ns) for s in decoded.spans]
+    with pytest.raises(OtlpError) as caught:
+        check_body(b"\x0a\xff\xff\xff\xff\x0f garbage", PROTOBUF, None, max_bytes=5 * MB)
+    assert caught.value.status == 400 and caught.value.field == "body"
+
+
 def test_nul_characters_are_stripped_from_names_keys_and_values() -> None:
     record = one({"gen_\x00ai.request.model": "gpt\x00-4o", "list": ["a\x00b"]}, name="chat\x00")
     assert record.name == "chat"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agiflow_lab.traces.records import Attributes, Rejected, SpanEvent, SpanKind, SpanRecord, SpanStatus
+from agiflow_lab.traces.records import Attributes, Rejected, SpanEvent, SpanHead, SpanKind, SpanRecord, SpanStatus
 from agiflow_lab.traces.semconv import Pricer, normalise
 
 _INT64_MAX = 2**63 - 1
@@ -34,20 +34,47 @@ class Origin:
         return cls(service if isinstance(service, str) and service else None, scope_name or None, resource_attributes)
 
 
-class BatchSink:
-    """One request's spans and rejects, with the running span index that ``Rejected`` reports."""
+class _Rejects:
+    """A request's rejects, with the running span index that ``Rejected`` reports."""
 
-    __slots__ = ("spans", "rejected", "index", "pricer")
+    __slots__ = ("rejected", "index")
 
-    def __init__(self, pricer: Pricer) -> None:
-        self.spans: list[SpanRecord] = []
+    def __init__(self) -> None:
         self.rejected: list[Rejected] = []
         self.index = 0
-        self.pricer = pricer
 
     def reject(self, reason: str) -> None:
         self.rejected.append(Rejected(self.index, reason))
         self.index += 1
+
+
+class HeadSink(_Rejects):
+    """What checking a request keeps of each span it would take (``SpanHead``): the receiver's pass, which
+    rejects exactly what ``BatchSink`` would, but reads no attributes and builds no record."""
+
+    __slots__ = ("spans",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[SpanHead] = []
+
+    def add_head(self, trace_id: str, name: str, start_ns: int, end_ns: int) -> None:
+        if problem := _time_or_name_problem(name, start_ns, end_ns):
+            self.reject(problem)
+            return
+        self.spans.append(SpanHead(trace_id, start_ns))
+        self.index += 1
+
+
+class BatchSink(_Rejects):
+    """One request's spans and rejects."""
+
+    __slots__ = ("spans", "pricer")
+
+    def __init__(self, pricer: Pricer) -> None:
+        super().__init__()
+        self.spans: list[SpanRecord] = []
+        self.pricer = pricer
 
     def add_read(self, origin: Origin, read: Callable[[Any], dict[str, Any]], span: Any) -> None:
         """Add a span from a JSON decoder: what ``read`` cannot make sense of rejects that span alone.

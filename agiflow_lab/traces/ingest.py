@@ -24,7 +24,7 @@ from agiflow_lab.errors import Unavailable
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces._inflate import decode_content
 from agiflow_lab.traces.messages import SpanBatch
-from agiflow_lab.traces.otlp import DecodedBatch, decode_body
+from agiflow_lab.traces.otlp import CheckedBatch, check_body
 from agiflow_lab.traces.records import Rejected
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,9 @@ class TraceIngest:
         traces, 404 if it does not exist, 400/413/415 for a body that cannot be read, 503 if the bus is down."""
         self.authz.check(actor, project, RESOURCE, WRITE)
         project_id = await self.projects.resolve_id(project)
-        # Decoding is CPU work on up to max_decoded_bytes (milliseconds for a large batch): off the event loop
+        # Checking is CPU work on up to max_decoded_bytes (milliseconds for a large batch): off the event loop
         # so other requests are not stalled behind it.
-        data, batch = await asyncio.to_thread(self._decode, body, content_type, content_encoding)
+        data, batch = await asyncio.to_thread(self._check, body, content_type, content_encoding)
         self._reject_outside_window(batch)
         if batch.spans:
             media = (content_type or "").partition(";")[0].strip().lower()
@@ -96,15 +96,13 @@ class TraceIngest:
             await self._publish(Outgoing(SPANS, batch.spans[0].trace_id, message.model_dump(mode="json")))
         return IngestResult(len(batch.spans), len(batch.rejected), batch.partial_success_message())
 
-    def _decode(
-        self, body: bytes, content_type: str | None, content_encoding: str | None
-    ) -> tuple[bytes, DecodedBatch]:
+    def _check(self, body: bytes, content_type: str | None, content_encoding: str | None) -> tuple[bytes, CheckedBatch]:
         """The body with its Content-Encoding undone (``SpanBatch`` recompresses it one way, zlib, for every
-        writer) and its spans."""
+        writer) and what the writers will take of it."""
         data = decode_content(body, content_encoding, self.max_decoded_bytes)
-        return data, decode_body(data, content_type, None, max_bytes=self.max_decoded_bytes)
+        return data, check_body(data, content_type, None, max_bytes=self.max_decoded_bytes)
 
-    def _reject_outside_window(self, batch: DecodedBatch) -> None:
+    def _reject_outside_window(self, batch: CheckedBatch) -> None:
         """Move spans the store would drop into ``rejected``, with their document index, as the decoder does
         (``Rejected.index`` counts every span of the request; accepted spans fill the indices not rejected)."""
         if all(self.accepts(span.start_ns) for span in batch.spans):

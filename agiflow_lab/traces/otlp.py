@@ -14,22 +14,24 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from agiflow_lab.traces import _otlp_json, _proto, _sdk_dialect
-from agiflow_lab.traces._assemble import BatchSink
+from agiflow_lab.traces._assemble import BatchSink, HeadSink
 from agiflow_lab.traces._inflate import decode_content
 from agiflow_lab.traces.errors import OtlpError, OtlpTooLarge, OtlpUnsupportedMediaType
-from agiflow_lab.traces.records import Rejected, SpanRecord
+from agiflow_lab.traces.records import Rejected, SpanHead, SpanRecord
 from agiflow_lab.traces.semconv import PriceLookup, Pricer
 
 __all__ = [
+    "CheckedBatch",
     "DecodedBatch",
     "OtlpError",
     "OtlpTooLarge",
     "OtlpUnsupportedMediaType",
+    "check_body",
     "decode_body",
     "encode_response",
 ]
@@ -40,9 +42,12 @@ JSON = frozenset({"application/json"})
 _MESSAGE_REASONS = 5  # distinct reasons named in a partial-success message; the rest are counted
 
 
+S = TypeVar("S", SpanRecord, SpanHead)
+
+
 @dataclass(slots=True)
-class DecodedBatch:
-    spans: list[SpanRecord]
+class Batch(Generic[S]):
+    spans: list[S]
     rejected: list[Rejected]
     dialect: Dialect
 
@@ -55,6 +60,10 @@ class DecodedBatch:
         more = f"; {len(counts) - _MESSAGE_REASONS} more reasons" if len(counts) > _MESSAGE_REASONS else ""
         total = len(self.spans) + len(self.rejected)
         return f"{len(self.rejected)} of {total} spans rejected: {named}{more}"
+
+
+DecodedBatch = Batch[SpanRecord]  # what the span writer stores
+CheckedBatch = Batch[SpanHead]  # what the receiver needs to answer and publish
 
 
 def decode_body(
@@ -83,6 +92,20 @@ def decode_body(
             _otlp_json.decode(doc, sink)
             dialect = "otlp-json"
     return DecodedBatch(sink.spans, sink.rejected, dialect)
+
+
+def check_body(body: bytes, content_type: str | None, content_encoding: str | None, *, max_bytes: int) -> CheckedBatch:
+    """What ``decode_body`` would take and reject, for the receiver (the writer decodes the batch again).
+    Protobuf is only checked: ids, name and times. JSON is decoded: it must be parsed whole anyway, and its
+    two dialects are told apart by their shape."""
+    media = _media_type(content_type)
+    data = decode_content(body, content_encoding, max_bytes)
+    if media in PROTOBUF:
+        sink = HeadSink()
+        _proto.check(data, sink)
+        return CheckedBatch(sink.spans, sink.rejected, "otlp-protobuf")
+    decoded = decode_body(data, content_type, None, max_bytes=max_bytes)
+    return CheckedBatch([SpanHead(s.trace_id, s.start_ns) for s in decoded.spans], decoded.rejected, decoded.dialect)
 
 
 def encode_response(rejected: int, message: str, as_json: bool) -> bytes:

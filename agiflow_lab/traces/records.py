@@ -67,6 +67,15 @@ class SpanRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SpanHead:
+    """What the receiver needs of a span it accepts: the trace (the batch's bus key) and the start (the
+    store's day window). The span writer decodes the whole span again from the batch on the bus."""
+
+    trace_id: str
+    start_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A span refused on its own (bad id, end before start...): the rest of its batch is still taken.
 
