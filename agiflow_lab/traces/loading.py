@@ -42,8 +42,11 @@ async def write_batch(
     ``conn`` is in the caller's transaction. ``direct``: try the plain COPY first (see the module)."""
     inserted = await _insert_spans(conn, batch, rows, direct=direct)
     if inserted:
-        await text_index.add(conn, project_id, await _aggregates.upsert_summaries(conn, project_id, inserted))
+        summaries = await _aggregates.upsert_summaries(conn, project_id, inserted)
         await _aggregates.upsert_rollups(conn, project_id, inserted)
+        # Last: every batch of an hour updates that hour's one filter row, so the row stays locked until this
+        # transaction commits, and another writer's batch waits for it; taken first, it made writers take turns.
+        await text_index.add(conn, project_id, summaries)
         await live.announce(conn, project_id)
     return len(inserted)
 
