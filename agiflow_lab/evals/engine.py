@@ -112,20 +112,33 @@ class Engine:
         started = time.perf_counter()
         writer = asyncio.create_task(self._write(results, progress, stats), name="eval-writer")
         workers = [asyncio.create_task(self._work(items, results, stats)) for _ in range(plan.concurrency)]
+        feeding = asyncio.create_task(self._feed_all(items, results, workers), name="eval-feeder")
         try:
-            await self._feed(items)
-            for _ in workers:
-                await items.put(None)
-            await asyncio.gather(*workers)
-            await results.put(None)
+            # Whichever fails first ends the run. A writer whose batch the store refused must not be waited
+            # for at the end: the items would fill the results queue behind it and wait there forever.
+            done, _ = await asyncio.wait({feeding, writer}, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+            await feeding
             await writer
         except BaseException:
-            for task in (*workers, writer):
+            for task in (feeding, *workers, writer):
                 task.cancel()
-            await asyncio.gather(*workers, writer, return_exceptions=True)
+            await asyncio.gather(feeding, *workers, writer, return_exceptions=True)
             raise
         stats.seconds = time.perf_counter() - started
         return stats
+
+    async def _feed_all(
+        self, items: asyncio.Queue[dict[str, Any] | None], results: asyncio.Queue[dict[str, Any] | None],
+        workers: list[asyncio.Task[None]],
+    ) -> None:  # fmt: skip
+        """Every item to the workers, then the end to the writer once the workers are done."""
+        await self._feed(items)
+        for _ in workers:
+            await items.put(None)
+        await asyncio.gather(*workers)
+        await results.put(None)
 
     async def _feed(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         after: int | None = 0
