@@ -58,14 +58,19 @@ async def supervised_pid(api: Api) -> int:
     return int(workers[0]["pid"])
 
 
-def spares(server_pid: int) -> list[int]:
-    """The supervisor's spare workers (``--standby``), waiting to take over a slot."""
+def worker_processes(server_pid: int) -> list[tuple[int, list[str]]]:
+    """The server's worker processes (supervised workers, spares, span writers): pid and command line."""
     found = []
     for child in psutil.Process(server_pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "--standby" in child.cmdline():
-                found.append(child.pid)
+            if "agiflow_lab_workers" in (args := child.cmdline()):
+                found.append((child.pid, args))
     return found
+
+
+def spares(server_pid: int) -> list[int]:
+    """The supervisor's spare workers (``--standby``), waiting to take over a slot."""
+    return [pid for pid, args in worker_processes(server_pid) if "--standby" in args]
 
 
 def gone(pid: int) -> bool:
@@ -255,14 +260,12 @@ def start_cli_worker(db_url: str, env: dict[str, str], log: Path) -> subprocess.
 
 
 def supervised_roles(server_pid: int) -> dict[str, list[int]]:
-    """The server's worker processes by what ``--roles`` they were started with (none: every role)."""
+    """The server's running workers (not spares) by what ``--roles`` they were started with (none: every role)."""
     found: dict[str, list[int]] = {}
-    for child in psutil.Process(server_pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            args = child.cmdline()
-            if "agiflow_lab_workers" in args and "--standby" not in args:
-                roles = args[args.index("--roles") + 1] if "--roles" in args else "jobs,spans"
-                found.setdefault(roles, []).append(child.pid)
+    for pid, args in worker_processes(server_pid):
+        if "--standby" not in args:
+            roles = args[args.index("--roles") + 1] if "--roles" in args else "jobs,spans"
+            found.setdefault(roles, []).append(pid)
     return found
 
 

@@ -174,8 +174,8 @@ class RunAccess:
         milliseconds of CPU, which on the event loop would hold back the reply of every model call that
         finished meanwhile (this process makes the run's model calls); on a thread the loop gets its turn
         every few milliseconds."""
-        rows, scores, span_batches = await asyncio.to_thread(self._prepare, batch.results)
         project_id = int(self.run["project_id"])
+        rows, scores, span_batches = await asyncio.to_thread(self._prepare, project_id, batch.results)
 
         async def insert(conn: Conn) -> None:
             await store.insert_results(conn, rows)
@@ -186,10 +186,12 @@ class RunAccess:
         event = self._event(batch.progress) if batch.progress is not None else None
         await record_event(self.db, event, with_writes=insert)
 
-    def _prepare(self, results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[NewScore], list[SpanBatch]]:
+    def _prepare(
+        self, project_id: int, results: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[NewScore], list[SpanBatch]]:
         rows = [{"run_id": self.run_id, **ResultRow.model_validate(r).model_dump()} for r in results]
         scores = [score for row in rows for score in item_scores(self.run, row)]
-        return rows, scores, results_batches(int(self.run["project_id"]), self.run, rows) if rows else []
+        return rows, scores, results_batches(project_id, self.run, rows) if rows else []
 
     async def complete(self, call: CompleteCall) -> CompleteReply:
         """One model call with the run's retry policy, on a connection this run pinned."""

@@ -30,19 +30,15 @@ from yarl import URL
 _SDK_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 
 
+# The CA bundle httpx verifies against by default (``certifi``), so swapping the pool changes no trust. Made
+# here, where the module is imported (off the event loop): reading and parsing the bundle takes ~25 ms.
+_TLS = ssl.create_default_context(cafile=certifi.where())
+
+
 @functools.cache
-def _tls() -> ssl.SSLContext:
-    """The CA bundle httpx verifies against by default (``certifi``), so swapping the pool changes no trust."""
-    return ssl.create_default_context(cafile=certifi.where())
-
-
 def pool_class(http: ModuleType) -> type[Any]:
     """The pool as a transport of ``http`` (``httpx`` or ``httpx2``: the SDK's library)."""
-    return _pool_class(http)
 
-
-@functools.cache
-def _pool_class(http: ModuleType) -> type[Any]:
     @contextlib.contextmanager
     def mapped(request: Any) -> Iterator[None]:
         """aiohttp's errors as the ``http`` library's, which the SDKs turn into their connection and timeout
@@ -77,7 +73,7 @@ def _pool_class(http: ModuleType) -> type[Any]:
         def __init__(self, max_connections: int, keepalive_expiry: float, tls: ssl.SSLContext | None = None) -> None:
             self._max_connections = max_connections
             self._keepalive_expiry = keepalive_expiry
-            self._tls = tls or _tls()
+            self._tls = tls or _TLS
             self._session: aiohttp.ClientSession | None = None
 
         def _open(self) -> aiohttp.ClientSession:
