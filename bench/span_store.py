@@ -138,9 +138,7 @@ def generate(n_spans: int, batch: int, seed: int = 7) -> list[list[SpanRecord]]:
 
 
 def _with_resource(s: SpanRecord, resource: dict[str, Any]) -> SpanRecord:
-    values = {f: getattr(s, f) for f in SpanRecord.__slots__}  # type: ignore[attr-defined]
-    values["resource_attributes"] = resource
-    return SpanRecord(**values)
+    return s._replace(resource_attributes=resource)
 
 
 async def fresh(server: str) -> Database:

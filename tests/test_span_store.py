@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -199,7 +198,7 @@ async def test_a_partly_redelivered_batch_adds_only_its_new_spans(
 
 async def test_spans_are_read_back_as_they_were_loaded_in_start_order(store: PostgresSpanStore, project: int) -> None:
     spans = trace(7, spans=5, user_id="u", session_id="s", tags=("a", "b"), prompt_name="greet", prompt_version=2)
-    spans[1] = replace(spans[1], status="error", status_message="boom", kind="client", provider="openai")
+    spans[1] = spans[1]._replace(status="error", status_message="boom", kind="client", provider="openai")
     await store.load(project, list(reversed(spans)))
 
     page = await store.get_trace(project, tid(7))
@@ -291,8 +290,8 @@ async def test_a_summary_gathers_a_trace_whose_spans_come_in_several_batches(
     store: PostgresSpanStore, project: int
 ) -> None:
     spans = trace(5, spans=5, model="gpt-4o", name="agent run", user_id="ann")
-    spans[3] = replace(spans[3], model="claude")
-    spans[1] = replace(spans[1], cost_usd=None)  # an LLM call without a price
+    spans[3] = spans[3]._replace(model="claude")
+    spans[1] = spans[1]._replace(cost_usd=None)  # an LLM call without a price
     await store.load(project, spans[3:])  # children first: no root yet
     [early] = (await store.list_traces(project)).items
     assert not early.has_root and early.name == "child1"
@@ -783,7 +782,7 @@ async def test_a_trace_whose_start_moves_to_an_earlier_hour_is_found_there(
 ) -> None:
     parent = root(7, 5, "first words")
     later = parent.start_ns + 3 * HOUR_NS
-    child = replace(parent, span_id="00000000000000aa", parent_span_id=parent.span_id, start_ns=later,
+    child = parent._replace(span_id="00000000000000aa", parent_span_id=parent.span_id, start_ns=later,
                     end_ns=later + 1000, input="child words")  # fmt: skip
     await store.load(project, [child])  # alone: the summary starts at hour 8 with the child's previews
     assert await search(store, project, "child words") == [7]

@@ -791,4 +791,4 @@ def test_the_json_response_follows_the_proto3_json_mapping() -> None:
 
 
 def _fields(record: SpanRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in SpanRecord.__dataclass_fields__}
+    return {name: getattr(record, name) for name in SpanRecord._fields}

