@@ -6,7 +6,6 @@ import random
 from typing import Any
 
 from agiflow_lab.evals.traces import item_scores, item_trace_id, results_batches
-from agiflow_lab.traces.messages import CONTENT_ENCODING
 from agiflow_lab.traces.otlp import decode_body
 
 RUN = {"id": "3f1c2f4e-0000-4000-8000-000000000001", "name": "nightly", "model": "gpt-4o-mini",
@@ -23,7 +22,8 @@ def row(i: int, **extra: Any) -> dict[str, Any]:
 
 
 def decode(batch: Any) -> list[Any]:
-    return decode_body(batch.body, batch.content_type, CONTENT_ENCODING, max_bytes=64 * 1024 * 1024).spans
+    limit = 64 * 1024 * 1024
+    return decode_body(batch.request_body(limit), batch.content_type, None, max_bytes=limit).spans
 
 
 def test_an_item_is_a_root_a_model_call_and_one_span_per_evaluator() -> None:

@@ -29,7 +29,7 @@ from agiflow_lab.db.database import Database
 from agiflow_lab.errors import Unavailable
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces.ingest import IngestUnavailable, TraceIngest
-from agiflow_lab.traces.messages import CONTENT_ENCODING, SpanBatch
+from agiflow_lab.traces.messages import SpanBatch
 from agiflow_lab.traces.otlp import decode_body
 from tests.support.api import Api
 
@@ -104,7 +104,7 @@ async def test_the_opentelemetry_sdk_exports_to_it_and_the_batch_is_on_the_spans
     [(message_key, batch)] = await batches(db_url, project)
     assert batch.spans == 3 and batch.content_type == "application/x-protobuf"
     assert message_key == format(spans[0].context.trace_id, "032x")
-    decoded = decode_body(batch.body, batch.content_type, CONTENT_ENCODING, max_bytes=10 * MiB)
+    decoded = decode_body(batch.request_body(10 * MiB), batch.content_type, None, max_bytes=10 * MiB)
     assert sorted(s.name for s in decoded.spans) == ["child 0", "child 1", "root"]
     assert not decoded.rejected
 

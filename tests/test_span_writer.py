@@ -9,8 +9,10 @@ row, OTLP protobuf bodies built with ``opentelemetry.proto`` as an exporter woul
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +30,8 @@ from agiflow_lab.bus.postgres import PostgresBus, dead_letters
 from agiflow_lab.bus.topics import SPANS
 from agiflow_lab.db.database import Database
 from agiflow_lab.projects.service import ProjectService
-from agiflow_lab.traces.messages import CONTENT_ENCODING, SPAN_WRITERS, SpanBatch
+from agiflow_lab.traces.errors import OtlpError, OtlpTooLarge
+from agiflow_lab.traces.messages import SPAN_WRITERS, SpanBatch
 from agiflow_lab.traces.otlp import decode_body
 from agiflow_lab.traces.store import PostgresSpanStore
 from agiflow_lab_workers.span_writer import SpanWriter
@@ -142,7 +145,7 @@ async def test_a_batch_delivered_again_stores_each_span_once(
         await bus.publish(SPANS, trace_id(3).hex(), payload)
         delivery = await anext(dying)
         sent = SpanBatch.model_validate(delivery.message.payload)
-        decoded = decode_body(sent.body, sent.content_type, CONTENT_ENCODING, max_bytes=1 << 20)
+        decoded = decode_body(sent.request_body(1 << 20), sent.content_type, None, max_bytes=1 << 20)
         assert await store.load(project, decoded.spans) == 4
         await delivery.retry("worker died before the ack")
     await bus.publish(SPANS, trace_id(3).hex(), payload)  # and the receiver's client sent it twice
@@ -174,19 +177,51 @@ async def test_an_unreadable_batch_is_dead_lettered_and_the_writer_carries_on(
     garbage = await bus.publish(SPANS, "x", {"not": "a span batch"})
     not_protobuf = SpanBatch.of(project, PROTOBUF, b"\xff\xfe definitely not protobuf", NOW, 1)
     broken = await bus.publish(SPANS, "y", not_protobuf.model_dump(mode="json"))
+    not_zstd = not_protobuf.model_copy(update={"body": b"\x28\xb5\x2f\xfd not a frame"})
+    corrupt = await bus.publish(SPANS, "z", not_zstd.model_dump(mode="json"))
     await bus.publish(SPANS, trace_id(4).hex(), batch(project, 4, range(1, 3)))
 
     async def dead() -> list[Any]:
         letters = await dead_letters(db, SPANS, SPAN_WRITERS)
-        return letters if len(letters) == 2 else []
+        return letters if len(letters) == 3 else []
 
-    letters = {d.message.id: d for d in await until(dead, "two dead letters", timeout=30)}
-    assert set(letters) == {garbage, broken}
+    letters = {d.message.id: d for d in await until(dead, "three dead letters", timeout=30)}
+    assert set(letters) == {garbage, broken, corrupt}
     assert all(d.message.attempt == 1 for d in letters.values())  # dead at once, not after retries
     assert "ValidationError" in (letters[garbage].error or "")
     assert "OtlpError" in (letters[broken].error or "")
+    assert "invalid span batch body" in (letters[corrupt].error or "")
     await until(lambda: span_ids(store, project, 4), "the good batch stored", timeout=30)
     assert await span_ids(store, project, 4) == hexes(range(1, 3))
+
+
+async def test_a_batch_published_before_bodies_were_zstd_is_still_stored(
+    writer: SpanWriter, bus: Bus, store: PostgresSpanStore, project: int
+) -> None:
+    """Messages still on the bus from before an upgrade: no ``encoding``, the body zlib-compressed."""
+    old = batch(project, 5, range(1, 4))
+    del old["encoding"]
+    old["body"] = base64.b64encode(zlib.compress(export(5, range(1, 4)), 1)).decode()
+    await bus.publish(SPANS, trace_id(5).hex(), old)
+    await until(lambda: span_ids(store, project, 5), "the old batch stored", timeout=30)
+    assert await span_ids(store, project, 5) == hexes(range(1, 4))
+
+
+def test_a_batch_body_is_refused_past_the_limit_before_it_is_inflated() -> None:
+    data = export(6, range(1, 50))
+    sent = SpanBatch.of(1, PROTOBUF, data, NOW, 49)
+    assert sent.encoding == "zstd" and len(sent.body) < len(data)
+    assert SpanBatch.model_validate_json(sent.model_dump_json()).request_body(len(data)) == data
+    with pytest.raises(OtlpTooLarge):
+        sent.request_body(len(data) - 1)
+    legacy = SpanBatch(project_id=1, content_type=PROTOBUF, body=zlib.compress(data, 1), received_at=NOW, spans=49)
+    assert legacy.encoding == "deflate" and legacy.request_body(len(data)) == data
+    with pytest.raises(OtlpTooLarge):
+        legacy.request_body(len(data) - 1)
+    with pytest.raises(OtlpError, match="truncated"):
+        legacy.model_copy(update={"body": legacy.body[:-10]}).request_body(len(data))
+    with pytest.raises(OtlpError, match="invalid span batch body"):
+        sent.model_copy(update={"body": sent.body[:-10]}).request_body(len(data))
 
 
 # ---------------------------------------------------------------- the worker role

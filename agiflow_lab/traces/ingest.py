@@ -86,21 +86,26 @@ class TraceIngest:
         traces, 404 if it does not exist, 400/413/415 for a body that cannot be read, 503 if the bus is down."""
         self.authz.check(actor, project, RESOURCE, WRITE)
         project_id = await self.projects.resolve_id(project)
-        # Checking is CPU work on up to max_decoded_bytes (milliseconds for a large batch): off the event loop
-        # so other requests are not stalled behind it.
-        data, batch = await asyncio.to_thread(self._check, body, content_type, content_encoding)
-        self._reject_outside_window(batch)
-        if batch.spans:
-            media = (content_type or "").partition(";")[0].strip().lower()
-            message = SpanBatch.of(project_id, media, data, datetime.now(UTC), len(batch.spans))
+        # Checking and compressing are CPU work on up to max_decoded_bytes (milliseconds for a large batch):
+        # off the event loop so other requests are not stalled behind them.
+        batch, message = await asyncio.to_thread(self._prepare, project_id, body, content_type, content_encoding)
+        if message is not None:
             await self._publish(Outgoing(SPANS, batch.spans[0].trace_id, message.model_dump(mode="json")))
         return IngestResult(len(batch.spans), len(batch.rejected), batch.partial_success_message())
 
-    def _check(self, body: bytes, content_type: str | None, content_encoding: str | None) -> tuple[bytes, CheckedBatch]:
-        """The body with its Content-Encoding undone (``SpanBatch`` recompresses it one way, zlib, for every
-        writer) and what the writers will take of it."""
+    def _prepare(
+        self, project_id: int, body: bytes, content_type: str | None, content_encoding: str | None
+    ) -> tuple[CheckedBatch, SpanBatch | None]:
+        """What the writers will take of the request, and the message carrying it to them (None if they would
+        take nothing). The body goes with its Content-Encoding undone: ``SpanBatch`` recompresses it one way
+        for every writer."""
         data = decode_content(body, content_encoding, self.max_decoded_bytes)
-        return data, check_body(data, content_type, None, max_bytes=self.max_decoded_bytes)
+        batch = check_body(data, content_type, None, max_bytes=self.max_decoded_bytes)
+        self._reject_outside_window(batch)
+        if not batch.spans:
+            return batch, None
+        media = (content_type or "").partition(";")[0].strip().lower()
+        return batch, SpanBatch.of(project_id, media, data, datetime.now(UTC), len(batch.spans))
 
     def _reject_outside_window(self, batch: CheckedBatch) -> None:
         """Move spans the store would drop into ``rejected``, with their document index, as the decoder does

@@ -21,7 +21,7 @@ from agiflow_lab.bus.base import Bus, Message, Reject
 from agiflow_lab.bus.membership import Membership
 from agiflow_lab.bus.topics import SPANS
 from agiflow_lab.db.database import Database
-from agiflow_lab.traces.messages import CONTENT_ENCODING, SPAN_WRITERS, SpanBatch
+from agiflow_lab.traces.messages import SPAN_WRITERS, SpanBatch
 from agiflow_lab.traces.otlp import DecodedBatch, OtlpError, decode_body
 from agiflow_lab.traces.store import SpanStore
 
@@ -76,7 +76,7 @@ def _read(message: Message) -> tuple[int, DecodedBatch]:
     """The project and spans of a message, or ``Reject`` (dead-letter) when it can never be read."""
     try:
         batch = SpanBatch.model_validate(message.payload)
-        decoded = decode_body(batch.body, batch.content_type, CONTENT_ENCODING, max_bytes=MAX_BODY_BYTES)
+        decoded = decode_body(batch.request_body(MAX_BODY_BYTES), batch.content_type, None, max_bytes=MAX_BODY_BYTES)
     except (ValidationError, OtlpError) as exc:
         reason = f"unreadable span batch: {type(exc).__name__}: {exc}"
         log.warning("dead-lettering span message %s: %s", message.id, reason)
