@@ -19,7 +19,8 @@ Figures per backend:
 - end to end: spans/s from the first POST until every span is queryable (the sum of ``span_count`` over the
   project's ``analytics.trace_summaries``, which the writer updates in the transaction that stores the spans),
   polled every 250 ms (at 50 ms the poll itself was 8% of the database's active time);
-- peak RSS (``VmHWM``) of the receiver and of each writer process, and their CPU seconds during the run.
+- peak RSS (``VmHWM``) of the receiver and of each writer process, and their CPU seconds during the run,
+  and Postgres's (every one of its processes: the bus, the span store and the trace polling all run there).
 Then, in the same run, the ceiling: ``span_store.ceiling`` (the loader's own row encoding, binary COPY into an
 unindexed, unpartitioned copy of ``analytics.spans``, a transaction per batch) on exactly the rows the writers
 stored (the bodies decoded as the writer decodes them), and end to end / ceiling against the issue's 45%.
@@ -143,6 +144,21 @@ def peak_rss_mib(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     t = psutil.Process(pid).cpu_times()
     return float(t.user + t.system)
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each Postgres process now (the postmaster, its helpers, one backend per connection)."""
+    seconds = {}
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        if p.info["name"] == "postgres" and p.info["cpu_times"] is not None:
+            seconds[p.pid] = float(p.info["cpu_times"].user + p.info["cpu_times"].system)
+    return seconds
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """What Postgres spent since ``before``: a backend that started since counts whole; one that exited is
+    missed (the bench's clients and the server's pools keep theirs open through the run)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in postgres_cpu().items())
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
@@ -276,6 +292,7 @@ class Run:
     writer_rss: list[float]
     receiver_cpu: float
     writer_cpu: list[float]
+    postgres_cpu: float
 
 
 async def stored_spans(conn: psycopg.AsyncConnection[Any], project_id: int) -> int:
@@ -348,6 +365,7 @@ async def end_to_end(
             measured = bodies[1:]
             log(f"{backend}: sending {n:,} spans in {len(measured)} batches, {args.senders} senders")
             cpu0 = [cpu_seconds(server.process.pid), *(cpu_seconds(p.pid) for p, _ in writers)]
+            pg_cpu0 = postgres_cpu()
             profiling = Profiling(args.profile, backend, db_url, server.process.pid, [p.pid for p, _ in writers])
             started = time.perf_counter()
             retries, accepted_at = await send_all(server, key, measured, args.senders)
@@ -355,13 +373,14 @@ async def end_to_end(
             stored_at = time.perf_counter()
             await profiling.stop()
             cpu1 = [cpu_seconds(server.process.pid), *(cpu_seconds(p.pid) for p, _ in writers)]
+            pg_cpu = postgres_cpu_since(pg_cpu0)
             total = await stored_spans(conn, project_id)
             if total != base + n:
                 log(f"{backend}: {total - base} spans stored for {n} sent")
         cpu = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
         return Run(
             backend, n, accepted_at() - started, stored_at - started, retries,
-            peak_rss_mib(server.process.pid), [peak_rss_mib(p.pid) for p, _ in writers], cpu[0], cpu[1:],
+            peak_rss_mib(server.process.pid), [peak_rss_mib(p.pid) for p, _ in writers], cpu[0], cpu[1:], pg_cpu,
         )  # fmt: skip
     finally:
         for process, _ in writers:
@@ -395,7 +414,7 @@ def spread(batches: list[list[SpanRecord]], day: int, days: int) -> list[list[Sp
         for s in batch:
             if s.parent_span_id is None:  # a new trace: a new time
                 shift = rng.randrange(day_start, day_end) - s.start_ns
-            out.append(dataclasses.replace(s, start_ns=s.start_ns + shift, end_ns=s.end_ns + shift))
+            out.append(s._replace(start_ns=s.start_ns + shift, end_ns=s.end_ns + shift))
         moved.append(out)
     return moved
 
@@ -472,7 +491,7 @@ def report(runs: list[Run], copy_rate: float, n: int, args: argparse.Namespace) 
           f"{os.cpu_count()} cores (shared with whatever else runs here: noisy)")  # fmt: skip
     print(f"ceiling: binary COPY of the same rows into an unindexed table: {copy_rate:,.0f} spans/s")
     head = (f"{'bus':<9} {'accepted/s':>11} {'end-to-end/s':>13} {'of ceiling':>11} {'503s':>5} "
-            f"{'receiver RSS':>13} {'writer RSS':>11} {'receiver CPU':>13} {'writer CPU':>11}")  # fmt: skip
+            f"{'receiver RSS':>13} {'writer RSS':>11} {'receiver CPU':>13} {'writer CPU':>11} {'Postgres CPU':>13}")  # fmt: skip
     print(head)
     print("-" * len(head))
     for r in runs:
@@ -480,11 +499,12 @@ def report(runs: list[Run], copy_rate: float, n: int, args: argparse.Namespace) 
         print(
             f"{r.backend:<9} {r.spans / r.accepted_s:>11,.0f} {rate:>13,.0f} {rate / copy_rate:>11.0%} "
             f"{r.retries:>5} {r.receiver_rss:>10.0f} MiB {max(r.writer_rss):>7.0f} MiB "
-            f"{r.receiver_cpu:>11.1f} s {sum(r.writer_cpu):>9.1f} s"
+            f"{r.receiver_cpu:>11.1f} s {sum(r.writer_cpu):>9.1f} s {r.postgres_cpu:>11.1f} s"
         )
     print(
         f"targets: end to end >= {TARGET_SPANS_PER_S:,} spans/s on the Postgres bus, >= {TARGET_RATIO:.0%} of the"
-        " ceiling. CPU: seconds of the receiver and of the writers (summed) during the measured run"
+        " ceiling. CPU: seconds of the receiver, of the writers (summed) and of Postgres (all its processes) during the"
+        " measured run"
         f" ({'end to end' if runs else ''} wall {', '.join(f'{r.backend} {r.stored_s:.1f} s' for r in runs)})."
     )
 
