@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 
+from agiflow_lab_workers.scratch import LOCK as SCRATCH_LOCK
 from tests.support.api import Api
 from tests.support.jobs import events, states_of, submit, wait_for
 from tests.support.polling import until
@@ -66,6 +67,11 @@ def worker_processes(server_pid: int) -> list[tuple[int, list[str]]]:
             if "agiflow_lab_workers" in (args := child.cmdline()):
                 found.append((child.pid, args))
     return found
+
+
+def scratch_dirs(pid: int) -> list[Path]:
+    """The temporary directories a worker holds (``agiflow_lab_workers.scratch``): its lock files' folders."""
+    return [Path(f.path).parent for f in psutil.Process(pid).open_files() if Path(f.path).name == SCRATCH_LOCK]
 
 
 def spares(server_pid: int) -> list[int]:
@@ -178,6 +184,8 @@ async def test_a_supervised_worker_killed_mid_job_hands_the_job_back_at_once(
         running = await wait_for(api, "default", job["id"], {"running"}, timeout=60)
         victim = next(int(w["pid"]) for w in (await status(api))["workers"] if w["id"] == running["worker_id"])
         waiting = await until(lambda: asyncio.to_thread(spares, server.process.pid), "the slots' spares", timeout=30)
+        left_behind = scratch_dirs(victim)  # its work dir, its kernels' homes and sockets
+        assert len(left_behind) >= 2, left_behind
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
 
@@ -194,6 +202,12 @@ async def test_a_supervised_worker_killed_mid_job_hands_the_job_back_at_once(
         if workers == 1:
             taker = next(int(w["pid"]) for w in (await status(api))["workers"] if w["id"] == done["worker_id"])
             assert taker in waiting, (taker, waiting)
+        # The spare started in the victim's place removes what the victim could not.
+        await until(
+            lambda: asyncio.to_thread(lambda: not any(d.exists() for d in left_behind)),
+            "the killed worker's temporary directories removed",
+            timeout=60,
+        )
     finally:
         left = await asyncio.to_thread(spares, server.process.pid) if server.process.poll() is None else []
         server.stop()

@@ -11,10 +11,8 @@ import argparse
 import asyncio
 import json
 import logging
-import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from agiflow_lab.bus.topics import JOBS
     from agiflow_lab.config import Settings
     from agiflow_lab.db.embedded import start_embedded_postgres
+    from agiflow_lab_workers.scratch import WORK_DIR, Scratch
     from agiflow_lab_workers.worker import WorkerOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -72,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--concurrency must be at least 1")
     # A work dir made here is this process's alone and is removed when it stops (each job's folder in it
     # goes when the job ends): a supervised worker is started again and again in a server's life.
-    own_work_dir = args.work_dir is None
+    own_work_dir = Scratch(WORK_DIR) if args.work_dir is None else None
     options = WorkerOptions(
         database_url=url,
-        work_dir=args.work_dir or Path(tempfile.mkdtemp(prefix="agiflow-worker-")),
+        work_dir=args.work_dir if own_work_dir is None else own_work_dir.path,
         bus=args.bus,
         kafka_bootstrap=args.kafka_bootstrap,
         concurrency=args.concurrency,
@@ -91,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_main(options, standby=args.standby))
     finally:
-        if own_work_dir:
-            shutil.rmtree(options.work_dir, ignore_errors=True)
+        if own_work_dir is not None:
+            own_work_dir.remove()
     return 0
 
 

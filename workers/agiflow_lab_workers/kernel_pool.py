@@ -31,9 +31,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
-import tempfile
 import uuid
 import weakref
 from collections import deque
@@ -50,6 +48,7 @@ from jupyter_client.manager import AsyncKernelManager
 from agiflow_lab.config import CHOICES
 from agiflow_lab_workers.kernel_forks import ForkingProvisioner, ForkServer
 from agiflow_lab_workers.sandbox import KernelIdentity, KernelSandbox
+from agiflow_lab_workers.scratch import KERNEL_SOCKETS, Scratch
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +64,29 @@ class _Kernel:
     km: AsyncKernelManager
     kc: AsyncKernelClient | None = None
     identity: KernelIdentity | None = None
-    sockets: Path | None = None
+    sockets: Scratch | None = None
     warming: asyncio.Task[None] | None = None  # waits for the kernel to sit idle, then imports
     warm_started: bool = False  # the imports are executing: a job waits for them rather than interrupt
 
 
-def _sockets_dir(identity: KernelIdentity | None) -> Path:
+def _sockets_dir(identity: KernelIdentity | None) -> Scratch:
     """A private directory for the kernel's ZeroMQ sockets (``ipc`` transport).
 
     TCP ports are picked by binding a free port, closing it and telling the kernel to bind it: under load
     another process (another worker's kernel) takes it in between and the kernel dies with "Address already
     in use". Unix sockets in a directory of the kernel's own cannot collide. The path stays short (Unix socket
     paths are limited to 107 bytes), and only the kernel's uid (and the root worker) can reach it."""
-    path = Path(tempfile.mkdtemp(prefix="agk-"))
+    sockets = Scratch(KERNEL_SOCKETS)
     if identity is not None:
-        os.chown(path, identity.uid, identity.gid)
-    return path
+        os.chown(sockets.path, identity.uid, identity.gid)
+    return sockets
 
 
 class _SandboxedKernelManager(AsyncKernelManager):  # type: ignore[misc]
     """Writes the connection file into the kernel's own home, readable by the kernel's uid only."""
 
     owner: KernelIdentity | None = None
-    sockets: Path | None = None
+    sockets: Scratch | None = None
 
     def write_connection_file(self, **kwargs: object) -> None:
         super().write_connection_file(**kwargs)
@@ -280,7 +279,9 @@ class KernelPool:
             env.update(self.sandbox.env(identity))
             launch = {"cwd": str(identity.home), **self.sandbox.popen_options(identity)}
         sockets = _sockets_dir(identity)
-        km = _SandboxedKernelManager(kernel_name=self.kernel_name, transport="ipc", ip=str(sockets / "k"), **options)
+        km = _SandboxedKernelManager(
+            kernel_name=self.kernel_name, transport="ipc", ip=str(sockets.path / "k"), **options
+        )
         km.owner, km.sockets = identity, sockets
         if self._forks is not None:
             km.kernel_id = str(uuid.uuid4())
@@ -372,7 +373,7 @@ class KernelPool:
             if kernel.identity is not None and self.sandbox is not None:
                 await asyncio.to_thread(self.sandbox.release, kernel.identity)
             if kernel.sockets is not None:
-                await asyncio.to_thread(shutil.rmtree, kernel.sockets, ignore_errors=True)
+                await asyncio.to_thread(kernel.sockets.remove)
 
     @staticmethod
     async def _stop_kernel(kernel: _Kernel) -> None:

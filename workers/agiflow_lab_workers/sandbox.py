@@ -29,11 +29,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from agiflow_lab.config import CHOICES
+from agiflow_lab_workers.scratch import KERNEL_HOMES, Scratch
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,11 @@ class KernelSandbox:
             raise RuntimeError("running kernels as other users needs a worker running as root")
         self._free = list(uids)
         self._leased: dict[int, int] = {}  # uid → the fd holding its lock
-        self.root = root or Path(tempfile.mkdtemp(prefix="agiflow-kernels-"))
+        self._scratch: Scratch | None = None  # made here, so removed with its lock on close
+        if root is None:
+            self._scratch = Scratch(KERNEL_HOMES)
+            root = self._scratch.path
+        self.root = root
         self.locks = _root_only_dir(LOCK_DIR) if LOCK_DIR.parent.parent.is_dir() else self.root
         self.root.chmod(0o711)  # kernels may enter their own home below it, not list the others
         self.work_root: Path | None = None  # the worker's scratch folder, where job folders are made
@@ -135,7 +139,10 @@ class KernelSandbox:
         raise RuntimeError("no free kernel uid: widen AGIFLOW_KERNEL_UIDS")
 
     def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._scratch is not None:
+            self._scratch.remove()
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def check_python(self) -> None:
         """Fail at start-up, not at the first job, when the kernel uid cannot import what kernels need

@@ -49,6 +49,7 @@ from agiflow_lab.jobs.notebooks import builtin_path
 from agiflow_lab.platform import Platform
 from agiflow_lab.providers.service import ADAPTERS
 from agiflow_lab.traces.store import PostgresSpanStore
+from agiflow_lab_workers import scratch
 from agiflow_lab_workers.events import JobEventSender
 from agiflow_lab_workers.job_api import JobApi
 from agiflow_lab_workers.kernel_pool import KernelPool, parse_kernel_start
@@ -176,6 +177,7 @@ class Worker:
             closing.push_async_callback(_close, what, close, seconds)
 
         settings = self.settings
+        await asyncio.to_thread(scratch.sweep)  # what workers killed before this one left in the temp dir
         pool = self._start_kernels(closes) if JOBS_ROLE in opts.roles else None
         closes("the database pool", self.db.close)
         await self.db.open()
