@@ -24,7 +24,7 @@ from agiflow_lab.errors import Unavailable
 from agiflow_lab.projects.service import ProjectService
 from agiflow_lab.traces._inflate import decode_content
 from agiflow_lab.traces.messages import SpanBatch
-from agiflow_lab.traces.otlp import CheckedBatch, check_body
+from agiflow_lab.traces.otlp import CheckedBatch, check_body, media_type
 from agiflow_lab.traces.records import Rejected
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,7 @@ class TraceIngest:
         self._reject_outside_window(batch)
         if not batch.spans:
             return batch, None
-        media = (content_type or "").partition(";")[0].strip().lower()
-        return batch, SpanBatch.of(project_id, media, data, datetime.now(UTC), len(batch.spans))
+        return batch, SpanBatch.of(project_id, media_type(content_type), data, datetime.now(UTC), len(batch.spans))
 
     def _reject_outside_window(self, batch: CheckedBatch) -> None:
         """Move spans the store would drop into ``rejected``, with their document index, as the decoder does

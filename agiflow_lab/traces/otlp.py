@@ -76,7 +76,7 @@ def decode_body(
 ) -> DecodedBatch:
     """Decode one export request. ``max_bytes`` bounds the body after decompression; ``price_lookup``
     (``PriceBook.lookup``) prices spans, the shipped price table when not given."""
-    media = _media_type(content_type)
+    media = media_type(content_type)
     data = decode_content(body, content_encoding, max_bytes)
     sink = BatchSink(Pricer(price_lookup))
     dialect: Dialect
@@ -98,7 +98,7 @@ def check_body(body: bytes, content_type: str | None, content_encoding: str | No
     """What ``decode_body`` would take and reject, for the receiver (the writer decodes the batch again).
     Protobuf is only checked: ids, name and times. JSON is decoded: it must be parsed whole anyway, and its
     two dialects are told apart by their shape."""
-    media = _media_type(content_type)
+    media = media_type(content_type)
     data = decode_content(body, content_encoding, max_bytes)
     if media in PROTOBUF:
         sink = HeadSink()
@@ -127,7 +127,8 @@ def encode_response(rejected: int, message: str, as_json: bool) -> bytes:
     return bytes(response.SerializeToString())
 
 
-def _media_type(content_type: str | None) -> str:
+def media_type(content_type: str | None) -> str:
+    """The request's media type without parameters, lowercased; 415 if it is not one this receiver reads."""
     media = (content_type or "").partition(";")[0].strip().lower()
     if media not in PROTOBUF and media not in JSON:
         shown = content_type or "none"
