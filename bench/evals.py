@@ -22,7 +22,11 @@ uploaded with the SDK (``Client.datasets.create``, the streamed import endpoint)
      written batch): items after the first batch / (last batch - first batch);
    - kernel: the ``stats`` line the executed notebook prints (``Engine.run`` wall time inside the kernel);
    - wall: from the POST until the client sees ``succeeded`` (adds kernel start, the report cells and
-     the saving of the notebook).
+     the saving of the notebook);
+   - and, before the run, the model calls alone: the same number of slots calling the same server back to
+     back through the same provider client, in the bench's process with nothing else running; the engine
+     cannot beat it, so engine / alone is what the platform costs and alone / ceiling what the client and
+     the test double cost.
    Plus the model call as the engine timed it (``eval_results.latency_ms``) against one slot's cycle, and
    the CPU seconds each process spent (kernel, worker, span writer, scripted server, Jupyter, Postgres, this bench,
    "other": everything else on the machine, from the system-wide counters; and what stayed idle), over
@@ -61,7 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agiflow_lab.sdk import Client as SdkClient  # noqa: E402
-from bench.figures import wait_quiet  # noqa: E402
+from bench.figures import percentile, wait_quiet  # noqa: E402
 from bench.jobs import WorkerProcess, log, wait_ready  # noqa: E402
 from tests.support.scripted_llm import ScriptedLLM  # noqa: E402
 from tests.support.servers import JupyterServer, create_database, start_jupyter, start_postgres  # noqa: E402
@@ -70,8 +74,8 @@ PROJECT = "default"
 PROMPT = "bench-qa"
 CONNECTION = "scripted"
 FINAL = {"succeeded", "failed", "cancelled"}
-SAMPLE_SECONDS = 0.05
-CPU_EVERY = 10  # CPU times of the other processes every 10th sample (0.5 s): they are cumulative anyway
+SAMPLE_SECONDS = 0.05  # RSS, for the memory runs: a peak between two readings is missed
+CPU_SECONDS = 0.5  # CPU times, for every run: they are cumulative, so reading them more often adds nothing
 TARGET_SHARE = 0.9
 TARGET_GROWTH_MB = 50.0
 MB = 1024 * 1024
@@ -135,12 +139,16 @@ def _cpu(p: psutil.Process) -> float:
 
 @dataclass
 class Sampler:
-    """RSS of the worker and its descendants (the kernel) every 50 ms; CPU seconds of every watched process
-    tree. CPU is attributed per pid (last reading minus the first), so processes that come and go count
-    for the time they were seen; a process that exits between two readings loses at most 0.5 s of CPU."""
+    """RSS of the worker and its descendants (the kernel) every ``interval``, and CPU seconds of every watched
+    process tree every 0.5 s. The memory runs sample RSS every 50 ms; the throughput run reports no memory,
+    so it reads every 0.5 s: walking the process tables 20 times a second cost 6% of a core, taken from the
+    cores the run is measured on. CPU is attributed per pid (last reading minus the first), so processes
+    that come and go count for the time they were seen; one that exits between two readings loses at most
+    0.5 s of CPU."""
 
     worker_pid: int
     others: dict[str, int]  # label → root pid, whose tree is watched for CPU
+    interval: float = SAMPLE_SECONDS
     worker_start_rss: int = 0
     worker_peak: int = 0
     kernel_peak: int = 0
@@ -217,10 +225,10 @@ class Sampler:
             self.total_peak = max(self.total_peak, worker_rss + kernel_rss)
             self.samples += 1
             n += 1
-            if n % CPU_EVERY == 0:
+            if n % max(1, round(CPU_SECONDS / self.interval)) == 0:
                 self._cpu_pass(self.others.items())
                 self.timeline.append((time.time(), self.cpu_seconds()))
-            self._stop.wait(SAMPLE_SECONDS)
+            self._stop.wait(self.interval)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds per label so far, and under ``box`` every core's busy time (all processes on the machine)."""
@@ -313,7 +321,13 @@ class Stack:
             raise RuntimeError(f"dataset {name} has {ds.item_count} items, not {n}")
         return name, time.perf_counter() - t0
 
-    def run(self, dataset: str, concurrency: int, timeout: float, *, pool: int) -> Result:
+    def wait_quiet(self) -> None:
+        assert self.server is not None
+        wait_quiet(psutil.Process(self.server.process.pid))
+        if self.pg_pid:
+            wait_quiet(psutil.Process(self.pg_pid))
+
+    def run(self, dataset: str, concurrency: int, timeout: float, *, pool: int, memory: bool = False) -> Result:
         """One evaluation run on a fresh worker, sampled from submit until the worker is stopped."""
         assert self.server is not None and self.llm is not None
         self.runs += 1
@@ -331,7 +345,7 @@ class Stack:
                 others["span writer"] = spans.process.pid
             if self.pg_pid:
                 others["postgres"] = self.pg_pid
-            sampler = Sampler(worker.process.pid, others)
+            sampler = Sampler(worker.process.pid, others, SAMPLE_SECONDS if memory else CPU_SECONDS)
             load = load_line()
             sampler.start()
             t0 = time.perf_counter()
@@ -442,6 +456,60 @@ class Result:
         return datetime.fromisoformat(y).timestamp() - datetime.fromisoformat(x).timestamp()
 
 
+@dataclass
+class ClientAlone:
+    """The model calls alone: ``concurrency`` slots calling the scripted model back to back through the
+    provider client the worker uses (the official ``openai`` SDK on the guarded aiohttp transport), in this
+    process, with no kernel, worker, Postgres or Jupyter in the way."""
+
+    rate: float
+    p50: float
+    mean: float
+    cpu_ms: float  # this process's CPU per call
+
+
+def client_alone(base_url: str, concurrency: int, seconds: float = 4.0) -> ClientAlone:
+    """What the model calls alone achieve against the same scripted server: the engine cannot beat it, so the
+    gap between the engine and this is what the platform costs, and the gap between this and the ceiling is
+    the client's and the test double's (on two cores that is not nothing: 0.7 ms of client CPU per call,
+    32 replies arriving together queue on one event loop)."""
+    import asyncio
+
+    from agiflow_lab.providers.base import CompletionRequest
+    from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
+
+    request = CompletionRequest(messages=[{"role": "user", "content": "Q: question 1"}], model="gpt-4o-mini", params={})
+    latencies: list[float] = []
+
+    async def measure() -> tuple[int, float]:
+        client = OpenAICompatibleClient(base_url, "x", timeout=60)
+
+        async def slot(until: float) -> int:
+            """Calls until ``until``; counts those that finished by then (the last one, finishing after, would
+            stretch the window by up to a cycle and understate the rate)."""
+            calls = 0
+            while (started := time.perf_counter()) < until:
+                await client.complete(request)
+                if (finished := time.perf_counter()) <= until:
+                    latencies.append((finished - started) * 1000)
+                    calls += 1
+            return calls
+
+        try:
+            warm_until = time.perf_counter() + 1.0  # connections opened, SDK code paths warm
+            await asyncio.gather(*(slot(warm_until) for _ in range(concurrency)))
+            latencies.clear()
+            cpu, started = _cpu(psutil.Process()), time.perf_counter()
+            calls = await asyncio.gather(*(slot(started + seconds) for _ in range(concurrency)))
+            return sum(calls), _cpu(psutil.Process()) - cpu
+        finally:
+            await client.close()
+
+    calls, cpu = asyncio.run(measure())
+    return ClientAlone(rate=calls / seconds, p50=percentile(latencies, 50), mean=sum(latencies) / len(latencies),
+                       cpu_ms=cpu / calls * 1000)  # fmt: skip
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -467,7 +535,7 @@ def cpu_lines(result: Result) -> list[str]:
     return lines
 
 
-def report_throughput(args: argparse.Namespace, r: Result) -> None:
+def report_throughput(args: argparse.Namespace, r: Result, alone: ClientAlone) -> None:
     ceiling = args.concurrency / (args.latency_ms / 1000) if args.latency_ms > 0 else float("inf")
     print(f"\nthroughput — {r.count:,} items, concurrency {args.concurrency}, scripted model latency "
           f"{args.latency_ms:g} ms, exact_match; {os.cpu_count()} cores shared by Postgres, Jupyter, the worker, "
@@ -493,6 +561,10 @@ def report_throughput(args: argparse.Namespace, r: Result) -> None:
           f"(the first calls also open the connections); one slot's cycle (concurrency / engine rate) {cycle:.1f} ms: "
           f"{cycle - args.latency_ms:.1f} ms over the model's latency, {p50 - args.latency_ms:.1f} ms of it inside "
           "the median call")  # fmt: skip
+    print(f"  model calls alone (the same client, {args.concurrency} slots in one process, nothing else): "
+          f"{alone.rate:.1f} calls/s {alone.rate / ceiling:6.1%} of the ceiling; p50 {alone.p50:.1f} ms, mean "
+          f"{alone.mean:.1f} ms, {alone.cpu_ms:.2f} ms of CPU per call; the engine reached "
+          f"{r.engine_rate / alone.rate:.1%} of it")  # fmt: skip
     print(f"  passed: {r.passed:,} of {r.count:,}")
     print("\n".join(cpu_lines(r)))
     share = r.engine_rate / ceiling
@@ -555,15 +627,18 @@ def main() -> int:
             stack.llm.script(default={"mode": "echo", "latency_ms": args.latency_ms})
             name, upload = stack.dataset(args.items)
             log(f"throughput: {args.items:,} items uploaded in {upload:.1f} s; concurrency {args.concurrency}")
+            stack.wait_quiet()  # the upload's after-work (Postgres, Jupyter) is not the client's cost
+            alone = client_alone(stack.llm.openai_base_url, args.concurrency)
+            log(f"throughput: model calls alone {alone.rate:.1f}/s; now the evaluation run")
             throughput = stack.run(name, args.concurrency, args.timeout, pool=1)
-            report_throughput(args, throughput)
+            report_throughput(args, throughput, alone)
         memory: list[Result] = []
         if not args.skip_memory:
             stack.llm.script(default={"mode": "echo", "latency_ms": 0})
             for n in sizes:
                 name, upload = stack.dataset(n)
                 log(f"memory: {n:,} items uploaded in {upload:.1f} s; running at concurrency {args.memory_concurrency}")
-                r = stack.run(name, args.memory_concurrency, args.timeout, pool=0)
+                r = stack.run(name, args.memory_concurrency, args.timeout, pool=0, memory=True)
                 log(f"memory: {n:,} items in {r.wall:.1f} s; peak total {mb(r.sampler.total_peak):.1f} MB")
                 memory.append(r)
             report_memory(args, memory)
