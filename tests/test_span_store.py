@@ -595,6 +595,21 @@ def test_partition_names_come_from_dates_only() -> None:
     assert name_of(date(2025, 1, 2)) == "spans_20250102"
 
 
+async def test_attributes_orjson_refuses_are_stored_through_the_standard_library(
+    store: PostgresSpanStore, project: int
+) -> None:
+    """jsonb columns are written by orjson, which refuses integers beyond 64 bits (OTLP's JSON form can carry
+    them): those documents still store, whole, beside ones orjson writes."""
+    odd = {"big": 2**70, "negative": -(2**65), "edge": 2**64 - 1, "text": "é ✓ 🙂 \"q\" \\", "float": 1e16,
+           "nested": {"list": [1, 2.5, None, True, "x"]}}  # fmt: skip
+    events = [{"name": "e", "time_ns": T0, "attributes": {"n": 2**64}}]
+    spans = trace(3, spans=2)
+    spans[1] = spans[1]._replace(attributes=odd, events=events, resource_attributes={"service.name": "ü", "n": 2**80})
+    await store.load(project, spans)
+    page = await store.get_trace(project, tid(3))
+    assert page.spans == spans
+
+
 async def test_names_with_quotes_backslashes_and_braces_reach_the_summaries_and_rollups_intact(
     store: PostgresSpanStore, project: int
 ) -> None:

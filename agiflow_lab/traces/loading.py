@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from psycopg import errors as pg_errors
 from psycopg import postgres
 from psycopg.adapt import Dumper
@@ -97,8 +98,18 @@ _NO_TAGS = struct.pack(">iii", 0, 0, _TEXT_OID)
 
 
 def _jsonb(value: object) -> bytes:
-    """jsonb's binary form: a version byte, then the JSON text."""
-    return b"\x01" + (_ENCODER.encode(value).encode() if value else (b"[]" if isinstance(value, list) else b"{}"))
+    """jsonb's binary form: a version byte, then the JSON text.
+
+    orjson writes it: the standard library's encoder was a tenth of a span writer's CPU (three documents a
+    span: attributes, events, resource), orjson takes a fifth of that. What orjson refuses (an integer
+    beyond 64 bits, which OTLP's JSON form can carry) goes to the standard library, so nothing that stored
+    before is refused now; text that is not valid UTF-8 fails either way (the decoders never produce it)."""
+    if not value:
+        return b"\x01[]" if isinstance(value, list) else b"\x01{}"
+    try:
+        return b"\x01" + orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return b"\x01" + _ENCODER.encode(value).encode()
 
 
 def _text_array(values: tuple[str, ...]) -> bytes:
