@@ -670,6 +670,19 @@ async def test_scripted_server_serves_concurrent_requests(scripted_llm: Scripted
     assert len(await scripted_llm.arequests()) == 64
 
 
+def test_a_scripted_server_removes_the_log_it_made_and_keeps_one_it_was_given(tmp_path: Path) -> None:
+    from tests.support.scripted_llm import ScriptedLLM  # loaded as a plugin by now (see the imports)
+
+    with ScriptedLLM() as server:
+        made = server.log_path
+        assert made is not None and made.exists()
+    assert not made.exists()
+    given = tmp_path / "server.log"
+    with ScriptedLLM(log_path=given):
+        pass
+    assert given.exists()
+
+
 async def test_openapi_marks_the_key_write_only(api: Api) -> None:
     doc = (await api.get("/openapi.json")).json()
     paths = {p.removeprefix("/agiflow/api/v1"): ops for p, ops in doc["paths"].items()}

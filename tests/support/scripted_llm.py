@@ -387,6 +387,7 @@ class ScriptedLLM:
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self._own_log = False  # a temporary file made by start(), removed by stop(); a given log_path is kept
 
     @property
     def openai_base_url(self) -> str:
@@ -400,7 +401,7 @@ class ScriptedLLM:
         if self.log_path is None:
             fd, name = tempfile.mkstemp(prefix="scripted-llm-", suffix=".log")
             os.close(fd)
-            self.log_path = Path(name)
+            self.log_path, self._own_log = Path(name), True
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         log = self.log_path.open("wb")
         try:
@@ -421,8 +422,8 @@ class ScriptedLLM:
         reader.join(self.start_timeout)
         url = line[0].decode().strip() if line else ""
         if not url.startswith("http://"):
-            self.stop()
             log = self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""
+            self.stop()
             raise RuntimeError(f"scripted LLM server did not start: {url!r}\n{log}")
         return url
 
@@ -439,6 +440,9 @@ class ScriptedLLM:
                 proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+        if self._own_log and self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+            self.log_path, self._own_log = None, False
 
     def __enter__(self) -> ScriptedLLM:
         return self.start()
