@@ -42,6 +42,7 @@ Targets (from the issue): throughput at least 90% of the ceiling; peak memory at
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import json
 import os
@@ -473,8 +474,6 @@ def client_alone(base_url: str, concurrency: int, seconds: float = 4.0) -> Clien
     gap between the engine and this is what the platform costs, and the gap between this and the ceiling is
     the client's and the test double's (on two cores that is not nothing: 0.7 ms of client CPU per call,
     32 replies arriving together queue on one event loop)."""
-    import asyncio
-
     from agiflow_lab.providers.base import CompletionRequest
     from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
 
