@@ -472,8 +472,9 @@ class ClientAlone:
 def client_alone(base_url: str, concurrency: int, seconds: float = 4.0) -> ClientAlone:
     """What the model calls alone achieve against the same scripted server: the engine cannot beat it, so the
     gap between the engine and this is what the platform costs, and the gap between this and the ceiling is
-    the client's and the test double's (on two cores that is not nothing: 0.7 ms of client CPU per call,
-    32 replies arriving together queue on one event loop)."""
+    the client's and the test double's (on two cores that is not nothing: 0.7–1.1 ms of client CPU per
+    call on one event loop, and replies that arrive together wait for each other's work; 94–95% of the
+    ceiling since requests are written at once, see ``providers.aio_pool``, 88–91% before)."""
     from agiflow_lab.providers.base import CompletionRequest
     from agiflow_lab.providers.openai_compat import OpenAICompatibleClient
 
