@@ -33,7 +33,6 @@ class HeldServer:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/v1"
         self.connection: socket.socket | None = None
-        self.connected = threading.Event()
         self.release = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -41,7 +40,6 @@ class HeldServer:
     def _serve(self) -> None:
         conn, _ = self._listener.accept()
         self.connection = conn
-        self.connected.set()
         with conn:
             self._answer(conn)
             self.release.wait(30)
